@@ -1,0 +1,41 @@
+"""inferwatch: OpenTelemetry-native observability for machine-learning inference.
+
+>>> import inferwatch as iw
+>>> iw.configure(service_name="fraud-api")
+>>> @iw.monitor(model="fraud", version="3.1")
+... def predict(X): ...
+"""
+
+from inferwatch._internal import internal_errors
+from inferwatch.config import ConfigurationError, Settings, configure, shutdown
+from inferwatch.context import (
+    ContextThreadPoolExecutor,
+    context,
+    current_request_id,
+    current_tags,
+    new_request_id,
+    wrap,
+)
+from inferwatch.inference import Inference, Stage, inference
+from inferwatch.monitor import monitor
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigurationError",
+    "ContextThreadPoolExecutor",
+    "Inference",
+    "Settings",
+    "Stage",
+    "__version__",
+    "configure",
+    "context",
+    "current_request_id",
+    "current_tags",
+    "inference",
+    "internal_errors",
+    "monitor",
+    "new_request_id",
+    "shutdown",
+    "wrap",
+]

@@ -1,0 +1,111 @@
+"""Internal-error handling: the hot path never throws into user code.
+
+Every failure inside inferwatch is caught, counted (in-process and as the
+`inferwatch.internal.errors` metric), and logged at most once a minute per place.
+In strict mode (``configure(strict=True)`` or ``INFERWATCH_STRICT=1``; meant for the SDK's own
+tests) the error is re-raised instead, so bugs cannot hide.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from types import TracebackType
+
+from opentelemetry import context as otel_context
+
+_log = logging.getLogger("inferwatch")
+_LOG_EVERY_S = 60.0
+
+_lock = threading.Lock()
+_counts: Counter[str] = Counter()
+_last_logged: dict[str, float] = {}
+_strict = os.environ.get("INFERWATCH_STRICT", "").lower() in ("1", "true", "yes")
+# Set by config once a meter exists: adds 1 to the internal-errors counter for `where`.
+_count_hook: Callable[[str], None] | None = None
+
+
+def set_strict(strict: bool) -> None:
+    global _strict
+    _strict = strict
+
+
+def is_strict() -> bool:
+    return _strict
+
+
+def set_count_hook(hook: Callable[[str], None] | None) -> None:
+    global _count_hook
+    _count_hook = hook
+
+
+def internal_errors() -> dict[str, int]:
+    """How many internal errors were swallowed so far, by where they happened."""
+    with _lock:
+        return dict(_counts)
+
+
+def reset_internal_errors() -> None:
+    with _lock:
+        _counts.clear()
+        _last_logged.clear()
+
+
+def log_internal_error(where: str, exc: BaseException) -> None:
+    """Count and (rate-limited) log an error raised inside inferwatch itself."""
+    now = time.monotonic()
+    with _lock:
+        _counts[where] += 1
+        last = _last_logged.get(where)
+        should_log = last is None or now - last >= _LOG_EVERY_S
+        if should_log:
+            _last_logged[where] = now
+    # Our own log record and metric must not feed back into instrumentation.
+    token = otel_context.attach(
+        otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
+    )
+    try:
+        hook = _count_hook
+        if hook is not None:
+            hook(where)
+        if should_log:
+            _log.warning(
+                "inferwatch internal error in %s (further ones here are counted, logged once a "
+                "minute): %r",
+                where,
+                exc,
+                exc_info=exc,
+            )
+    except Exception:
+        pass
+    finally:
+        otel_context.detach(token)
+
+
+class handle_internal_errors:
+    """``with handle_internal_errors("where"): ...`` swallows, counts and logs errors inside."""
+
+    __slots__ = ("where",)
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        if exc is None or not isinstance(exc, Exception):
+            return False
+        if _strict:
+            return False
+        log_internal_error(self.where, exc)
+        return True

@@ -1,0 +1,85 @@
+"""What the hot path reads: one tracer, one meter, the instruments, built once per `configure()`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry import metrics, trace
+
+from inferwatch import _internal, semconv
+
+_VERSION = "0.1.0"
+
+
+class State:
+    """Tracer, instruments and metric settings of one configuration."""
+
+    def __init__(
+        self,
+        metric_tags: tuple[str, ...],
+        max_classes: int,
+        tracer_provider: trace.TracerProvider,
+        meter_provider: metrics.MeterProvider,
+        owned: list[Any],
+        stamps_scope: bool = True,
+    ) -> None:
+        self.metric_tags = metric_tags
+        self.max_classes = max_classes
+        # Whether a ScopeSpanProcessor stamps request ids and tags; if not, monitor does it.
+        self.stamps_scope = stamps_scope
+        self._owned = owned
+        self.tracer = tracer_provider.get_tracer(semconv.INSTRUMENTATION_NAME, _VERSION)
+        meter = meter_provider.get_meter(semconv.INSTRUMENTATION_NAME, _VERSION)
+        self.duration = meter.create_histogram(
+            semconv.METRIC_INFERENCE_DURATION, unit="s", description="Duration of inference calls",
+            explicit_bucket_boundaries_advisory=semconv.DURATION_BUCKETS,
+        )  # fmt: skip
+        self.stage_duration = meter.create_histogram(
+            semconv.METRIC_STAGE_DURATION, unit="s", description="Duration of inference stages",
+            explicit_bucket_boundaries_advisory=semconv.DURATION_BUCKETS,
+        )  # fmt: skip
+        self.nan_count = meter.create_counter(
+            semconv.METRIC_INPUT_NAN_COUNT, unit="{value}", description="NaN or missing inputs"
+        )
+        self.input_length = meter.create_histogram(
+            semconv.METRIC_INPUT_LENGTH, unit="{element}", description="Length of each input",
+            explicit_bucket_boundaries_advisory=semconv.LENGTH_BUCKETS,
+        )  # fmt: skip
+        self.prediction_value = meter.create_histogram(
+            semconv.METRIC_PREDICTION_VALUE, unit="1", description="Predicted values (sampled)",
+            explicit_bucket_boundaries_advisory=semconv.PREDICTION_BUCKETS,
+        )  # fmt: skip
+        self.prediction_count = meter.create_counter(
+            semconv.METRIC_PREDICTION_COUNT, unit="{prediction}", description="Predictions by class"
+        )
+        internal_errors = meter.create_counter(
+            semconv.METRIC_INTERNAL_ERRORS, unit="{error}", description="Errors inside inferwatch"
+        )
+        self.count_internal_error = lambda where: internal_errors.add(
+            1, {semconv.ATTR_INTERNAL_WHERE: where}
+        )
+
+    def shutdown(self, timeout_ms: float = 30_000) -> None:
+        for provider in self._owned:
+            try:
+                provider.shutdown(timeout_millis=timeout_ms)
+            except TypeError:  # TracerProvider.shutdown takes no timeout
+                provider.shutdown()
+
+
+_state: State | None = None
+
+
+def set_state(state: State | None) -> None:
+    global _state
+    _state = state
+    _internal.set_count_hook(state.count_internal_error if state is not None else None)
+
+
+def get_state() -> State:
+    """The configured state, or one over the global OTel providers when never configured."""
+    state = _state
+    if state is None:
+        state = State((), 100, trace.get_tracer_provider(), metrics.get_meter_provider(), [], False)
+        set_state(state)
+    return state

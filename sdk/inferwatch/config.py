@@ -1,0 +1,290 @@
+"""`configure()` and `shutdown()`: resource, providers, exporters, validated up front.
+
+Bad configuration raises `ConfigurationError` here, at start-up, never later on the hot path.
+Environment variables follow the OpenTelemetry SDK specification (``OTEL_SERVICE_NAME``,
+``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_EXPORTER_OTLP_*``, ``OTEL_BSP_*``, ``OTEL_TRACES_SAMPLER*``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from inferwatch import _internal, semconv
+from inferwatch._providers import SwitchingTracerProvider
+from inferwatch._state import State, set_state
+from inferwatch.context import ScopeSpanProcessor
+
+Protocol = Literal["grpc", "http/protobuf"]
+_PROTOCOLS = ("grpc", "http/protobuf")
+
+
+class ConfigurationError(ValueError):
+    """Raised by `configure()` (and decorators) for settings that cannot work."""
+
+
+class Settings(BaseModel):
+    """The validated configuration; `configure()` returns it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    service_name: str | None = None
+    service_version: str | None = None
+    environment: str | None = None
+    endpoint: str | None = None
+    protocol: Protocol = "http/protobuf"
+    headers: dict[str, str] = Field(default_factory=dict)
+    sampling_ratio: float | None = Field(default=None, ge=0.0, le=1.0)
+    metric_tags: tuple[str, ...] = ()
+    max_queue_size: int | None = Field(default=None, gt=0)
+    max_export_batch_size: int | None = Field(default=None, gt=0)
+    schedule_delay_ms: float | None = Field(default=None, gt=0)
+    export_timeout_ms: float | None = Field(default=None, gt=0)
+    metric_export_interval_ms: float = Field(default=10_000, gt=0)
+    max_classes: int = Field(default=100, gt=0)
+    strict: bool = False
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_is_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise ValueError(f"endpoint {value!r} has an invalid port") from exc
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"endpoint {value!r} is not an OTLP URL; expected http(s)://host[:port], "
+                "e.g. http://localhost:4317 for gRPC or http://localhost:4318 for HTTP"
+            )
+        del port
+        return value.rstrip("/")
+
+    @field_validator("metric_tags")
+    @classmethod
+    def _no_request_ids_on_metrics(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if semconv.ML_REQUEST_ID in value or "request_id" in value:
+            raise ValueError("request ids are unbounded and never go on metrics")
+        return value
+
+
+_lock = threading.Lock()
+_switching = SwitchingTracerProvider()
+_current: tuple[Settings, tuple[object, ...], State] | None = None
+
+
+def configure(
+    service_name: str | None = None,
+    *,
+    service_version: str | None = None,
+    environment: str | None = None,
+    endpoint: str | None = None,
+    protocol: str | None = None,
+    headers: Mapping[str, str] | str | None = None,
+    sampling_ratio: float | None = None,
+    metric_tags: Sequence[str] = (),
+    max_queue_size: int | None = None,
+    max_export_batch_size: int | None = None,
+    schedule_delay_ms: float | None = None,
+    export_timeout_ms: float | None = None,
+    metric_export_interval_ms: float = 10_000,
+    max_classes: int = 100,
+    span_processors: Sequence[SpanProcessor] = (),
+    metric_readers: Sequence[MetricReader] = (),
+    strict: bool = False,
+) -> Settings:
+    """Set up tracing and metrics for inferwatch; safe to call again (same settings: no-op).
+
+    >>> iw.configure(service_name="fraud-api", endpoint="http://collector:4318",
+    ...              metric_tags=["region"])
+
+    ``endpoint`` None means ``OTEL_EXPORTER_OTLP_ENDPOINT``; with neither, nothing is exported
+    over OTLP (only to ``span_processors`` / ``metric_readers``). If the application has already
+    installed SDK providers, inferwatch uses them and adds only its tag-stamping span processor.
+    ``metric_tags`` names the low-cardinality tags allowed on metrics.
+    """
+    global _current
+    settings = _settings(locals())
+    extras = (*span_processors, *metric_readers)
+    with _lock:
+        if _current is not None and _current[0] == settings and _current[1] == extras:
+            return settings
+        if _current is not None:
+            _current[2].shutdown()
+        _internal.set_strict(settings.strict or _internal.is_strict())
+        state = _build_state(settings, span_processors, metric_readers)
+        _current = (settings, extras, state)
+        set_state(state)
+    return settings
+
+
+def shutdown(timeout_ms: float = 30_000) -> None:
+    """Flush and stop what `configure()` set up. Spans started afterwards are not exported."""
+    global _current
+    with _lock:
+        if _current is None:
+            return
+        _current[2].shutdown(timeout_ms)
+        _current = None
+        set_state(None)
+
+
+def _settings(arguments: dict[str, Any]) -> Settings:
+    env = os.environ
+    values = {k: v for k, v in arguments.items() if k in Settings.model_fields}
+    values["endpoint"] = arguments["endpoint"] or env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
+    values["protocol"] = (
+        arguments["protocol"] or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf"
+    )
+    if values["protocol"] not in _PROTOCOLS:
+        raise ConfigurationError(
+            f"unknown OTLP protocol {values['protocol']!r}; use one of {', '.join(_PROTOCOLS)}"
+        )
+    values["headers"] = _parse_headers(arguments["headers"])
+    values["metric_tags"] = tuple(arguments["metric_tags"])
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigurationError(f"invalid inferwatch configuration: {problems}") from None
+
+
+def _parse_headers(headers: Mapping[str, str] | str | None) -> dict[str, str]:
+    if headers is None:
+        return {}
+    if isinstance(headers, str):  # the OTEL_EXPORTER_OTLP_HEADERS form: k=v,k2=v2
+        pairs = [item.split("=", 1) for item in headers.split(",") if item.strip()]
+        if any(len(p) != 2 or not p[0].strip() for p in pairs):
+            raise ConfigurationError(f"headers {headers!r} are not of the form key=value,key=value")
+        return {k.strip(): v.strip() for k, v in pairs}
+    return {str(k): str(v) for k, v in headers.items()}
+
+
+def _resource(settings: Settings) -> Resource:
+    attributes: dict[str, str] = {}
+    if settings.service_name:
+        attributes[semconv.SERVICE_NAME] = settings.service_name
+    if settings.service_version:
+        attributes[semconv.SERVICE_VERSION] = settings.service_version
+    if settings.environment:
+        attributes[semconv.DEPLOYMENT_ENVIRONMENT] = settings.environment
+    return Resource.create(attributes)  # merges OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME
+
+
+def _span_exporter(settings: Settings) -> SpanExporter | None:
+    if settings.endpoint is None:
+        return None
+    headers = settings.headers or None
+    timeout = settings.export_timeout_ms / 1000 if settings.export_timeout_ms else None
+    if settings.protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter(endpoint=settings.endpoint, headers=headers, timeout=timeout)
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+        OTLPSpanExporter as HttpSpanExporter,
+    )
+
+    url = f"{settings.endpoint}/v1/traces"
+    return HttpSpanExporter(endpoint=url, headers=headers, timeout=timeout)
+
+
+def _metric_reader(settings: Settings) -> MetricReader | None:
+    if settings.endpoint is None:
+        return None
+    headers = settings.headers or None
+    timeout = settings.export_timeout_ms / 1000 if settings.export_timeout_ms else None
+    if settings.protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+
+        exporter: Any = OTLPMetricExporter(
+            endpoint=settings.endpoint, headers=headers, timeout=timeout
+        )
+    else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+            OTLPMetricExporter as HttpMetricExporter,
+        )
+
+        url = f"{settings.endpoint}/v1/metrics"
+        exporter = HttpMetricExporter(endpoint=url, headers=headers, timeout=timeout)
+    return PeriodicExportingMetricReader(
+        exporter, export_interval_millis=settings.metric_export_interval_ms
+    )
+
+
+def _build_state(
+    settings: Settings,
+    span_processors: Sequence[SpanProcessor],
+    metric_readers: Sequence[MetricReader],
+) -> State:
+    resource = _resource(settings)
+    global_tracers = trace.get_tracer_provider()
+    owned: list[Any] = []
+    if isinstance(global_tracers, TracerProvider):  # the application's own SDK provider
+        tracer_provider = global_tracers
+        if not getattr(tracer_provider, "_inferwatch_scope_processor", False):
+            tracer_provider.add_span_processor(ScopeSpanProcessor())
+            tracer_provider._inferwatch_scope_processor = True  # type: ignore[attr-defined]
+    else:
+        sampler = ParentBased(TraceIdRatioBased(settings.sampling_ratio)) if (
+            settings.sampling_ratio is not None
+        ) else None  # fmt: skip
+        tracer_provider = TracerProvider(resource=resource, sampler=sampler, shutdown_on_exit=False)
+        tracer_provider.add_span_processor(ScopeSpanProcessor())
+        exporter = _span_exporter(settings)
+        if exporter is not None:
+            tracer_provider.add_span_processor(
+                BatchSpanProcessor(
+                    exporter,
+                    max_queue_size=settings.max_queue_size,
+                    max_export_batch_size=settings.max_export_batch_size,
+                    schedule_delay_millis=settings.schedule_delay_ms,
+                    export_timeout_millis=settings.export_timeout_ms,
+                )
+            )
+        owned.append(tracer_provider)
+        if global_tracers is not _switching:
+            trace.set_tracer_provider(_switching)
+        _switching.use(tracer_provider)
+    for processor in span_processors:
+        tracer_provider.add_span_processor(processor)
+
+    global_meters = metrics.get_meter_provider()
+    if isinstance(global_meters, MeterProvider) and not _is_ours(global_meters):
+        meter_provider = global_meters
+        for reader in metric_readers:  # readers can only be given at construction
+            _internal.log_internal_error(
+                "configure", RuntimeError(f"metric reader {reader!r} ignored: provider exists")
+            )
+    else:
+        readers = [*metric_readers]
+        otlp_reader = _metric_reader(settings)
+        if otlp_reader is not None:
+            readers.append(otlp_reader)
+        meter_provider = MeterProvider(
+            metric_readers=readers, resource=resource, shutdown_on_exit=False
+        )
+        meter_provider._inferwatch_owned = True  # type: ignore[attr-defined]
+        owned.append(meter_provider)
+        if not isinstance(global_meters, MeterProvider):
+            metrics.set_meter_provider(meter_provider)
+    return State(settings.metric_tags, settings.max_classes, tracer_provider, meter_provider, owned)
+
+
+def _is_ours(provider: object) -> bool:
+    return bool(getattr(provider, "_inferwatch_owned", False))

@@ -1,0 +1,213 @@
+"""Request scopes: a request id and tags stamped on every span started inside them.
+
+``iw.context(request_id=..., region="eu")`` sets a context variable; a span processor copies it
+onto each span at start, so spans from any instrumentation inside the scope carry the tags. Context
+variables follow asyncio tasks by themselves; threads need `wrap` or `ContextThreadPoolExecutor`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import os
+import random
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar
+
+from opentelemetry import baggage, propagate, trace
+from opentelemetry import context as otel_context
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from inferwatch import semconv
+from inferwatch._attributes import AttributeValue, clean_value
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_REQUEST_ID_HEADERS = ("x-request-id", "x-correlation-id", "request-id")
+_REQUEST_ID_BAGGAGE = (semconv.ML_REQUEST_ID, "request_id", "request.id")
+
+
+class _IdSource:
+    """64-bit random request ids; ~10x cheaper than uuid4, reseeded after fork."""
+
+    def __init__(self) -> None:
+        self._random = random.Random(os.urandom(16))
+
+    def reseed(self) -> None:
+        self._random = random.Random(os.urandom(16))
+
+    def new(self) -> str:
+        return f"{self._random.getrandbits(64):016x}"
+
+
+_ids = _IdSource()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_ids.reseed)
+
+
+def new_request_id() -> str:
+    """A fresh random request id (16 hex characters)."""
+    return _ids.new()
+
+
+class Scope:
+    """What a request scope holds: its request id and tags (outer scopes' tags included)."""
+
+    __slots__ = ("attributes", "request_id", "tags")
+
+    def __init__(self, request_id: str, tags: Mapping[str, AttributeValue]) -> None:
+        self.request_id = request_id
+        self.tags = tags
+        # What the span processor sets: built once per scope, not once per span.
+        self.attributes: dict[str, AttributeValue] = {semconv.ML_REQUEST_ID: request_id, **tags}
+
+
+_SCOPE: contextvars.ContextVar[Scope | None] = contextvars.ContextVar(
+    "inferwatch_scope", default=None
+)
+
+
+def current_scope() -> Scope | None:
+    return _SCOPE.get()
+
+
+def current_request_id() -> str | None:
+    """The request id of the innermost `context` (or monitored call), or None outside one."""
+    scope = _SCOPE.get()
+    return scope.request_id if scope is not None else None
+
+
+def current_tags() -> Mapping[str, AttributeValue]:
+    """The tags of the innermost `context`, outer scopes' tags included."""
+    scope = _SCOPE.get()
+    return scope.tags if scope is not None else {}
+
+
+def enter_scope(scope: Scope) -> contextvars.Token[Scope | None]:
+    return _SCOPE.set(scope)
+
+
+def exit_scope(token: contextvars.Token[Scope | None]) -> None:
+    _SCOPE.reset(token)
+
+
+class context:
+    """Tag every span started inside with a request id and tags; sync and async.
+
+    >>> with iw.context(request_id="r-1", region="eu", cohort="new"):
+    ...     predict(X)
+
+    Without ``request_id`` the outer scope's id is kept, or a fresh one is generated.
+    Tag values must be str, bool, int or float; anything else is stored as its ``str()``.
+    """
+
+    __slots__ = ("_attached", "_request_id", "_tags", "_tokens")
+
+    def __init__(
+        self, request_id: str | None = None, *, _otel: Context | None = None, **tags: Any
+    ) -> None:
+        self._request_id = None if request_id is None else str(request_id)
+        self._tags = {str(k): clean_value(v) for k, v in tags.items()}
+        self._attached = _otel
+        self._tokens: list[tuple[contextvars.Token[Scope | None], object | None]] = []
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str], **tags: Any) -> context:
+        """A scope for an incoming request: W3C trace context, baggage and request-id headers.
+
+        The request id comes from ``X-Request-ID`` (or ``X-Correlation-ID``), else from a
+        baggage entry ``ml.request.id``/``request_id``, else it is generated. Spans inside become
+        children of the caller's span when a ``traceparent`` header is present.
+        """
+        lowered = {str(k).lower(): str(v) for k, v in headers.items()}
+        carrier_ctx = propagate.extract(lowered)
+        request_id = next((lowered[h] for h in _REQUEST_ID_HEADERS if lowered.get(h)), None)
+        if request_id is None:
+            entries = baggage.get_all(carrier_ctx)
+            request_id = next((str(entries[k]) for k in _REQUEST_ID_BAGGAGE if k in entries), None)
+        remote = trace.get_current_span(carrier_ctx).get_span_context().is_valid
+        return cls(request_id, _otel=carrier_ctx if remote else None, **tags)
+
+    @property
+    def request_id(self) -> str | None:
+        """The request id once entered (None before)."""
+        return self._request_id
+
+    def __enter__(self) -> Scope:
+        outer = _SCOPE.get()
+        if self._request_id is None:
+            self._request_id = outer.request_id if outer is not None else new_request_id()
+        tags = {**outer.tags, **self._tags} if outer is not None else self._tags
+        otel_token = otel_context.attach(self._attached) if self._attached is not None else None
+        scope = Scope(self._request_id, tags)
+        self._tokens.append((_SCOPE.set(scope), otel_token))
+        return scope
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        token, otel_token = self._tokens.pop()
+        _SCOPE.reset(token)
+        if otel_token is not None:
+            otel_context.detach(otel_token)  # type: ignore[arg-type]
+
+    async def __aenter__(self) -> Scope:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+class ScopeSpanProcessor(SpanProcessor):
+    """Stamps the current scope's request id and tags on every span at start."""
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        scope = _SCOPE.get()
+        if scope is not None:
+            span.set_attributes(scope.attributes)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        return None
+
+
+def wrap(fn: Callable[P, R]) -> Callable[P, R]:
+    """Bind ``fn`` to the current context (scope, tags, active span) for another thread.
+
+    >>> threading.Thread(target=iw.wrap(work)).start()
+    """
+    ctx = contextvars.copy_context()
+
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        return ctx.copy().run(fn, *args, **kwargs)
+
+    return run
+
+
+class ContextThreadPoolExecutor(ThreadPoolExecutor):
+    """A ThreadPoolExecutor whose tasks run in the submitter's context (scope and span)."""
+
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+        ctx = contextvars.copy_context()
+        return super().submit(functools.partial(ctx.run, fn, *args, **kwargs))
+
+    def map(
+        self,
+        fn: Callable[..., R],
+        *iterables: Any,
+        timeout: float | None = None,
+        chunksize: int = 1,
+    ) -> Iterator[R]:
+        ctx = contextvars.copy_context()
+        return super().map(lambda *a: ctx.copy().run(fn, *a), *iterables, timeout=timeout)

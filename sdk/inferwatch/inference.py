@@ -1,0 +1,395 @@
+"""One inference as telemetry: `Inference` opens a span, records signals, ends with metrics.
+
+`iw.inference(...)` hands it to the user as ``rec``; `iw.monitor` drives the same object around a
+function call. Every method swallows its own errors (see `_internal`): telemetry never breaks the
+model call it observes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from contextvars import Token
+from types import TracebackType
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, Status, StatusCode
+
+from inferwatch import semconv
+from inferwatch._attributes import AttributeValue, clean_value, qualified_name
+from inferwatch._internal import handle_internal_errors, log_internal_error
+from inferwatch._state import State, get_state
+from inferwatch.context import Scope, current_scope, enter_scope, exit_scope, new_request_id
+from inferwatch.signals import (
+    InputSummary,
+    PredictionKind,
+    PredictionSummary,
+    summarize_input,
+    summarize_prediction,
+)
+
+_OTHER_CLASS = "__other__"
+_MAX_CACHED_ATTRIBUTE_SETS = 4096
+
+
+class ModelSpec:
+    """What is fixed per model: names, static attributes, caches of metric attribute sets."""
+
+    __slots__ = (
+        "_known_classes",
+        "_metric_attrs",
+        "_state",
+        "class_names",
+        "features",
+        "model",
+        "prediction_kind",
+        "span_attributes",
+        "span_name",
+        "version",
+    )
+
+    def __init__(
+        self,
+        model: str,
+        version: str | None = None,
+        *,
+        features: Sequence[str] | None = None,
+        prediction_kind: PredictionKind = "auto",
+        class_names: Sequence[str] | None = None,
+    ) -> None:
+        if not isinstance(model, str) or not model:
+            raise TypeError(f"model must be a non-empty string, got {model!r}")
+        if prediction_kind not in ("auto", "regression", "classification"):
+            raise ValueError(
+                f"prediction_kind must be 'auto', 'regression' or 'classification', "
+                f"got {prediction_kind!r}"
+            )
+        self.model = model
+        self.version = None if version is None else str(version)
+        self.features = None if features is None else [str(f) for f in features]
+        self.prediction_kind: PredictionKind = prediction_kind
+        self.class_names = None if class_names is None else [str(c) for c in class_names]
+        self.span_name = semconv.SPAN_INFERENCE.format(model=model)
+        self.span_attributes: dict[str, AttributeValue] = {semconv.ML_MODEL_NAME: model}
+        if self.version is not None:
+            self.span_attributes[semconv.ML_MODEL_VERSION] = self.version
+        self._state: State | None = None
+        self._metric_attrs: dict[tuple[Any, ...], dict[str, AttributeValue]] = {}
+        self._known_classes: set[str] = set()
+
+    def metric_attributes(
+        self, state: State, tags: Any, error_type: str | None = None
+    ) -> dict[str, AttributeValue]:
+        """Attributes for this model's metrics: model, version, low-cardinality tags, error."""
+        if state is not self._state:  # reconfigured: metric tags may differ
+            self._metric_attrs = {}
+            self._state = state
+        values = tuple(tags.get(k) for k in state.metric_tags) if state.metric_tags else ()
+        key = (values, error_type)
+        attrs = self._metric_attrs.get(key)
+        if attrs is None:
+            attrs = dict(self.span_attributes)
+            for name, value in zip(state.metric_tags, values, strict=True):
+                if value is not None:
+                    attrs[name] = value
+            if error_type is not None:
+                attrs[semconv.ERROR_TYPE] = error_type
+            if len(self._metric_attrs) < _MAX_CACHED_ATTRIBUTE_SETS:
+                self._metric_attrs[key] = attrs
+        return attrs
+
+    def class_label(self, label: str, max_classes: int) -> str:
+        """The label itself while the model has few distinct ones; then `__other__` for new ones."""
+        known = self._known_classes
+        if label in known:
+            return label
+        if len(known) < max_classes:
+            known.add(label)
+            return label
+        return _OTHER_CLASS
+
+
+class Inference:
+    """A single inference: a span plus its signals and metrics.
+
+    >>> with iw.inference(model="fraud", version="3.1") as rec:
+    ...     rec.record_input(X); y = model(X); rec.record_prediction(y)
+    """
+
+    __slots__ = (
+        "_metric_tags",
+        "_otel_token",
+        "_own_scope",
+        "_scope_token",
+        "_spec",
+        "_start",
+        "_state",
+        "_tags",
+        "request_id",
+        "span",
+    )
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self._spec = spec
+        self.span: Span = trace.INVALID_SPAN
+        self.request_id: str | None = None
+        self._state: State | None = None
+        self._tags: Any = {}
+        self._metric_tags: dict[str, AttributeValue] | None = None
+        self._otel_token: object | None = None
+        self._scope_token: Token[Scope | None] | None = None
+        self._own_scope: Scope | None = None
+        self._start = 0.0
+
+    # -- lifecycle (used by `monitor` and by the context-manager form) -----------------------
+
+    def start(self, *, activate: bool = True) -> None:
+        """Open the span; with ``activate`` make it (and the request scope) current."""
+        with handle_internal_errors("inference.start"):
+            state = self._state = get_state()
+            spec = self._spec
+            scope = current_scope()
+            if scope is None:  # a request id for every inference, even outside `iw.context`
+                scope = self._own_scope = Scope(new_request_id(), {})
+                if activate:
+                    self._scope_token = enter_scope(scope)
+            self.request_id = scope.request_id
+            self._tags = scope.tags
+            attributes = spec.span_attributes
+            if not state.stamps_scope or not activate:
+                attributes = {**attributes, **scope.attributes}
+            self.span = state.tracer.start_span(spec.span_name, attributes=attributes)
+            if activate:
+                self._otel_token = otel_context.attach(trace.set_span_in_context(self.span))
+        self._start = time.perf_counter()
+
+    def finish(self, exc: BaseException | None = None) -> None:
+        """End the span, record the duration, leave the context. Never raises."""
+        duration = time.perf_counter() - self._start
+        with handle_internal_errors("inference.finish"):
+            self._detach()
+            state = self._state
+            if state is None:
+                return
+            span = self.span
+            error_type = None
+            if exc is not None:
+                error_type = qualified_name(type(exc))
+                span.set_status(Status(StatusCode.ERROR, _message(exc)))
+                span.set_attribute(semconv.ERROR_TYPE, error_type)
+                span.record_exception(exc)
+            span.end()
+            state.duration.record(duration, self._metric_attributes(error_type))
+
+    def _detach(self) -> None:
+        if self._otel_token is not None:
+            token, self._otel_token = self._otel_token, None
+            otel_context.detach(token)  # type: ignore[arg-type]
+        if self._scope_token is not None:
+            scope_token, self._scope_token = self._scope_token, None
+            exit_scope(scope_token)
+
+    def enter_step(self) -> tuple[object, Token[Scope | None] | None]:
+        """Make the span (and its own scope) current for one step of a generator."""
+        scope = self._own_scope
+        scope_token = enter_scope(scope) if scope is not None else None
+        return otel_context.attach(trace.set_span_in_context(self.span)), scope_token
+
+    @staticmethod
+    def leave_step(tokens: tuple[object, Token[Scope | None] | None]) -> None:
+        otel_context.detach(tokens[0])  # type: ignore[arg-type]
+        if tokens[1] is not None:
+            exit_scope(tokens[1])
+
+    def _metric_attributes(self, error_type: str | None = None) -> dict[str, AttributeValue]:
+        assert self._state is not None
+        attrs = self._spec.metric_attributes(self._state, self._tags, error_type)
+        if self._metric_tags:
+            attrs = {**attrs, **self._metric_tags}
+        return attrs
+
+    # -- what the user records ---------------------------------------------------------------
+
+    def record_input(self, x: Any, features: Sequence[str] | None = None) -> InputSummary | None:
+        """Summarise an input: NaN counts (per feature on metrics), batch size, lengths."""
+        with handle_internal_errors("inference.record_input"):
+            state = self._state
+            if state is None:
+                return None
+            summary = summarize_input(x, features if features is not None else self._spec.features)
+            self.span.set_attributes(summary.attributes())
+            attrs = self._metric_attributes()
+            if summary.nan_by_feature:
+                for feature, count in summary.nan_by_feature.items():
+                    state.nan_count.add(count, {**attrs, semconv.ML_FEATURE: feature})
+            elif summary.nan_count:
+                state.nan_count.add(summary.nan_count, attrs)
+            for length in summary.lengths:
+                state.input_length.record(length, attrs)
+            return summary
+        return None
+
+    def record_prediction(self, y: Any) -> PredictionSummary | None:
+        """Summarise a prediction: values into a histogram, classes into a counter."""
+        with handle_internal_errors("inference.record_prediction"):
+            state = self._state
+            if state is None:
+                return None
+            spec = self._spec
+            summary = summarize_prediction(y, spec.prediction_kind, spec.class_names)
+            self.span.set_attributes(summary.attributes())
+            attrs = self._metric_attributes()
+            for value in summary.values:
+                state.prediction_value.record(value, attrs)
+            for label, count in summary.classes:
+                label = spec.class_label(label, state.max_classes)
+                state.prediction_count.add(count, {**attrs, semconv.ML_PREDICTION_CLASS: label})
+            return summary
+        return None
+
+    def record_stream(self, items: int, first_item_s: float | None, completed: bool) -> None:
+        """What a streaming (generator) inference yielded: item count, time to first item."""
+        with handle_internal_errors("inference.record_stream"):
+            attrs: dict[str, AttributeValue] = {
+                semconv.ML_STREAM_ITEMS: items,
+                semconv.ML_STREAM_COMPLETED: completed,
+            }
+            if first_item_s is not None:
+                attrs[semconv.ML_STREAM_TIME_TO_FIRST_ITEM] = first_item_s
+            self.span.set_attributes(attrs)
+
+    def tag(self, **tags: Any) -> None:
+        """Add tags to this inference's span (and to its metrics, for declared metric tags)."""
+        with handle_internal_errors("inference.tag"):
+            cleaned = {str(k): clean_value(v) for k, v in tags.items()}
+            self.span.set_attributes(cleaned)
+            if self._state is not None:
+                declared = {k: v for k, v in cleaned.items() if k in self._state.metric_tags}
+                if declared:
+                    self._metric_tags = {**(self._metric_tags or {}), **declared}
+
+    def stage(self, name: str) -> Stage:
+        """A timed child span for one step: ``with rec.stage("postprocess"): ...``."""
+        return Stage(self, str(name))
+
+    # -- context-manager form ----------------------------------------------------------------
+
+    def __enter__(self) -> Inference:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.finish(exc)
+
+    async def __aenter__(self) -> Inference:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.finish(exc)
+
+
+class Stage:
+    """A child span and a `ml.stage.duration` point for one step of an inference."""
+
+    __slots__ = ("_inference", "_name", "_span", "_start", "_token")
+
+    def __init__(self, inference: Inference, name: str) -> None:
+        self._inference = inference
+        self._name = name
+        self._span: Span = trace.INVALID_SPAN
+        self._token: object | None = None
+        self._start = 0.0
+
+    def __enter__(self) -> Span:
+        with handle_internal_errors("stage.start"):
+            state = self._inference._state
+            if state is not None:
+                self._span = state.tracer.start_span(
+                    semconv.SPAN_STAGE.format(stage=self._name),
+                    context=trace.set_span_in_context(self._inference.span),
+                    attributes={semconv.ML_STAGE_NAME: self._name},
+                )
+                self._token = otel_context.attach(trace.set_span_in_context(self._span))
+        self._start = time.perf_counter()
+        return self._span
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        duration = time.perf_counter() - self._start
+        with handle_internal_errors("stage.finish"):
+            if self._token is not None:
+                otel_context.detach(self._token)  # type: ignore[arg-type]
+                self._token = None
+            state = self._inference._state
+            if state is None:
+                return
+            attrs = {**self._inference._metric_attributes(), semconv.ML_STAGE_NAME: self._name}
+            if exc is not None:
+                error_type = qualified_name(type(exc))
+                self._span.set_status(Status(StatusCode.ERROR, _message(exc)))
+                self._span.set_attribute(semconv.ERROR_TYPE, error_type)
+                attrs[semconv.ERROR_TYPE] = error_type
+            self._span.end()
+            state.stage_duration.record(duration, attrs)
+
+    async def __aenter__(self) -> Span:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+def inference(
+    model: str,
+    version: str | None = None,
+    *,
+    features: Sequence[str] | None = None,
+    prediction_kind: PredictionKind = "auto",
+    class_names: Sequence[str] | None = None,
+) -> Inference:
+    """The explicit form of `monitor`: a context manager yielding the record (sync or async).
+
+    >>> with iw.inference(model="fraud", version="3.1") as rec:
+    ...     rec.record_input(X); rec.record_prediction(model(X))
+    """
+    key = (model, version, tuple(features or ()), prediction_kind, tuple(class_names or ()))
+    spec = _specs.get(key)
+    if spec is None:
+        spec = ModelSpec(model, version, features=features, prediction_kind=prediction_kind,
+                         class_names=class_names)  # fmt: skip
+        if len(_specs) < _MAX_CACHED_ATTRIBUTE_SETS:
+            _specs[key] = spec
+    return Inference(spec)
+
+
+# One spec per distinct `inference(...)` arguments, so its caches outlive a single call.
+_specs: dict[tuple[Any, ...], ModelSpec] = {}
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        return f"{type(exc).__name__}: {exc}"
+    except Exception as error:
+        log_internal_error("inference.message", error)
+        return type(exc).__name__

@@ -1,0 +1,283 @@
+"""`@iw.monitor`: one decorator for plain, async, generator and async-generator functions.
+
+The wrapped function's return value, yielded items and exceptions pass through untouched; all
+telemetry work happens in `Inference`, whose methods never raise into the caller.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
+from typing import Any, TypeVar, cast
+
+from inferwatch._internal import handle_internal_errors
+from inferwatch.inference import Inference, ModelSpec
+from inferwatch.signals import PredictionKind
+
+F = TypeVar("F", bound=Callable[..., Any])
+_MISSING = object()
+
+
+class _Arguments:
+    """Finds the input and the tag arguments of a call without binding the whole signature."""
+
+    __slots__ = ("defaults", "input", "tags")
+
+    def __init__(
+        self, fn: Callable[..., Any], input_arg: str | None, tags_from: Mapping[str, str]
+    ) -> None:
+        try:
+            params = list(inspect.signature(fn).parameters.values())
+        except (TypeError, ValueError) as exc:  # builtins, odd callables: first positional arg
+            self.input: tuple[int, str] | None = (0, "") if input_arg is None else None
+            self.tags: list[tuple[str, int, str]] = []
+            self.defaults: dict[str, Any] = {}
+            if input_arg is not None or tags_from:
+                raise TypeError(f"cannot read the signature of {fn!r} to find arguments") from exc
+            return
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        index = {p.name: i for i, p in enumerate(positional)}
+        names = {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        takes_kwargs = any(p.kind == p.VAR_KEYWORD for p in params)
+        self.defaults = {p.name: p.default for p in params if p.default is not p.empty}
+
+        def locate(name: str, what: str) -> tuple[int, str]:
+            if name not in names and not takes_kwargs:
+                signature = f"{fn.__qualname__}{inspect.signature(fn)}"
+                raise TypeError(f"{what} {name!r} is not a parameter of {signature}")
+            return index.get(name, -1), name
+
+        if input_arg is not None:
+            self.input = locate(input_arg, "input_arg")
+        else:
+            candidates = [p for p in positional if p.name not in ("self", "cls")][:1]
+            self.input = (index[candidates[0].name], candidates[0].name) if candidates else None
+        self.tags = [(tag, *locate(param, "tags_from")) for param, tag in tags_from.items()]
+
+    def value(self, where: tuple[int, str], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        position, name = where
+        if 0 <= position < len(args):
+            return args[position]
+        return kwargs.get(name, self.defaults.get(name, _MISSING))
+
+
+def monitor(
+    model: str,
+    version: str | None = None,
+    *,
+    input_arg: str | None = None,
+    tags_from: Sequence[str] | Mapping[str, str] = (),
+    features: Sequence[str] | None = None,
+    record_input: bool = True,
+    record_prediction: bool = True,
+    prediction_kind: PredictionKind = "auto",
+    class_names: Sequence[str] | None = None,
+) -> Callable[[F], F]:
+    """Trace every call of a predict function as an inference span with metrics.
+
+    >>> @iw.monitor(model="fraud", version="3.1", tags_from=["region"])
+    ... def predict(X, region="eu"): ...
+
+    The input is the first argument (``self``/``cls`` skipped) unless ``input_arg`` names another;
+    the return value (or, for generators, nothing but item counts) is the prediction.
+    ``tags_from`` lists arguments whose values become tags (a mapping renames them).
+    """
+    spec = ModelSpec(model, version, features=features, prediction_kind=prediction_kind,
+                     class_names=class_names)  # fmt: skip
+    tag_names = dict(tags_from) if isinstance(tags_from, Mapping) else {t: t for t in tags_from}
+
+    def decorate(fn: F) -> F:
+        arguments = _Arguments(fn, input_arg if record_input else None, tag_names)
+        if not record_input:
+            arguments.input = None
+        begin = functools.partial(_begin, spec, arguments)
+        if inspect.isasyncgenfunction(fn):
+            return cast(F, _wrap_async_generator(fn, begin))
+        if inspect.isgeneratorfunction(fn):
+            return cast(F, _wrap_generator(fn, begin))
+        if inspect.iscoroutinefunction(fn):
+            return cast(F, _wrap_coroutine(fn, begin, record_prediction))
+        return cast(F, _wrap_function(fn, begin, record_prediction))
+
+    return decorate
+
+
+def _begin(
+    spec: ModelSpec,
+    arguments: _Arguments,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    activate: bool = True,
+) -> Inference:
+    rec = Inference(spec)
+    rec.start(activate=activate)
+    with handle_internal_errors("monitor.arguments"):
+        if arguments.tags:
+            tags = {}
+            for tag, position, name in arguments.tags:
+                value = arguments.value((position, name), args, kwargs)
+                if value is not _MISSING:
+                    tags[tag] = value
+            rec.tag(**tags)
+        if arguments.input is not None:
+            x = arguments.value(arguments.input, args, kwargs)
+            if x is not _MISSING:
+                rec.record_input(x)
+    return rec
+
+
+def _wrap_function(
+    fn: Callable[..., Any], begin: Callable[..., Inference], record_prediction: bool
+) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        rec = begin(args, kwargs)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            rec.finish(exc)
+            raise
+        if record_prediction:
+            rec.record_prediction(result)
+        rec.finish()
+        return result
+
+    return wrapper
+
+
+def _wrap_coroutine(
+    fn: Callable[..., Any], begin: Callable[..., Inference], record_prediction: bool
+) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        rec = begin(args, kwargs)
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            rec.finish(exc)
+            raise
+        if record_prediction:
+            rec.record_prediction(result)
+        rec.finish()
+        return result
+
+    return wrapper
+
+
+class _Stream:
+    """Counts what a generator yields; the span's context is current only while it runs."""
+
+    __slots__ = ("first_item", "items", "rec", "started")
+
+    def __init__(self, rec: Inference) -> None:
+        self.rec = rec
+        self.items = 0
+        self.first_item: float | None = None
+        self.started = time.perf_counter()
+
+    def got_item(self) -> None:
+        self.items += 1
+        if self.first_item is None:
+            self.first_item = time.perf_counter() - self.started
+
+    def finish(self, exc: BaseException | None, completed: bool) -> None:
+        self.rec.record_stream(self.items, self.first_item, completed)
+        self.rec.finish(exc)
+
+
+def _wrap_generator(
+    fn: Callable[..., Generator[Any, Any, Any]], begin: Callable[..., Inference]
+) -> Callable[..., Generator[Any, Any, Any]]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+        rec = begin(args, kwargs, activate=False)
+        stream = _Stream(rec)
+        tokens = rec.enter_step()
+        try:
+            gen = fn(*args, **kwargs)
+        except BaseException as exc:
+            rec.leave_step(tokens)
+            stream.finish(exc, completed=False)
+            raise
+        rec.leave_step(tokens)
+        sent: Any = None
+        thrown: BaseException | None = None
+        while True:
+            tokens = rec.enter_step()
+            try:
+                item = gen.send(sent) if thrown is None else gen.throw(thrown)
+            except StopIteration as stop:
+                rec.leave_step(tokens)
+                stream.finish(None, completed=True)
+                return stop.value
+            except BaseException as exc:
+                rec.leave_step(tokens)
+                stream.finish(exc, completed=False)
+                raise
+            rec.leave_step(tokens)
+            stream.got_item()
+            sent, thrown = None, None
+            try:
+                sent = yield item
+            except GeneratorExit:  # the consumer stopped early: close the inner generator
+                tokens = rec.enter_step()
+                try:
+                    gen.close()
+                finally:
+                    rec.leave_step(tokens)
+                    stream.finish(None, completed=False)
+                raise
+            except BaseException as exc:  # gen.throw() by the consumer: pass it on
+                thrown = exc
+
+    return wrapper
+
+
+def _wrap_async_generator(
+    fn: Callable[..., AsyncGenerator[Any, Any]], begin: Callable[..., Inference]
+) -> Callable[..., AsyncGenerator[Any, Any]]:
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+        rec = begin(args, kwargs, activate=False)
+        stream = _Stream(rec)
+        tokens = rec.enter_step()
+        try:
+            agen = fn(*args, **kwargs)
+        except BaseException as exc:
+            rec.leave_step(tokens)
+            stream.finish(exc, completed=False)
+            raise
+        rec.leave_step(tokens)
+        sent: Any = None
+        thrown: BaseException | None = None
+        while True:
+            tokens = rec.enter_step()
+            try:
+                item = await (agen.asend(sent) if thrown is None else agen.athrow(thrown))
+            except StopAsyncIteration:
+                rec.leave_step(tokens)
+                stream.finish(None, completed=True)
+                return
+            except BaseException as exc:
+                rec.leave_step(tokens)
+                stream.finish(exc, completed=False)
+                raise
+            rec.leave_step(tokens)
+            stream.got_item()
+            sent, thrown = None, None
+            try:
+                sent = yield item
+            except GeneratorExit:
+                tokens = rec.enter_step()
+                try:
+                    await agen.aclose()
+                finally:
+                    rec.leave_step(tokens)
+                    stream.finish(None, completed=False)
+                raise
+            except BaseException as exc:
+                thrown = exc
+
+    return wrapper

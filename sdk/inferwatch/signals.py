@@ -1,0 +1,425 @@
+"""Fast summaries of what goes into and comes out of a model: NaN counts, lengths, predictions.
+
+Summaries, not payloads: nothing here keeps or copies the user's data beyond what a vectorised
+count needs. Each function accepts anything and never raises for a value it does not understand;
+it records what it can and counts the rest in ``unsupported``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from inferwatch import semconv
+from inferwatch._attributes import AttributeValue
+
+MAX_POINTS = 32
+"""Per call, at most this many per-item values go into a histogram (an even stride sample)."""
+
+PredictionKind = Literal["auto", "regression", "classification"]
+
+
+@dataclass(slots=True)
+class InputSummary:
+    kind: str
+    batch_size: int | None = None
+    nan_count: int | None = None
+    nan_rows: int | None = None
+    nan_by_feature: dict[str, int] | None = None
+    """Only features with at least one NaN (or missing value)."""
+    length: float | None = None
+    length_max: int | None = None
+    lengths: list[int] = field(default_factory=list)
+    """A sample of per-item lengths for the length histogram."""
+    unsupported: int = 0
+
+    def attributes(self) -> dict[str, AttributeValue]:
+        attrs: dict[str, AttributeValue] = {semconv.ML_INPUT_TYPE: self.kind}
+        if self.batch_size is not None:
+            attrs[semconv.ML_INPUT_BATCH_SIZE] = self.batch_size
+        if self.nan_count is not None:
+            attrs[semconv.ML_INPUT_NAN_COUNT] = self.nan_count
+        if self.nan_rows is not None:
+            attrs[semconv.ML_INPUT_NAN_ROWS] = self.nan_rows
+        if self.length is not None:
+            attrs[semconv.ML_INPUT_LENGTH] = self.length
+        if self.length_max is not None:
+            attrs[semconv.ML_INPUT_LENGTH_MAX] = self.length_max
+        if self.unsupported:
+            attrs[semconv.ML_INPUT_UNSUPPORTED] = self.unsupported
+        return attrs
+
+
+@dataclass(slots=True)
+class PredictionSummary:
+    kind: str
+    count: int = 0
+    nan_count: int = 0
+    mean: float | None = None
+    min: float | None = None
+    max: float | None = None
+    values: list[float] = field(default_factory=list)
+    """A sample of finite predicted values for the value histogram."""
+    classes: list[tuple[str, int]] = field(default_factory=list)
+    unsupported: int = 0
+
+    def attributes(self) -> dict[str, AttributeValue]:
+        attrs: dict[str, AttributeValue] = {
+            semconv.ML_PREDICTION_TYPE: self.kind,
+            semconv.ML_PREDICTION_COUNT: self.count,
+        }
+        if self.nan_count:
+            attrs[semconv.ML_PREDICTION_NAN_COUNT] = self.nan_count
+        if self.mean is not None:
+            attrs[semconv.ML_PREDICTION_MEAN] = self.mean
+            attrs[semconv.ML_PREDICTION_MIN] = self.min  # type: ignore[assignment]
+            attrs[semconv.ML_PREDICTION_MAX] = self.max  # type: ignore[assignment]
+        if self.classes:
+            attrs[semconv.ML_PREDICTION_CLASS] = max(self.classes, key=lambda c: c[1])[0]
+        if self.unsupported:
+            attrs[semconv.ML_PREDICTION_UNSUPPORTED] = self.unsupported
+        return attrs
+
+
+# -- inputs --------------------------------------------------------------------------------------
+
+
+def summarize_input(x: Any, features: Sequence[str] | None = None) -> InputSummary:
+    """NaN counts, batch size and lengths of a model input of any supported type.
+
+    >>> summarize_input(np.array([[1.0, np.nan]]), features=["a", "b"]).nan_by_feature
+    {'b': 1}
+    """
+    if isinstance(x, np.ndarray):
+        return _array_input(x, features, "ndarray")
+    if isinstance(x, str | bytes):
+        return InputSummary(type(x).__name__, 1, 0, 0, None, float(len(x)), len(x), [len(x)])
+    if isinstance(x, bool | int | float | np.generic):
+        missing = int(_is_missing(x))
+        return InputSummary("scalar", 1, missing, missing)
+    if isinstance(x, Mapping):
+        return _mapping_input(x)
+    if isinstance(x, list | tuple):
+        return _sequence_input(x, features)
+    module = type(x).__module__
+    if module.startswith("pandas"):
+        return _pandas_input(x, features)
+    if module.startswith("torch"):
+        return _tensor_input(x, features)
+    return InputSummary(type(x).__name__, unsupported=1)
+
+
+def _array_input(x: np.ndarray, features: Sequence[str] | None, kind: str) -> InputSummary:
+    ndim = x.ndim
+    if x.dtype.kind in "USO" and ndim <= 1:
+        return _sequence_input(x.tolist() if ndim else [x.item()], None, kind)
+    batch = x.shape[0] if ndim >= 2 else 1
+    length = math.prod(x.shape[1:]) if ndim >= 2 else (x.shape[0] if ndim == 1 else 1)
+    summary = InputSummary(kind, batch, 0, 0, None, float(length), length, [length])
+    if x.dtype.kind not in "fc":
+        if x.dtype.kind not in "iub":
+            summary.unsupported = x.size
+        return summary
+    # One pass without allocation: NaN anywhere makes the sum NaN, and clean inputs are the norm.
+    if not np.isnan(np.add.reduce(x, axis=None)):
+        return summary
+    nan = np.isnan(x)
+    if features is not None and ndim in (1, 2) and len(features) == x.shape[-1]:
+        per_feature = nan if ndim == 1 else np.add.reduce(nan, axis=0)
+        summary.nan_count = int(per_feature.sum())
+        summary.nan_by_feature = {
+            str(features[int(i)]): int(per_feature[i]) for i in np.flatnonzero(per_feature)
+        }
+    else:
+        summary.nan_count = int(np.count_nonzero(nan))
+    if ndim >= 2:
+        summary.nan_rows = int(np.count_nonzero(nan.any(axis=tuple(range(1, ndim)))))
+    else:
+        summary.nan_rows = int(summary.nan_count > 0)
+    return summary
+
+
+def _sequence_input(
+    x: Sequence[Any], features: Sequence[str] | None, kind: str | None = None
+) -> InputSummary:
+    kind = kind or type(x).__name__
+    if len(x) == 0:
+        return InputSummary(kind, 0, 0, 0)
+    first = x[0]
+    if isinstance(first, str | bytes):  # a batch of texts
+        return _items_input(x, kind)
+    if isinstance(first, Mapping):  # a batch of records
+        return _records_input(x, kind)
+    if isinstance(first, list | tuple | np.ndarray):  # rows, or token lists of varying length
+        try:
+            return _array_input(np.asarray(x, dtype=np.float64), features, kind)
+        except (ValueError, TypeError):
+            return _items_input(x, kind)
+    try:  # one feature vector
+        return _array_input(np.asarray(x, dtype=np.float64), features, kind)
+    except (ValueError, TypeError):
+        missing = sum(_is_missing(v) for v in x)
+        unsupported = sum(not isinstance(v, bool | int | float | np.generic) for v in x) - sum(
+            v is None for v in x
+        )
+        return InputSummary(kind, 1, missing, int(missing > 0), None, float(len(x)), len(x),
+                            [len(x)], unsupported)  # fmt: skip
+
+
+def _items_input(items: Sequence[Any], kind: str) -> InputSummary:
+    """A batch of sized items (texts, token lists): lengths, missing items, unsized ones."""
+    lengths: list[int] = []
+    missing = unsupported = 0
+    for item in items:
+        if item is None or (type(item) is float and item != item):
+            missing += 1
+        elif hasattr(item, "__len__"):
+            lengths.append(len(item))
+        else:
+            unsupported += 1
+    summary = InputSummary(kind, len(items), missing, missing, unsupported=unsupported)
+    if lengths:
+        summary.length = sum(lengths) / len(lengths)
+        summary.length_max = max(lengths)
+        summary.lengths = _sample(lengths)
+    return summary
+
+
+def _records_input(records: Sequence[Any], kind: str) -> InputSummary:
+    by_feature: Counter[str] = Counter()
+    nan_rows = unsupported = 0
+    for record in records:
+        if not isinstance(record, Mapping):
+            unsupported += 1
+            continue
+        missing = [str(k) for k, v in record.items() if _is_missing(v)]
+        by_feature.update(missing)
+        nan_rows += bool(missing)
+    total = sum(by_feature.values())
+    return InputSummary(kind, len(records), total, nan_rows, dict(by_feature) or None,
+                        unsupported=unsupported)  # fmt: skip
+
+
+def _mapping_input(x: Mapping[Any, Any]) -> InputSummary:
+    """Feature name → value (one row) or → column of values (a columnar batch)."""
+    by_feature: dict[str, int] = {}
+    batch = 1
+    lengths: list[int] = []
+    unsupported = 0
+    for key, value in x.items():
+        if isinstance(value, str | bytes):
+            lengths.append(len(value))
+            continue
+        if _is_missing(value):
+            by_feature[str(key)] = 1
+            continue
+        if isinstance(value, bool | int | float | np.generic):
+            continue
+        column = _column_missing(value)
+        if column is None:
+            unsupported += 1
+            continue
+        batch, missing = column
+        if missing:
+            by_feature[str(key)] = missing
+    total = sum(by_feature.values())
+    summary = InputSummary("dict", batch, total, None, by_feature or None, unsupported=unsupported)
+    if batch == 1:
+        summary.nan_rows = int(total > 0)
+    if lengths:
+        summary.length, summary.length_max = sum(lengths) / len(lengths), max(lengths)
+        summary.lengths = _sample(lengths)
+    return summary
+
+
+def _column_missing(column: Any) -> tuple[int, int] | None:
+    """(rows, missing) of one column given as an array, list or Series; None if not a column."""
+    if type(column).__module__.startswith("pandas"):
+        return len(column), int(column.isna().sum())
+    if isinstance(column, np.ndarray) and column.dtype.kind in "fc":
+        return len(column), int(np.count_nonzero(np.isnan(column)))
+    if isinstance(column, np.ndarray | list | tuple):
+        return len(column), sum(_is_missing(v) for v in column)
+    return None
+
+
+def _pandas_input(x: Any, features: Sequence[str] | None) -> InputSummary:
+    kind = type(x).__name__
+    if kind == "Series":
+        values = x.to_numpy()
+        if values.dtype.kind in "fc":
+            summary = _array_input(values, None, kind)
+        else:
+            missing = int(x.isna().sum())
+            summary = InputSummary(kind, len(x), missing, missing)
+        summary.batch_size = len(x)
+        summary.length = summary.length_max = None
+        summary.lengths = []
+        return summary
+    if kind != "DataFrame":
+        return InputSummary(kind, unsupported=1)
+    columns = [str(c) for c in x.columns]
+    if all(dtype.kind in "fciub" for dtype in x.dtypes):  # one view, no copy for one float block
+        return _array_input(x.to_numpy(copy=False), columns, kind)
+    nan = x.isna().to_numpy()
+    per_column = nan.sum(axis=0)
+    return InputSummary(
+        kind,
+        len(x),
+        int(per_column.sum()),
+        int(np.count_nonzero(nan.any(axis=1))),
+        {columns[i]: int(per_column[i]) for i in np.flatnonzero(per_column)} or None,
+        float(len(columns)),
+        len(columns),
+        [len(columns)],
+    )
+
+
+def _tensor_input(x: Any, features: Sequence[str] | None) -> InputSummary:
+    """A torch tensor, counted where it lives: only scalar results cross to the CPU."""
+    if not hasattr(x, "shape") or not hasattr(x, "isnan"):
+        return InputSummary(type(x).__name__, unsupported=1)
+    shape = tuple(x.shape)
+    ndim = len(shape)
+    length = math.prod(shape[1:]) if ndim >= 2 else (shape[0] if ndim == 1 else 1)
+    summary = InputSummary("Tensor", shape[0] if ndim >= 2 else 1, 0, 0, None, float(length),
+                           length, [length])  # fmt: skip
+    if not (x.is_floating_point() or x.is_complex()):
+        return summary
+    nan = x.isnan()
+    summary.nan_count = int(nan.sum().item())
+    if summary.nan_count == 0:
+        return summary
+    if ndim >= 2:
+        summary.nan_rows = int(nan.reshape(shape[0], -1).any(dim=1).sum().item())
+        if ndim == 2 and features is not None and len(features) == shape[1]:
+            per_feature = nan.sum(dim=0).tolist()
+            summary.nan_by_feature = {
+                str(f): int(n) for f, n in zip(features, per_feature, strict=True) if n
+            }
+    else:
+        summary.nan_rows = 1
+    return summary
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(value != value)  # NaN is the only value unequal to itself
+    except Exception:
+        return False
+
+
+def _sample(values: Sequence[Any] | np.ndarray) -> list[Any]:
+    step = max(1, -(-len(values) // MAX_POINTS))
+    if isinstance(values, np.ndarray):
+        return values[::step].tolist()  # type: ignore[no-any-return]
+    return list(values[::step])
+
+
+# -- predictions ---------------------------------------------------------------------------------
+
+
+def summarize_prediction(
+    y: Any, kind: PredictionKind = "auto", class_names: Sequence[str] | None = None
+) -> PredictionSummary:
+    """Summary of a prediction: numeric values (regression, scores) or predicted classes.
+
+    ``kind="auto"`` reads floats as values, integers, booleans and strings as class labels, and a
+    2-D float array with several columns as class probabilities (argmax per row).
+
+    >>> summarize_prediction(np.array([0.2, 0.4])).mean
+    0.30000000000000004
+    """
+    module = type(y).__module__
+    if module.startswith("torch") and hasattr(y, "detach"):
+        y = _tensor_to_numpy_if_small(y)
+        if y is None:
+            return PredictionSummary("Tensor", unsupported=1)
+    elif module.startswith("pandas") and hasattr(y, "to_numpy"):
+        y = y.to_numpy()
+    if not isinstance(y, np.ndarray):
+        if y is None or not isinstance(y, bool | int | float | str | np.generic | list | tuple):
+            return PredictionSummary(type(y).__name__, unsupported=1)
+        try:
+            y = np.asarray(y)
+        except (ValueError, TypeError):  # ragged lists
+            return PredictionSummary(type(y).__name__, unsupported=1)
+    dtype_kind = y.dtype.kind
+    if dtype_kind in "fc" and kind != "classification" and not _is_probabilities(y, kind):
+        return _values(y.real if dtype_kind == "c" else y)
+    if dtype_kind in "iub" and kind == "regression":
+        return _values(y.astype(np.float64))
+    if dtype_kind in "fc":
+        if y.ndim == 2 and y.shape[1] > 1:
+            return _classes(np.argmax(y, axis=1), class_names, int(np.isnan(y).any(axis=1).sum()))
+        return _classes(y, class_names, 0)
+    if dtype_kind in "iubUSO":
+        return _classes(y, class_names, 0)
+    return PredictionSummary(str(y.dtype), unsupported=y.size)
+
+
+def _is_probabilities(y: np.ndarray, kind: PredictionKind) -> bool:
+    return kind == "auto" and y.ndim == 2 and y.shape[1] > 1
+
+
+def _values(y: np.ndarray) -> PredictionSummary:
+    flat = y.reshape(-1)
+    n = flat.size
+    summary = PredictionSummary("regression", count=n)
+    if n == 0:
+        return summary
+    total = float(np.add.reduce(flat))
+    if not math.isfinite(total):
+        summary.nan_count = int(np.count_nonzero(np.isnan(flat)))
+        flat = flat[np.isfinite(flat)]
+        if flat.size == 0:
+            return summary
+        total = float(np.add.reduce(flat))
+    mean = total / flat.size
+    summary.mean = mean if math.isfinite(mean) else None  # finite values whose sum overflows
+    summary.min = float(flat.min())
+    summary.max = float(flat.max())
+    summary.values = _sample(flat)
+    return summary
+
+
+def _classes(
+    labels: np.ndarray, class_names: Sequence[str] | None, nan_rows: int
+) -> PredictionSummary:
+    flat = labels.reshape(-1)
+    summary = PredictionSummary("classification", count=flat.size, nan_count=nan_rows)
+    if flat.size == 1:
+        counted: list[tuple[Any, int]] = [
+            (flat[0].item() if flat.dtype.kind != "O" else flat[0], 1)
+        ]
+    else:
+        try:
+            values, counts = np.unique(flat, return_counts=True)
+            counted = list(zip(values.tolist(), counts.tolist(), strict=True))
+        except TypeError:  # object arrays of mixed, unorderable labels
+            counted = list(Counter(map(str, flat.tolist())).items())
+    summary.classes = [(_class_name(label, class_names), count) for label, count in counted]
+    return summary
+
+
+def _class_name(label: Any, class_names: Sequence[str] | None) -> str:
+    if class_names is not None and isinstance(label, int) and 0 <= label < len(class_names):
+        return str(class_names[label])
+    if isinstance(label, float) and label.is_integer():
+        return str(int(label))
+    return str(label)
+
+
+def _tensor_to_numpy_if_small(y: Any) -> np.ndarray | None:
+    """Predictions are small (one value or row per item); copying them to the CPU is fine."""
+    try:
+        return y.detach().cpu().numpy()  # type: ignore[no-any-return]
+    except Exception:
+        return None

@@ -1,0 +1,62 @@
+"""Shared fixtures: an inferwatch configured with in-memory span and metric capture."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import inferwatch as iw
+from inferwatch import _internal
+
+pytest_plugins = ["tests._otlp"]
+
+
+class Captured:
+    """What inferwatch exported during one test, through the real OTel SDK pipeline."""
+
+    def __init__(self) -> None:
+        self.exporter = InMemorySpanExporter()
+        self.reader = InMemoryMetricReader()
+
+    def spans(self, name: str | None = None) -> list[ReadableSpan]:
+        spans = self.exporter.get_finished_spans()
+        return [s for s in spans if name is None or s.name == name]
+
+    def span(self, name: str) -> ReadableSpan:
+        (found,) = self.spans(name)
+        return found
+
+    def points(self, metric: str) -> list[tuple[dict[str, Any], Any]]:
+        """(attributes, data point) of every point of `metric` collected so far."""
+        data = self.reader.get_metrics_data()
+        found = []
+        for resource in data.resource_metrics if data else ():
+            for scope in resource.scope_metrics:
+                for m in scope.metrics:
+                    if m.name == metric:
+                        found += [(dict(p.attributes or {}), p) for p in m.data.data_points]
+        return found
+
+
+@pytest.fixture
+def telemetry(request: pytest.FixtureRequest) -> Iterator[Captured]:
+    """inferwatch configured in strict mode, exporting to memory; shut down afterwards."""
+    captured = Captured()
+    options = getattr(request, "param", {})
+    iw.configure(
+        service_name="test-service",
+        span_processors=[SimpleSpanProcessor(captured.exporter)],
+        metric_readers=[captured.reader],
+        metric_tags=options.get("metric_tags", ["region"]),
+        strict=options.get("strict", True),
+    )
+    _internal.reset_internal_errors()
+    yield captured
+    iw.shutdown()
+    _internal.set_strict(False)
