@@ -58,5 +58,6 @@ def telemetry(request: pytest.FixtureRequest) -> Iterator[Captured]:
     )
     _internal.reset_internal_errors()
     yield captured
+    assert iw.current_request_id() is None, "a request scope leaked out of the test"
     iw.shutdown()
     _internal.set_strict(False)

@@ -24,14 +24,16 @@ _LOG_EVERY_S = 60.0
 _lock = threading.Lock()
 _counts: Counter[str] = Counter()
 _last_logged: dict[str, float] = {}
-_strict = os.environ.get("INFERWATCH_STRICT", "").lower() in ("1", "true", "yes")
+_env_strict = os.environ.get("INFERWATCH_STRICT", "").lower() in ("1", "true", "yes")
+_strict = _env_strict
 # Set by config once a meter exists: adds 1 to the internal-errors counter for `where`.
 _count_hook: Callable[[str], None] | None = None
 
 
 def set_strict(strict: bool) -> None:
+    """Re-raise internal errors (`strict`, or the INFERWATCH_STRICT environment variable)."""
     global _strict
-    _strict = strict
+    _strict = strict or _env_strict
 
 
 def is_strict() -> bool:

@@ -125,8 +125,13 @@ def configure(
             return settings
         if _current is not None:
             _current[2].shutdown()
-        _internal.set_strict(settings.strict or _internal.is_strict())
-        state = _build_state(settings, span_processors, metric_readers)
+            _current = None
+            set_state(None)
+        _internal.set_strict(settings.strict)
+        try:
+            state = _build_state(settings, span_processors, metric_readers)
+        except Exception as exc:  # e.g. a metric reader already registered elsewhere
+            raise ConfigurationError(f"could not set up telemetry providers: {exc}") from exc
         _current = (settings, extras, state)
         set_state(state)
     return settings

@@ -110,7 +110,7 @@ class context:
     def __init__(
         self, request_id: str | None = None, *, _otel: Context | None = None, **tags: Any
     ) -> None:
-        self._request_id = None if request_id is None else str(request_id)
+        self._request_id = str(request_id) if request_id not in (None, "") else None
         self._tags = {str(k): clean_value(v) for k, v in tags.items()}
         self._attached = _otel
         self._tokens: list[tuple[contextvars.Token[Scope | None], object | None]] = []

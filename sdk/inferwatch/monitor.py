@@ -113,18 +113,22 @@ def _begin(
 ) -> Inference:
     rec = Inference(spec)
     rec.start(activate=activate)
-    with handle_internal_errors("monitor.arguments"):
-        if arguments.tags:
-            tags = {}
-            for tag, position, name in arguments.tags:
-                value = arguments.value((position, name), args, kwargs)
-                if value is not _MISSING:
-                    tags[tag] = value
-            rec.tag(**tags)
-        if arguments.input is not None:
-            x = arguments.value(arguments.input, args, kwargs)
-            if x is not _MISSING:
-                rec.record_input(x)
+    try:
+        with handle_internal_errors("monitor.arguments"):
+            if arguments.tags:
+                tags = {}
+                for tag, position, name in arguments.tags:
+                    value = arguments.value((position, name), args, kwargs)
+                    if value is not _MISSING:
+                        tags[tag] = value
+                rec.tag(**tags)
+            if arguments.input is not None:
+                x = arguments.value(arguments.input, args, kwargs)
+                if x is not _MISSING:
+                    rec.record_input(x)
+    except BaseException as exc:  # strict mode re-raised an internal error: leave no context
+        rec.finish(exc)
+        raise
     return rec
 
 

@@ -125,8 +125,9 @@ def _array_input(x: np.ndarray, features: Sequence[str] | None, kind: str) -> In
         if x.dtype.kind not in "iub":
             summary.unsupported = x.size
         return summary
-    # One pass without allocation: NaN anywhere makes the sum NaN, and clean inputs are the norm.
-    if not np.isnan(np.add.reduce(x, axis=None)):
+    # One pass without allocation or warnings: NaN anywhere makes the maximum NaN, and clean
+    # inputs are the norm. (Complex numbers have no NaN-propagating order; count them directly.)
+    if x.dtype.kind == "f" and not np.isnan(np.maximum.reduce(x, axis=None, initial=-np.inf)):
         return summary
     nan = np.isnan(x)
     if features is not None and ndim in (1, 2) and len(features) == x.shape[-1]:
@@ -375,17 +376,19 @@ def _values(y: np.ndarray) -> PredictionSummary:
     summary = PredictionSummary("regression", count=n)
     if n == 0:
         return summary
-    total = float(np.add.reduce(flat))
-    if not math.isfinite(total):
+    low, high = float(np.minimum.reduce(flat)), float(np.maximum.reduce(flat))
+    if not (math.isfinite(low) and math.isfinite(high)):
         summary.nan_count = int(np.count_nonzero(np.isnan(flat)))
         flat = flat[np.isfinite(flat)]
         if flat.size == 0:
             return summary
-        total = float(np.add.reduce(flat))
-    mean = total / flat.size
-    summary.mean = mean if math.isfinite(mean) else None  # finite values whose sum overflows
-    summary.min = float(flat.min())
-    summary.max = float(flat.max())
+        low, high = float(np.minimum.reduce(flat)), float(np.maximum.reduce(flat))
+    # Sum first when it cannot overflow (the usual case); else scale first.
+    if max(-low, high) * flat.size < 1e300:
+        summary.mean = float(np.add.reduce(flat)) / flat.size
+    else:
+        summary.mean = float(np.add.reduce(flat / flat.size))
+    summary.min, summary.max = low, high
     summary.values = _sample(flat)
     return summary
 

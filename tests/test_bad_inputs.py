@@ -1,0 +1,105 @@
+"""Whatever the caller passes in or the model returns, the call behaves as if unmonitored.
+
+The `telemetry` fixture runs inferwatch in strict mode: an internal error would raise here
+instead of being swallowed, so these tests also prove the summaries handle every case cleanly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import inferwatch as iw
+from tests.conftest import Captured
+
+WEIRD_VALUES: list[Any] = [
+    None,
+    [],
+    [[1.0, 2.0], [3.0]],  # ragged
+    ["1.0", "oops", None],  # strings where numbers were expected
+    [1.0, "two", None, float("nan")],
+    np.array([1, "a", None], dtype=object),
+    np.array(5.0),  # 0-d
+    np.array(np.nan),
+    np.empty((0, 4)),
+    np.empty(0),
+    np.array([np.nan, np.inf, -np.inf]),
+    np.full((3, 3), np.nan),
+    np.array([1 + 2j, np.nan + 0j]),
+    np.array(["2024-01-01"], dtype="datetime64[D]"),
+    2**80,
+    -(2**70),
+    float("inf"),
+    b"\x00\xff",
+    "",
+    {"a": object(), "b": [1, None], "c": np.array([np.nan]), 1: "x"},
+    [{"a": 1}, "not a record", {"b": None}],
+    {1, 2, 3},
+    (x for x in range(3)),
+    pd.DataFrame({"a": [None, "x"], "b": pd.array([1, None], dtype="Int64")}),
+    pd.Series([], dtype=float),
+    object(),
+    Exception("not data"),
+]
+
+
+@pytest.mark.parametrize("value", WEIRD_VALUES, ids=lambda v: type(v).__name__)
+def test_weird_inputs_and_predictions_pass_through(telemetry: Captured, value: Any) -> None:
+    @iw.monitor(model="m")
+    def identity(x: Any) -> Any:
+        return x
+
+    assert identity(value) is value
+    (span,) = telemetry.spans("inference m")
+    for key, attr in (span.attributes or {}).items():
+        assert isinstance(attr, str | bool | int | float), key
+        assert not isinstance(attr, int) or -(2**63) <= attr < 2**63, key
+    assert iw.internal_errors() == {}
+
+
+@pytest.mark.parametrize("value", WEIRD_VALUES[:12], ids=lambda v: type(v).__name__)
+def test_weird_values_through_the_explicit_form(telemetry: Captured, value: Any) -> None:
+    with iw.inference(model="m", features=["a", "b"], class_names=["x"]) as rec:
+        rec.record_input(value)
+        rec.record_prediction(value)
+        rec.tag(weird=value)
+    assert len(telemetry.spans("inference m")) == 1
+
+
+def test_internal_errors_are_swallowed_counted_and_logged(
+    telemetry: Captured, caplog: pytest.LogCaptureFixture
+) -> None:
+    iw.configure(metric_readers=[], strict=False)
+
+    @iw.monitor(model="m")
+    def predict(x: Any) -> str:
+        return "ok"
+
+    class ExplodingList(list):  # type: ignore[type-arg]
+        """Indexing raises: a stand-in for any bug inside inferwatch's summaries."""
+
+        def __getitem__(self, i: Any) -> Any:
+            raise RuntimeError("boom")
+
+    for _ in range(3):
+        assert predict(ExplodingList([1])) == "ok"
+    assert iw.internal_errors() == {"inference.record_input": 3}
+    warnings = [r for r in caplog.records if r.name == "inferwatch"]
+    assert len(warnings) == 1  # rate-limited: once a minute per place
+    assert "inference.record_input" in warnings[0].getMessage()
+
+
+def test_strict_mode_reraises_internal_errors(telemetry: Captured) -> None:
+    class ExplodingList(list):  # type: ignore[type-arg]
+        def __getitem__(self, i: Any) -> Any:
+            raise RuntimeError("boom")
+
+    @iw.monitor(model="m")
+    def predict(x: Any) -> str:
+        return "ok"
+
+    with pytest.raises(RuntimeError, match="boom"):
+        predict(ExplodingList([1]))

@@ -1,0 +1,144 @@
+"""Input and prediction summaries: exact counts for every supported type."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from inferwatch.signals import MAX_POINTS, summarize_input, summarize_prediction
+
+
+def test_2d_array_nan_counts_per_feature() -> None:
+    X = np.ones((100, 4))
+    X[3, 1] = X[7, 1] = X[7, 3] = np.nan
+    s = summarize_input(X, features=["a", "b", "c", "d"])
+    assert (s.batch_size, s.nan_count, s.nan_rows) == (100, 3, 2)
+    assert s.nan_by_feature == {"b": 2, "d": 1}
+    assert (s.length, s.length_max) == (4.0, 4)
+
+
+def test_clean_array_takes_no_nan_pass_and_counts_zero() -> None:
+    s = summarize_input(np.arange(12.0).reshape(3, 4))
+    assert (s.nan_count, s.nan_rows, s.nan_by_feature) == (0, 0, None)
+
+
+def test_inf_minus_inf_is_not_counted_as_nan() -> None:
+    s = summarize_input(np.array([[np.inf, -np.inf, 1.0]]))
+    assert s.nan_count == 0
+
+
+def test_1d_array_is_one_feature_vector() -> None:
+    s = summarize_input(np.array([1.0, np.nan, 3.0]), features=["x", "y", "z"])
+    assert (s.batch_size, s.nan_count, s.nan_rows, s.length) == (1, 1, 1, 3.0)
+    assert s.nan_by_feature == {"y": 1}
+
+
+def test_integer_and_bool_arrays_have_no_nans() -> None:
+    assert summarize_input(np.arange(10).reshape(2, 5)).nan_count == 0
+    assert summarize_input(np.zeros((2, 2), dtype=bool)).nan_count == 0
+
+
+def test_token_id_batch_lengths() -> None:
+    s = summarize_input(np.zeros((8, 512), dtype=np.int64))
+    assert (s.batch_size, s.length, s.length_max, s.lengths) == (8, 512.0, 512, [512])
+
+
+def test_texts_lengths_and_missing() -> None:
+    s = summarize_input(["short", "a much longer text", None])
+    assert (s.batch_size, s.nan_count) == (3, 1)
+    assert s.length_max == len("a much longer text")
+    assert s.length == pytest.approx((5 + 18) / 2)
+    assert summarize_input(np.array(["ab", "abcd"])).length == 3.0
+
+
+def test_ragged_token_lists() -> None:
+    s = summarize_input([[1, 2, 3], [4], [5, 6]])
+    assert (s.batch_size, s.length_max, s.length) == (3, 3, 2.0)
+
+
+def test_list_of_rows_is_a_batch() -> None:
+    s = summarize_input([[1.0, None], [2.0, 3.0]], features=["a", "b"])
+    assert (s.batch_size, s.nan_count, s.nan_by_feature) == (2, 1, {"b": 1})
+
+
+def test_list_of_records() -> None:
+    s = summarize_input([{"a": 1.0, "b": None}, {"a": float("nan"), "b": 2}, {"a": 1, "b": 2}])
+    assert (s.batch_size, s.nan_count, s.nan_rows) == (3, 2, 2)
+    assert s.nan_by_feature == {"a": 1, "b": 1}
+
+
+def test_dict_row_and_columnar_dict() -> None:
+    row = summarize_input({"age": 31, "income": float("nan"), "city": None, "note": "hello"})
+    assert (row.batch_size, row.nan_count, row.nan_rows) == (1, 2, 1)
+    assert row.nan_by_feature == {"income": 1, "city": 1}
+    assert row.length == 5.0
+    columns = summarize_input({"a": np.array([1.0, np.nan, np.nan]), "b": [1, None, 3]})
+    assert (columns.batch_size, columns.nan_count) == (3, 3)
+    assert columns.nan_by_feature == {"a": 2, "b": 1}
+
+
+def test_pandas_frames_and_series() -> None:
+    df = pd.DataFrame({"a": [1.0, np.nan, 3.0], "b": [1.0, 2.0, np.nan]})
+    s = summarize_input(df)
+    assert (s.kind, s.batch_size, s.nan_count, s.nan_by_feature) == (
+        "DataFrame", 3, 2, {"a": 1, "b": 1},
+    )  # fmt: skip
+    mixed = df.assign(city=["x", None, "z"])
+    m = summarize_input(mixed)
+    assert (m.nan_count, m.nan_rows, m.nan_by_feature) == (3, 2, {"a": 1, "b": 1, "city": 1})
+    series = summarize_input(pd.Series([1.0, np.nan, 2.0]))
+    assert (series.kind, series.batch_size, series.nan_count) == ("Series", 3, 1)
+
+
+def test_scalars_and_unknown_types() -> None:
+    assert summarize_input(float("nan")).nan_count == 1
+    assert summarize_input(3).nan_count == 0
+    assert summarize_input("hello").length == 5.0
+    unknown = summarize_input(object())
+    assert (unknown.kind, unknown.unsupported) == ("object", 1)
+    assert summarize_input(None).unsupported == 1
+
+
+def test_regression_predictions_ignore_non_finite_values() -> None:
+    p = summarize_prediction(np.array([1.0, 3.0, np.nan, np.inf]))
+    assert (p.kind, p.count, p.nan_count) == ("regression", 4, 1)
+    assert (p.mean, p.min, p.max) == (2.0, 1.0, 3.0)
+    assert p.values == [1.0, 3.0]
+
+
+def test_prediction_histogram_sample_is_bounded() -> None:
+    p = summarize_prediction(np.linspace(0, 1, 10_000))
+    assert len(p.values) == MAX_POINTS
+    assert p.count == 10_000
+
+
+def test_probabilities_become_classes_with_names() -> None:
+    proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    p = summarize_prediction(proba, class_names=["legit", "fraud"])
+    assert p.kind == "classification"
+    assert dict(p.classes) == {"legit": 2, "fraud": 1}
+    assert p.attributes()["ml.prediction.class"] == "legit"
+
+
+def test_labels_and_forced_kinds() -> None:
+    assert dict(summarize_prediction(["cat", "dog", "cat"]).classes) == {"cat": 2, "dog": 1}
+    assert dict(summarize_prediction(np.array([1, 0, 1])).classes) == {"1": 2, "0": 1}
+    assert summarize_prediction(np.array([1, 0, 1]), kind="regression").mean == pytest.approx(2 / 3)
+    forced = summarize_prediction(np.array([1.0, 0.0]), kind="classification")
+    assert dict(forced.classes) == {"0": 1, "1": 1}
+    assert summarize_prediction(0.7).mean == 0.7
+    assert dict(summarize_prediction(True).classes) == {"True": 1}
+
+
+def test_unsupported_predictions_are_counted() -> None:
+    assert summarize_prediction(None).unsupported == 1
+    assert summarize_prediction({"label": 1}).unsupported == 1
+    assert summarize_prediction([[1, 2], [3]]).unsupported == 1
+
+
+def test_all_attribute_values_are_otel_types() -> None:
+    for value in [np.array([np.nan, np.nan]), np.array([1e308, 1e308]), np.array([]), 2**70]:
+        for key, attr in summarize_prediction(value).attributes().items():
+            assert isinstance(attr, str | bool | int | float), key
+            assert not isinstance(attr, float) or np.isfinite(attr), key
