@@ -240,8 +240,8 @@ def test_inference_context_manager_with_stage_and_tags(telemetry: Captured) -> N
     stage = telemetry.span("stage postprocess")
     assert stage.parent is not None and stage.parent.span_id == span.context.span_id
     attrs = span.attributes or {}
-    assert attrs["ml.prediction.type"] == "classification"
-    assert attrs["ml.prediction.class"] == "1"
+    assert attrs["ml.prediction.count"] == 4
+    assert attrs["ml.prediction.class"] == "1"  # the most frequent class of the batch
     assert attrs["region"] == "us" and attrs["experiment"] == "b"
     counts = {a["ml.prediction.class"]: p.value for a, p in telemetry.points("ml.prediction.count")}
     assert counts == {"0": 1, "1": 3}

@@ -88,6 +88,13 @@ def log_internal_error(where: str, exc: BaseException) -> None:
         otel_context.detach(token)
 
 
+def handle_internal_error(where: str, exc: Exception) -> None:
+    """Call from an ``except`` block: re-raise in strict mode, else count and log."""
+    if _strict:
+        raise exc
+    log_internal_error(where, exc)
+
+
 class handle_internal_errors:
     """``with handle_internal_errors("where"): ...`` swallows, counts and logs errors inside."""
 

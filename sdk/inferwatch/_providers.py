@@ -1,8 +1,8 @@
-"""A global tracer provider that can be re-pointed when `configure()` runs again.
+"""Global tracer and meter providers that can be re-pointed when `configure()` runs again.
 
-OpenTelemetry lets the global tracer provider be set once per process. inferwatch sets this
-forwarding provider once, and each `configure()` points it at a fresh SDK provider, so tracers that
-other instrumentation obtained earlier follow the current configuration.
+OpenTelemetry lets each global provider be set once per process. inferwatch sets these forwarding
+providers once, and each `configure()` points them at fresh SDK providers, so tracers, meters and
+instruments that other instrumentation obtained earlier follow the current configuration.
 """
 
 from __future__ import annotations
@@ -11,8 +11,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 from opentelemetry.context import Context
+
+# The API's own proxy meter re-creates every instrument on a new provider; it is what the global
+# meter provider uses before one is set. We reuse it so that switching works more than once.
+from opentelemetry.metrics._internal import _ProxyMeter, _ProxyMeterProvider
 from opentelemetry.trace import Link, Span, SpanKind
 from opentelemetry.util import types
 
@@ -86,3 +90,24 @@ class _SwitchingTracer(trace.Tracer):
             set_status_on_exception, end_on_exit,
         ) as span:  # fmt: skip
             yield span
+
+
+class SwitchingMeterProvider(_ProxyMeterProvider):
+    """Hands out proxy meters that follow every `use()`, not only the first one."""
+
+    def get_meter(
+        self,
+        name: str,
+        version: str | None = None,
+        schema_url: str | None = None,
+        attributes: types.Attributes | None = None,
+    ) -> metrics.Meter:
+        with self._lock:
+            meter = _ProxyMeter(name, version=version, schema_url=schema_url)
+            self._meters.append(meter)
+            if self._real_meter_provider is not None:
+                meter.on_set_meter_provider(self._real_meter_provider)
+            return meter
+
+    def use(self, delegate: metrics.MeterProvider) -> None:
+        self.on_set_meter_provider(delegate)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from opentelemetry import metrics, trace
+from opentelemetry.sdk.trace import TracerProvider
 
 from inferwatch import _internal, semconv
 
 _VERSION = "0.1.0"
+OTHER_CLASS = "__other__"
 
 
 class State:
@@ -22,12 +25,15 @@ class State:
         meter_provider: metrics.MeterProvider,
         owned: list[Any],
         stamps_scope: bool = True,
+        batch_processors: list[Any] | None = None,
     ) -> None:
         self.metric_tags = metric_tags
         self.max_classes = max_classes
         # Whether a ScopeSpanProcessor stamps request ids and tags; if not, monitor does it.
         self.stamps_scope = stamps_scope
         self._owned = owned
+        self._batch_processors = batch_processors or []
+        self._known_classes: dict[str, set[str]] = {}
         self.tracer = tracer_provider.get_tracer(semconv.INSTRUMENTATION_NAME, _VERSION)
         meter = meter_provider.get_meter(semconv.INSTRUMENTATION_NAME, _VERSION)
         self.duration = meter.create_histogram(
@@ -59,12 +65,29 @@ class State:
             1, {semconv.ATTR_INTERNAL_WHERE: where}
         )
 
+    def class_label(self, model: str, label: str) -> str:
+        """The label while the model has few distinct ones; `__other__` for new ones after that."""
+        known = self._known_classes.setdefault(model, set())
+        if label in known:
+            return label
+        if len(known) < self.max_classes:
+            known.add(label)
+            return label
+        return OTHER_CLASS
+
     def shutdown(self, timeout_ms: float = 30_000) -> None:
+        """Flush and stop what this configuration owns, all within one deadline."""
+        deadline = time.monotonic() + timeout_ms / 1000
         for provider in self._owned:
-            try:
-                provider.shutdown(timeout_millis=timeout_ms)
-            except TypeError:  # TracerProvider.shutdown takes no timeout
+            remaining_ms = max(0.0, (deadline - time.monotonic()) * 1000)
+            if isinstance(provider, TracerProvider):
+                # TracerProvider.shutdown() takes no timeout: bound each batch processor first.
+                for processor in self._batch_processors:
+                    processor.shutdown_within(remaining_ms)
+                    remaining_ms = max(0.0, (deadline - time.monotonic()) * 1000)
                 provider.shutdown()
+            else:
+                provider.shutdown(timeout_millis=remaining_ms)
 
 
 _state: State | None = None

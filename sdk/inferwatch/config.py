@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from inferwatch import _internal, semconv
-from inferwatch._providers import SwitchingTracerProvider
+from inferwatch._providers import SwitchingMeterProvider, SwitchingTracerProvider
 from inferwatch._state import State, set_state
 from inferwatch.context import ScopeSpanProcessor
 
@@ -84,6 +84,7 @@ class Settings(BaseModel):
 
 _lock = threading.Lock()
 _switching = SwitchingTracerProvider()
+_switching_meters = SwitchingMeterProvider()
 _current: tuple[Settings, tuple[object, ...], State] | None = None
 
 
@@ -240,6 +241,7 @@ def _build_state(
     resource = _resource(settings)
     global_tracers = trace.get_tracer_provider()
     owned: list[Any] = []
+    batch_processors: list[_BatchSpanProcessor] = []
     if isinstance(global_tracers, TracerProvider):  # the application's own SDK provider
         tracer_provider = global_tracers
         if not getattr(tracer_provider, "_inferwatch_scope_processor", False):
@@ -253,15 +255,15 @@ def _build_state(
         tracer_provider.add_span_processor(ScopeSpanProcessor())
         exporter = _span_exporter(settings)
         if exporter is not None:
-            tracer_provider.add_span_processor(
-                BatchSpanProcessor(
-                    exporter,
-                    max_queue_size=settings.max_queue_size,
-                    max_export_batch_size=settings.max_export_batch_size,
-                    schedule_delay_millis=settings.schedule_delay_ms,
-                    export_timeout_millis=settings.export_timeout_ms,
-                )
+            batch = _BatchSpanProcessor(
+                exporter,
+                max_queue_size=settings.max_queue_size,
+                max_export_batch_size=settings.max_export_batch_size,
+                schedule_delay_millis=settings.schedule_delay_ms,
+                export_timeout_millis=settings.export_timeout_ms,
             )
+            tracer_provider.add_span_processor(batch)
+            batch_processors.append(batch)
         owned.append(tracer_provider)
         if global_tracers is not _switching:
             trace.set_tracer_provider(_switching)
@@ -270,7 +272,7 @@ def _build_state(
         tracer_provider.add_span_processor(processor)
 
     global_meters = metrics.get_meter_provider()
-    if isinstance(global_meters, MeterProvider) and not _is_ours(global_meters):
+    if isinstance(global_meters, MeterProvider):  # the application's own SDK provider
         meter_provider = global_meters
         for reader in metric_readers:  # readers can only be given at construction
             _internal.log_internal_error(
@@ -284,12 +286,22 @@ def _build_state(
         meter_provider = MeterProvider(
             metric_readers=readers, resource=resource, shutdown_on_exit=False
         )
-        meter_provider._inferwatch_owned = True  # type: ignore[attr-defined]
         owned.append(meter_provider)
-        if not isinstance(global_meters, MeterProvider):
-            metrics.set_meter_provider(meter_provider)
-    return State(settings.metric_tags, settings.max_classes, tracer_provider, meter_provider, owned)
+        if global_meters is not _switching_meters:
+            metrics.set_meter_provider(_switching_meters)
+        _switching_meters.use(meter_provider)
+    return State(
+        settings.metric_tags, settings.max_classes, tracer_provider, meter_provider, owned,
+        batch_processors=batch_processors,
+    )  # fmt: skip
 
 
-def _is_ours(provider: object) -> bool:
-    return bool(getattr(provider, "_inferwatch_owned", False))
+class _BatchSpanProcessor(BatchSpanProcessor):
+    """A BatchSpanProcessor whose shutdown honours a deadline (the SDK's waits up to 30 s)."""
+
+    def shutdown_within(self, timeout_ms: float) -> None:
+        inner = getattr(self, "_batch_processor", None)
+        if inner is not None and hasattr(inner, "shutdown"):
+            inner.shutdown(timeout_millis=int(timeout_ms))
+        else:  # an SDK without the shared batch processor: fall back to its own bound
+            self.shutdown()  # type: ignore[no-untyped-call]

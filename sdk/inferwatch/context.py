@@ -175,7 +175,8 @@ class ScopeSpanProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         scope = _SCOPE.get()
-        if scope is not None:
+        # inferwatch's own spans carry the scope from their start already.
+        if scope is not None and semconv.ML_REQUEST_ID not in (span.attributes or ()):
             span.set_attributes(scope.attributes)
 
     def on_end(self, span: ReadableSpan) -> None:

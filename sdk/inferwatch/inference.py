@@ -19,7 +19,12 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from inferwatch import semconv
 from inferwatch._attributes import AttributeValue, clean_value, qualified_name
-from inferwatch._internal import handle_internal_errors, log_internal_error
+from inferwatch._internal import (
+    handle_internal_error,
+    handle_internal_errors,
+    is_strict,
+    log_internal_error,
+)
 from inferwatch._state import State, get_state
 from inferwatch.context import Scope, current_scope, enter_scope, exit_scope, new_request_id
 from inferwatch.signals import (
@@ -30,7 +35,8 @@ from inferwatch.signals import (
     summarize_prediction,
 )
 
-_OTHER_CLASS = "__other__"
+NO_INPUT: Any = object()
+"""Marker: `Inference.start` was given no input to summarise."""
 _MAX_CACHED_ATTRIBUTE_SETS = 4096
 
 
@@ -38,7 +44,6 @@ class ModelSpec:
     """What is fixed per model: names, static attributes, caches of metric attribute sets."""
 
     __slots__ = (
-        "_known_classes",
         "_metric_attrs",
         "_state",
         "class_names",
@@ -77,7 +82,6 @@ class ModelSpec:
             self.span_attributes[semconv.ML_MODEL_VERSION] = self.version
         self._state: State | None = None
         self._metric_attrs: dict[tuple[Any, ...], dict[str, AttributeValue]] = {}
-        self._known_classes: set[str] = set()
 
     def metric_attributes(
         self, state: State, tags: Any, error_type: str | None = None
@@ -100,16 +104,6 @@ class ModelSpec:
                 self._metric_attrs[key] = attrs
         return attrs
 
-    def class_label(self, label: str, max_classes: int) -> str:
-        """The label itself while the model has few distinct ones; then `__other__` for new ones."""
-        known = self._known_classes
-        if label in known:
-            return label
-        if len(known) < max_classes:
-            known.add(label)
-            return label
-        return _OTHER_CLASS
-
 
 class Inference:
     """A single inference: a span plus its signals and metrics.
@@ -119,6 +113,7 @@ class Inference:
     """
 
     __slots__ = (
+        "_metric_attrs",
         "_metric_tags",
         "_otel_token",
         "_own_scope",
@@ -138,6 +133,7 @@ class Inference:
         self._state: State | None = None
         self._tags: Any = {}
         self._metric_tags: dict[str, AttributeValue] | None = None
+        self._metric_attrs: dict[str, AttributeValue] | None = None
         self._otel_token: object | None = None
         self._scope_token: Token[Scope | None] | None = None
         self._own_scope: Scope | None = None
@@ -145,9 +141,12 @@ class Inference:
 
     # -- lifecycle (used by `monitor` and by the context-manager form) -----------------------
 
-    def start(self, *, activate: bool = True) -> None:
-        """Open the span; with ``activate`` make it (and the request scope) current."""
-        with handle_internal_errors("inference.start"):
+    def start(self, *, activate: bool = True, x: Any = NO_INPUT) -> None:
+        """Open the span; with ``activate`` make it (and the request scope) current.
+
+        ``x``, when given, is summarised first so its attributes go in with the span's own.
+        """
+        try:
             state = self._state = get_state()
             spec = self._spec
             scope = current_scope()
@@ -157,18 +156,31 @@ class Inference:
                     self._scope_token = enter_scope(scope)
             self.request_id = scope.request_id
             self._tags = scope.tags
-            attributes = spec.span_attributes
-            if not state.stamps_scope or not activate:
-                attributes = {**attributes, **scope.attributes}
+            # Everything known now goes into one attribute set: cheaper than setting it later.
+            attributes = {**spec.span_attributes, **scope.attributes}
+            summary = self._summarize_input(x, None) if x is not NO_INPUT else None
+            if summary is not None:
+                attributes.update(summary.attributes())
             self.span = state.tracer.start_span(spec.span_name, attributes=attributes)
             if activate:
                 self._otel_token = otel_context.attach(trace.set_span_in_context(self.span))
+            if summary is not None:
+                self._record_input_metrics(state, summary)
+        except Exception as exc:
+            if is_strict():  # about to raise: leave no context behind
+                self._detach()
+            handle_internal_error("inference.start", exc)
         self._start = time.perf_counter()
 
-    def finish(self, exc: BaseException | None = None) -> None:
-        """End the span, record the duration, leave the context. Never raises."""
+    def finish(self, exc: BaseException | None = None, result: Any = NO_INPUT) -> None:
+        """End the span, record the duration, leave the context. Never raises.
+
+        ``result``, when given, is recorded as the prediction after the clock has stopped.
+        """
         duration = time.perf_counter() - self._start
-        with handle_internal_errors("inference.finish"):
+        if result is not NO_INPUT:
+            self.record_prediction(result)
+        try:
             self._detach()
             state = self._state
             if state is None:
@@ -177,11 +189,11 @@ class Inference:
             error_type = None
             if exc is not None:
                 error_type = qualified_name(type(exc))
-                span.set_status(Status(StatusCode.ERROR, _message(exc)))
-                span.set_attribute(semconv.ERROR_TYPE, error_type)
-                span.record_exception(exc)
+                _record_error(span, exc, error_type)
             span.end()
             state.duration.record(duration, self._metric_attributes(error_type))
+        except Exception as error:
+            handle_internal_error("inference.finish", error)
 
     def _detach(self) -> None:
         if self._otel_token is not None:
@@ -204,36 +216,52 @@ class Inference:
             exit_scope(tokens[1])
 
     def _metric_attributes(self, error_type: str | None = None) -> dict[str, AttributeValue]:
+        if error_type is None and self._metric_attrs is not None:
+            return self._metric_attrs
         assert self._state is not None
         attrs = self._spec.metric_attributes(self._state, self._tags, error_type)
         if self._metric_tags:
             attrs = {**attrs, **self._metric_tags}
+        if error_type is None:
+            self._metric_attrs = attrs
         return attrs
 
     # -- what the user records ---------------------------------------------------------------
 
     def record_input(self, x: Any, features: Sequence[str] | None = None) -> InputSummary | None:
         """Summarise an input: NaN counts (per feature on metrics), batch size, lengths."""
-        with handle_internal_errors("inference.record_input"):
+        try:
             state = self._state
-            if state is None:
+            summary = self._summarize_input(x, features)
+            if state is None or summary is None:
                 return None
-            summary = summarize_input(x, features if features is not None else self._spec.features)
             self.span.set_attributes(summary.attributes())
-            attrs = self._metric_attributes()
-            if summary.nan_by_feature:
-                for feature, count in summary.nan_by_feature.items():
-                    state.nan_count.add(count, {**attrs, semconv.ML_FEATURE: feature})
-            elif summary.nan_count:
-                state.nan_count.add(summary.nan_count, attrs)
-            for length in summary.lengths:
-                state.input_length.record(length, attrs)
+            self._record_input_metrics(state, summary)
             return summary
-        return None
+        except Exception as exc:
+            handle_internal_error("inference.record_input", exc)
+            return None
+
+    def _summarize_input(self, x: Any, features: Sequence[str] | None) -> InputSummary | None:
+        try:
+            return summarize_input(x, features if features is not None else self._spec.features)
+        except Exception as exc:
+            handle_internal_error("inference.record_input", exc)
+            return None
+
+    def _record_input_metrics(self, state: State, summary: InputSummary) -> None:
+        attrs = self._metric_attributes()
+        if summary.nan_by_feature:
+            for feature, count in summary.nan_by_feature.items():
+                state.nan_count.add(count, {**attrs, semconv.ML_FEATURE: feature})
+        elif summary.nan_count:
+            state.nan_count.add(summary.nan_count, attrs)
+        for length in summary.lengths:
+            state.input_length.record(length, attrs)
 
     def record_prediction(self, y: Any) -> PredictionSummary | None:
         """Summarise a prediction: values into a histogram, classes into a counter."""
-        with handle_internal_errors("inference.record_prediction"):
+        try:
             state = self._state
             if state is None:
                 return None
@@ -244,10 +272,12 @@ class Inference:
             for value in summary.values:
                 state.prediction_value.record(value, attrs)
             for label, count in summary.classes:
-                label = spec.class_label(label, state.max_classes)
+                label = state.class_label(spec.model, label)
                 state.prediction_count.add(count, {**attrs, semconv.ML_PREDICTION_CLASS: label})
             return summary
-        return None
+        except Exception as exc:
+            handle_internal_error("inference.record_prediction", exc)
+            return None
 
     def record_stream(self, items: int, first_item_s: float | None, completed: bool) -> None:
         """What a streaming (generator) inference yielded: item count, time to first item."""
@@ -269,6 +299,7 @@ class Inference:
                 declared = {k: v for k, v in cleaned.items() if k in self._state.metric_tags}
                 if declared:
                     self._metric_tags = {**(self._metric_tags or {}), **declared}
+                    self._metric_attrs = None
 
     def stage(self, name: str) -> Stage:
         """A timed child span for one step: ``with rec.stage("postprocess"): ...``."""
@@ -342,8 +373,7 @@ class Stage:
             attrs = {**self._inference._metric_attributes(), semconv.ML_STAGE_NAME: self._name}
             if exc is not None:
                 error_type = qualified_name(type(exc))
-                self._span.set_status(Status(StatusCode.ERROR, _message(exc)))
-                self._span.set_attribute(semconv.ERROR_TYPE, error_type)
+                _record_error(self._span, exc, error_type)
                 attrs[semconv.ERROR_TYPE] = error_type
             self._span.end()
             state.stage_duration.record(duration, attrs)
@@ -385,6 +415,12 @@ def inference(
 
 # One spec per distinct `inference(...)` arguments, so its caches outlive a single call.
 _specs: dict[tuple[Any, ...], ModelSpec] = {}
+
+
+def _record_error(span: Span, exc: BaseException, error_type: str) -> None:
+    span.set_status(Status(StatusCode.ERROR, _message(exc)))
+    span.set_attribute(semconv.ERROR_TYPE, error_type)
+    span.record_exception(exc)
 
 
 def _message(exc: BaseException) -> str:

@@ -12,12 +12,11 @@ import time
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
-from inferwatch._internal import handle_internal_errors
-from inferwatch.inference import Inference, ModelSpec
+from inferwatch._internal import handle_internal_error
+from inferwatch.inference import NO_INPUT, Inference, ModelSpec
 from inferwatch.signals import PredictionKind
 
 F = TypeVar("F", bound=Callable[..., Any])
-_MISSING = object()
 
 
 class _Arguments:
@@ -60,7 +59,7 @@ class _Arguments:
         position, name = where
         if 0 <= position < len(args):
             return args[position]
-        return kwargs.get(name, self.defaults.get(name, _MISSING))
+        return kwargs.get(name, self.defaults.get(name, NO_INPUT))
 
 
 def monitor(
@@ -112,23 +111,23 @@ def _begin(
     activate: bool = True,
 ) -> Inference:
     rec = Inference(spec)
-    rec.start(activate=activate)
     try:
-        with handle_internal_errors("monitor.arguments"):
-            if arguments.tags:
-                tags = {}
-                for tag, position, name in arguments.tags:
-                    value = arguments.value((position, name), args, kwargs)
-                    if value is not _MISSING:
-                        tags[tag] = value
-                rec.tag(**tags)
-            if arguments.input is not None:
-                x = arguments.value(arguments.input, args, kwargs)
-                if x is not _MISSING:
-                    rec.record_input(x)
-    except BaseException as exc:  # strict mode re-raised an internal error: leave no context
-        rec.finish(exc)
-        raise
+        x = arguments.value(arguments.input, args, kwargs) if arguments.input else NO_INPUT
+    except Exception as exc:
+        handle_internal_error("monitor.arguments", exc)
+        x = NO_INPUT
+    rec.start(activate=activate, x=x)
+    if arguments.tags:
+        try:
+            tags = {}
+            for tag, position, name in arguments.tags:
+                value = arguments.value((position, name), args, kwargs)
+                if value is not NO_INPUT:
+                    tags[tag] = value
+            rec.tag(**tags)
+        except BaseException as exc:  # strict mode re-raised an internal error: leave no context
+            rec.finish(exc)
+            raise
     return rec
 
 
@@ -143,9 +142,7 @@ def _wrap_function(
         except BaseException as exc:
             rec.finish(exc)
             raise
-        if record_prediction:
-            rec.record_prediction(result)
-        rec.finish()
+        rec.finish(result=result if record_prediction else NO_INPUT)
         return result
 
     return wrapper
@@ -162,9 +159,7 @@ def _wrap_coroutine(
         except BaseException as exc:
             rec.finish(exc)
             raise
-        if record_prediction:
-            rec.record_prediction(result)
-        rec.finish()
+        rec.finish(result=result if record_prediction else NO_INPUT)
         return result
 
     return wrapper

@@ -39,19 +39,22 @@ class InputSummary:
     unsupported: int = 0
 
     def attributes(self) -> dict[str, AttributeValue]:
-        attrs: dict[str, AttributeValue] = {semconv.ML_INPUT_TYPE: self.kind}
+        """Span attributes; values implied by others (per-row maxima of one row) are left out."""
+        attrs: dict[str, AttributeValue] = {}
         if self.batch_size is not None:
             attrs[semconv.ML_INPUT_BATCH_SIZE] = self.batch_size
         if self.nan_count is not None:
             attrs[semconv.ML_INPUT_NAN_COUNT] = self.nan_count
-        if self.nan_rows is not None:
+        several = self.batch_size is None or self.batch_size > 1
+        if self.nan_rows is not None and several:
             attrs[semconv.ML_INPUT_NAN_ROWS] = self.nan_rows
         if self.length is not None:
             attrs[semconv.ML_INPUT_LENGTH] = self.length
-        if self.length_max is not None:
+        if self.length_max is not None and several:
             attrs[semconv.ML_INPUT_LENGTH_MAX] = self.length_max
         if self.unsupported:
             attrs[semconv.ML_INPUT_UNSUPPORTED] = self.unsupported
+            attrs[semconv.ML_INPUT_TYPE] = self.kind
         return attrs
 
 
@@ -69,20 +72,22 @@ class PredictionSummary:
     unsupported: int = 0
 
     def attributes(self) -> dict[str, AttributeValue]:
-        attrs: dict[str, AttributeValue] = {
-            semconv.ML_PREDICTION_TYPE: self.kind,
-            semconv.ML_PREDICTION_COUNT: self.count,
-        }
+        """Span attributes; a single prediction gets its value (as mean) or class, no count."""
+        attrs: dict[str, AttributeValue] = {}
+        if self.count != 1:
+            attrs[semconv.ML_PREDICTION_COUNT] = self.count
         if self.nan_count:
             attrs[semconv.ML_PREDICTION_NAN_COUNT] = self.nan_count
         if self.mean is not None:
             attrs[semconv.ML_PREDICTION_MEAN] = self.mean
-            attrs[semconv.ML_PREDICTION_MIN] = self.min  # type: ignore[assignment]
-            attrs[semconv.ML_PREDICTION_MAX] = self.max  # type: ignore[assignment]
+            if self.count != 1:
+                attrs[semconv.ML_PREDICTION_MIN] = self.min  # type: ignore[assignment]
+                attrs[semconv.ML_PREDICTION_MAX] = self.max  # type: ignore[assignment]
         if self.classes:
             attrs[semconv.ML_PREDICTION_CLASS] = max(self.classes, key=lambda c: c[1])[0]
         if self.unsupported:
             attrs[semconv.ML_PREDICTION_UNSUPPORTED] = self.unsupported
+            attrs[semconv.ML_PREDICTION_TYPE] = self.kind
         return attrs
 
 
@@ -120,7 +125,9 @@ def _array_input(x: np.ndarray, features: Sequence[str] | None, kind: str) -> In
         return _sequence_input(x.tolist() if ndim else [x.item()], None, kind)
     batch = x.shape[0] if ndim >= 2 else 1
     length = math.prod(x.shape[1:]) if ndim >= 2 else (x.shape[0] if ndim == 1 else 1)
-    summary = InputSummary(kind, batch, 0, 0, None, float(length), length, [length])
+    # Feature matrices have a fixed width: only integer arrays (token ids) feed the histogram.
+    lengths = [length] if x.dtype.kind in "iu" else []
+    summary = InputSummary(kind, batch, 0, 0, None, float(length), length, lengths)
     if x.dtype.kind not in "fc":
         if x.dtype.kind not in "iub":
             summary.unsupported = x.size
@@ -338,7 +345,12 @@ def summarize_prediction(
     >>> summarize_prediction(np.array([0.2, 0.4])).mean
     0.30000000000000004
     """
-    module = type(y).__module__
+    kind_of_y = type(y)
+    if kind_of_y is float and kind != "classification":  # the common single score, no numpy
+        if y != y or y in (math.inf, -math.inf):
+            return PredictionSummary("regression", count=1, nan_count=int(y != y))
+        return PredictionSummary("regression", 1, 0, y, y, y, [y])
+    module = kind_of_y.__module__
     if module.startswith("torch") and hasattr(y, "detach"):
         y = _tensor_to_numpy_if_small(y)
         if y is None:
