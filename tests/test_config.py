@@ -10,6 +10,7 @@ import textwrap
 import pytest
 
 import inferwatch as iw
+from tests._otlp import OtlpReceiver
 
 
 @pytest.fixture(autouse=True)
@@ -126,3 +127,23 @@ def test_shutdown_flushes_and_later_spans_are_dropped_quietly() -> None:
         """
     )
     assert out.splitlines() == ["10", "1.0"]
+
+
+def test_per_signal_endpoint_variable_alone_turns_on_export(
+    monkeypatch: pytest.MonkeyPatch, otlp_receiver: OtlpReceiver
+) -> None:
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    url = f"{otlp_receiver.http_endpoint}/v1/traces"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", url)
+    iw.configure(service_name="per-signal-env", protocol="http/protobuf")
+
+    @iw.monitor(model="env")
+    def predict(x: float) -> float:
+        return x
+
+    predict(1.0)
+    iw.shutdown()
+    spans = otlp_receiver.wait_for(
+        lambda r: [s for s in r.spans() if s["resource"].get("service.name") == "per-signal-env"]
+    )
+    assert spans[0]["name"] == "inference env"

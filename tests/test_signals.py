@@ -87,8 +87,28 @@ def test_pandas_frames_and_series() -> None:
     mixed = df.assign(city=["x", None, "z"])
     m = summarize_input(mixed)
     assert (m.nan_count, m.nan_rows, m.nan_by_feature) == (3, 2, {"a": 1, "b": 1, "city": 1})
-    series = summarize_input(pd.Series([1.0, np.nan, 2.0]))
-    assert (series.kind, series.batch_size, series.nan_count) == ("Series", 3, 1)
+    series = summarize_input(pd.Series([1.0, np.nan, np.nan]))
+    assert (series.kind, series.batch_size, series.nan_count, series.nan_rows) == (
+        "Series",
+        3,
+        2,
+        2,
+    )
+
+
+def test_dict_with_list_feature_is_one_row_and_odd_values_are_unsupported() -> None:
+    row = summarize_input({"tokens": [1, 2, 3], "age": 30, "city": None})
+    assert (row.batch_size, row.nan_count, row.length) == (1, 1, 3.0)
+    ragged = summarize_input({"a": [1.0, 2.0], "b": [None, 1.0, 2.0]})
+    assert (ragged.batch_size, ragged.nan_count) == (1, 0)
+    frame_inside = summarize_input({"a": pd.DataFrame({"x": [1]}), "b": 1.0})
+    assert (frame_inside.batch_size, frame_inside.unsupported) == (1, 1)
+
+
+def test_nullable_pandas_dtypes_count_missing_values() -> None:
+    df = pd.DataFrame({"a": pd.array([1, None, 3], dtype="Int64"), "b": [True, False, None]})
+    s = summarize_input(df)
+    assert (s.nan_count, s.nan_by_feature, s.unsupported) == (2, {"a": 1, "b": 1}, 0)
 
 
 def test_scalars_and_unknown_types() -> None:
@@ -119,6 +139,11 @@ def test_probabilities_become_classes_with_names() -> None:
     assert p.kind == "classification"
     assert dict(p.classes) == {"legit": 2, "fraud": 1}
     assert p.attributes()["ml.prediction.class"] == "legit"
+
+
+def test_probability_rows_with_nan_have_no_class() -> None:
+    p = summarize_prediction(np.array([[0.1, 0.9], [np.nan, 0.2], [0.7, 0.3]]))
+    assert (p.count, p.nan_count, dict(p.classes)) == (3, 1, {"1": 1, "0": 1})
 
 
 def test_labels_and_forced_kinds() -> None:

@@ -7,6 +7,8 @@ Environment variables follow the OpenTelemetry SDK specification (``OTEL_SERVICE
 
 from __future__ import annotations
 
+import importlib
+import logging
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -18,7 +20,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -52,7 +54,7 @@ class Settings(BaseModel):
     max_export_batch_size: int | None = Field(default=None, gt=0)
     schedule_delay_ms: float | None = Field(default=None, gt=0)
     export_timeout_ms: float | None = Field(default=None, gt=0)
-    metric_export_interval_ms: float = Field(default=10_000, gt=0)
+    metric_export_interval_ms: float | None = Field(default=None, gt=0)
     max_classes: int = Field(default=100, gt=0)
     strict: bool = False
 
@@ -82,6 +84,7 @@ class Settings(BaseModel):
         return value
 
 
+_log = logging.getLogger("inferwatch")
 _lock = threading.Lock()
 _switching = SwitchingTracerProvider()
 _switching_meters = SwitchingMeterProvider()
@@ -102,7 +105,7 @@ def configure(
     max_export_batch_size: int | None = None,
     schedule_delay_ms: float | None = None,
     export_timeout_ms: float | None = None,
-    metric_export_interval_ms: float = 10_000,
+    metric_export_interval_ms: float | None = None,
     max_classes: int = 100,
     span_processors: Sequence[SpanProcessor] = (),
     metric_readers: Sequence[MetricReader] = (),
@@ -113,7 +116,8 @@ def configure(
     >>> iw.configure(service_name="fraud-api", endpoint="http://collector:4318",
     ...              metric_tags=["region"])
 
-    ``endpoint`` None means ``OTEL_EXPORTER_OTLP_ENDPOINT``; with neither, nothing is exported
+    ``endpoint`` None means ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or the per-signal
+    ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``/``_METRICS_ENDPOINT``); with none, nothing is exported
     over OTLP (only to ``span_processors`` / ``metric_readers``). If the application has already
     installed SDK providers, inferwatch uses them and adds only its tag-stamping span processor.
     ``metric_tags`` names the low-cardinality tags allowed on metrics.
@@ -193,44 +197,26 @@ def _resource(settings: Settings) -> Resource:
     return Resource.create(attributes)  # merges OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME
 
 
-def _span_exporter(settings: Settings) -> SpanExporter | None:
-    if settings.endpoint is None:
+_OTLP = "opentelemetry.exporter.otlp.proto"
+_EXPORTERS = {
+    ("traces", "grpc"): (f"{_OTLP}.grpc.trace_exporter", "OTLPSpanExporter"),
+    ("traces", "http/protobuf"): (f"{_OTLP}.http.trace_exporter", "OTLPSpanExporter"),
+    ("metrics", "grpc"): (f"{_OTLP}.grpc.metric_exporter", "OTLPMetricExporter"),
+    ("metrics", "http/protobuf"): (f"{_OTLP}.http.metric_exporter", "OTLPMetricExporter"),
+}
+
+
+def _otlp_exporter(settings: Settings, signal: str) -> Any | None:
+    """The OTLP exporter for one signal, or None when no endpoint is configured for it."""
+    endpoint = settings.endpoint
+    if endpoint is None and not os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT"):
         return None
-    headers = settings.headers or None
+    module, name = _EXPORTERS[(signal, settings.protocol)]
+    exporter_class = getattr(importlib.import_module(module), name)
+    if endpoint is not None and settings.protocol == "http/protobuf":
+        endpoint = f"{endpoint}/v1/{signal}"  # as OTEL_EXPORTER_OTLP_ENDPOINT is read for HTTP
     timeout = settings.export_timeout_ms / 1000 if settings.export_timeout_ms else None
-    if settings.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-        return OTLPSpanExporter(endpoint=settings.endpoint, headers=headers, timeout=timeout)
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-        OTLPSpanExporter as HttpSpanExporter,
-    )
-
-    url = f"{settings.endpoint}/v1/traces"
-    return HttpSpanExporter(endpoint=url, headers=headers, timeout=timeout)
-
-
-def _metric_reader(settings: Settings) -> MetricReader | None:
-    if settings.endpoint is None:
-        return None
-    headers = settings.headers or None
-    timeout = settings.export_timeout_ms / 1000 if settings.export_timeout_ms else None
-    if settings.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-
-        exporter: Any = OTLPMetricExporter(
-            endpoint=settings.endpoint, headers=headers, timeout=timeout
-        )
-    else:
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-            OTLPMetricExporter as HttpMetricExporter,
-        )
-
-        url = f"{settings.endpoint}/v1/metrics"
-        exporter = HttpMetricExporter(endpoint=url, headers=headers, timeout=timeout)
-    return PeriodicExportingMetricReader(
-        exporter, export_interval_millis=settings.metric_export_interval_ms
-    )
+    return exporter_class(endpoint=endpoint, headers=settings.headers or None, timeout=timeout)
 
 
 def _build_state(
@@ -244,6 +230,11 @@ def _build_state(
     batch_processors: list[_BatchSpanProcessor] = []
     if isinstance(global_tracers, TracerProvider):  # the application's own SDK provider
         tracer_provider = global_tracers
+        if settings.endpoint or settings.sampling_ratio is not None:
+            _log.warning(
+                "inferwatch: the application's TracerProvider is in place; its exporters, "
+                "resource and sampler are used, not inferwatch's endpoint/sampling_ratio"
+            )
         if not getattr(tracer_provider, "_inferwatch_scope_processor", False):
             tracer_provider.add_span_processor(ScopeSpanProcessor())
             tracer_provider._inferwatch_scope_processor = True  # type: ignore[attr-defined]
@@ -253,7 +244,7 @@ def _build_state(
         ) else None  # fmt: skip
         tracer_provider = TracerProvider(resource=resource, sampler=sampler, shutdown_on_exit=False)
         tracer_provider.add_span_processor(ScopeSpanProcessor())
-        exporter = _span_exporter(settings)
+        exporter = _otlp_exporter(settings, "traces")
         if exporter is not None:
             batch = _BatchSpanProcessor(
                 exporter,
@@ -280,9 +271,13 @@ def _build_state(
             )
     else:
         readers = [*metric_readers]
-        otlp_reader = _metric_reader(settings)
-        if otlp_reader is not None:
-            readers.append(otlp_reader)
+        metric_exporter = _otlp_exporter(settings, "metrics")
+        if metric_exporter is not None:
+            readers.append(
+                PeriodicExportingMetricReader(
+                    metric_exporter, export_interval_millis=settings.metric_export_interval_ms
+                )
+            )
         meter_provider = MeterProvider(
             metric_readers=readers, resource=resource, shutdown_on_exit=False
         )

@@ -214,31 +214,32 @@ def _records_input(records: Sequence[Any], kind: str) -> InputSummary:
 
 
 def _mapping_input(x: Mapping[Any, Any]) -> InputSummary:
-    """Feature name → value (one row) or → column of values (a columnar batch)."""
-    by_feature: dict[str, int] = {}
-    batch = 1
+    """Feature name → value (one row), or → equally long columns (a columnar batch).
+
+    A dict is columnar only when every value is a column of one common length; otherwise it is
+    one row whose list values (token lists, embeddings) are features in their own right.
+    """
+    columns = {key: _column_missing(value) for key, value in x.items()}
+    sizes = {column[0] for column in columns.values() if column is not None}
+    if x and None not in columns.values() and len(sizes) == 1:
+        by_feature = {str(k): c[1] for k, c in columns.items() if c is not None and c[1]}
+        total = sum(by_feature.values())
+        return InputSummary("dict", sizes.pop(), total, None, by_feature or None)
+    by_feature = {}
     lengths: list[int] = []
     unsupported = 0
     for key, value in x.items():
         if isinstance(value, str | bytes):
             lengths.append(len(value))
-            continue
-        if _is_missing(value):
+        elif _is_missing(value):
             by_feature[str(key)] = 1
-            continue
-        if isinstance(value, bool | int | float | np.generic):
-            continue
-        column = _column_missing(value)
-        if column is None:
+        elif columns[key] is not None:
+            lengths.append(columns[key][0])  # type: ignore[index]
+        elif not isinstance(value, bool | int | float | np.generic):
             unsupported += 1
-            continue
-        batch, missing = column
-        if missing:
-            by_feature[str(key)] = missing
     total = sum(by_feature.values())
-    summary = InputSummary("dict", batch, total, None, by_feature or None, unsupported=unsupported)
-    if batch == 1:
-        summary.nan_rows = int(total > 0)
+    summary = InputSummary("dict", 1, total, int(total > 0), by_feature or None,
+                           unsupported=unsupported)  # fmt: skip
     if lengths:
         summary.length, summary.length_max = sum(lengths) / len(lengths), max(lengths)
         summary.lengths = _sample(lengths)
@@ -247,11 +248,13 @@ def _mapping_input(x: Mapping[Any, Any]) -> InputSummary:
 
 def _column_missing(column: Any) -> tuple[int, int] | None:
     """(rows, missing) of one column given as an array, list or Series; None if not a column."""
-    if type(column).__module__.startswith("pandas"):
+    if type(column).__name__ == "Series" and type(column).__module__.startswith("pandas"):
         return len(column), int(column.isna().sum())
-    if isinstance(column, np.ndarray) and column.dtype.kind in "fc":
-        return len(column), int(np.count_nonzero(np.isnan(column)))
-    if isinstance(column, np.ndarray | list | tuple):
+    if isinstance(column, np.ndarray) and column.ndim == 1:
+        if column.dtype.kind in "fc":
+            return len(column), int(np.count_nonzero(np.isnan(column)))
+        return len(column), sum(_is_missing(v) for v in column.tolist())
+    if isinstance(column, list | tuple):
         return len(column), sum(_is_missing(v) for v in column)
     return None
 
@@ -259,20 +262,13 @@ def _column_missing(column: Any) -> tuple[int, int] | None:
 def _pandas_input(x: Any, features: Sequence[str] | None) -> InputSummary:
     kind = type(x).__name__
     if kind == "Series":
-        values = x.to_numpy()
-        if values.dtype.kind in "fc":
-            summary = _array_input(values, None, kind)
-        else:
-            missing = int(x.isna().sum())
-            summary = InputSummary(kind, len(x), missing, missing)
-        summary.batch_size = len(x)
-        summary.length = summary.length_max = None
-        summary.lengths = []
-        return summary
+        missing = int(x.isna().sum())  # each element is a row
+        return InputSummary(kind, len(x), missing, missing)
     if kind != "DataFrame":
         return InputSummary(kind, unsupported=1)
     columns = [str(c) for c in x.columns]
-    if all(dtype.kind in "fciub" for dtype in x.dtypes):  # one view, no copy for one float block
+    # One view, no copy, for a single numpy float block; nullable (extension) dtypes go via isna.
+    if all(isinstance(dtype, np.dtype) and dtype.kind in "fciub" for dtype in x.dtypes):
         return _array_input(x.to_numpy(copy=False), columns, kind)
     nan = x.isna().to_numpy()
     per_column = nan.sum(axis=0)
@@ -284,7 +280,6 @@ def _pandas_input(x: Any, features: Sequence[str] | None) -> InputSummary:
         {columns[i]: int(per_column[i]) for i in np.flatnonzero(per_column)} or None,
         float(len(columns)),
         len(columns),
-        [len(columns)],
     )
 
 
@@ -370,8 +365,11 @@ def summarize_prediction(
     if dtype_kind in "iub" and kind == "regression":
         return _values(y.astype(np.float64))
     if dtype_kind in "fc":
-        if y.ndim == 2 and y.shape[1] > 1:
-            return _classes(np.argmax(y, axis=1), class_names, int(np.isnan(y).any(axis=1).sum()))
+        if y.ndim == 2 and y.shape[1] > 1:  # probabilities: rows with a NaN have no class
+            invalid = np.isnan(y).any(axis=1)
+            summary = _classes(np.argmax(y[~invalid], axis=1), class_names, int(invalid.sum()))
+            summary.count = y.shape[0]
+            return summary
         return _classes(y, class_names, 0)
     if dtype_kind in "iubUSO":
         return _classes(y, class_names, 0)
