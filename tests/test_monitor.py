@@ -48,6 +48,20 @@ def test_plain_function_span_attributes_and_metrics(telemetry: Captured) -> None
     assert values.count == 1 and values.sum == pytest.approx(3.0)
 
 
+def test_negative_predictions_reach_the_histogram_as_flagged_magnitudes(
+    telemetry: Captured,
+) -> None:
+    @iw.monitor(model="pnl")
+    def predict(x: object) -> np.ndarray:
+        return np.array([-2.0, -0.5, 1.0])
+
+    predict([1.0])
+    points = {a.get("ml.prediction.sign"): p for a, p in telemetry.points("ml.prediction.value")}
+    assert set(points) == {None, "negative"}
+    assert (points[None].count, points[None].sum) == (1, 1.0)
+    assert (points["negative"].count, points["negative"].sum) == (2, 2.5)
+
+
 def test_exception_passes_through_with_status_and_error_type(telemetry: Captured) -> None:
     boom = KeyError("missing feature")
 

@@ -80,14 +80,17 @@ class State:
         deadline = time.monotonic() + timeout_ms / 1000
         for provider in self._owned:
             remaining_ms = max(0.0, (deadline - time.monotonic()) * 1000)
-            if isinstance(provider, TracerProvider):
-                # TracerProvider.shutdown() takes no timeout: bound each batch processor first.
-                for processor in self._batch_processors:
-                    processor.shutdown_within(remaining_ms)
-                    remaining_ms = max(0.0, (deadline - time.monotonic()) * 1000)
-                provider.shutdown()
-            else:
-                provider.shutdown(timeout_millis=remaining_ms)
+            try:
+                if isinstance(provider, TracerProvider):
+                    # TracerProvider.shutdown() takes no timeout: bound each batch processor.
+                    for processor in self._batch_processors:
+                        processor.shutdown_within(remaining_ms)
+                        remaining_ms = max(0.0, (deadline - time.monotonic()) * 1000)
+                    provider.shutdown()
+                else:
+                    provider.shutdown(timeout_millis=remaining_ms)
+            except Exception as exc:  # e.g. a reader past the deadline: the environment, no bug
+                _internal.log_internal_error("shutdown", exc)
 
 
 _state: State | None = None

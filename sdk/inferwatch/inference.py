@@ -15,6 +15,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
 
 from inferwatch import semconv
@@ -113,6 +114,7 @@ class Inference:
     """
 
     __slots__ = (
+        "_context",
         "_metric_attrs",
         "_metric_tags",
         "_otel_token",
@@ -135,6 +137,7 @@ class Inference:
         self._metric_tags: dict[str, AttributeValue] | None = None
         self._metric_attrs: dict[str, AttributeValue] | None = None
         self._otel_token: object | None = None
+        self._context: Context | None = None
         self._scope_token: Token[Scope | None] | None = None
         self._own_scope: Scope | None = None
         self._start = 0.0
@@ -162,8 +165,10 @@ class Inference:
             if summary is not None:
                 attributes.update(summary.attributes())
             self.span = state.tracer.start_span(spec.span_name, attributes=attributes)
+            # Metrics name this context explicitly so exemplars link them to the span.
+            self._context = trace.set_span_in_context(self.span)
             if activate:
-                self._otel_token = otel_context.attach(trace.set_span_in_context(self.span))
+                self._otel_token = otel_context.attach(self._context)
             if summary is not None:
                 self._record_input_metrics(state, summary)
         except Exception as exc:
@@ -191,7 +196,9 @@ class Inference:
                 error_type = qualified_name(type(exc))
                 _record_error(span, exc, error_type)
             span.end()
-            state.duration.record(duration, self._metric_attributes(error_type))
+            state.duration.record(
+                duration, self._metric_attributes(error_type), context=self._context
+            )
         except Exception as error:
             handle_internal_error("inference.finish", error)
 
@@ -207,7 +214,8 @@ class Inference:
         """Make the span (and its own scope) current for one step of a generator."""
         scope = self._own_scope
         scope_token = enter_scope(scope) if scope is not None else None
-        return otel_context.attach(trace.set_span_in_context(self.span)), scope_token
+        context = self._context or trace.set_span_in_context(self.span)
+        return otel_context.attach(context), scope_token
 
     @staticmethod
     def leave_step(tokens: tuple[object, Token[Scope | None] | None]) -> None:
@@ -253,11 +261,13 @@ class Inference:
         attrs = self._metric_attributes()
         if summary.nan_by_feature:
             for feature, count in summary.nan_by_feature.items():
-                state.nan_count.add(count, {**attrs, semconv.ML_FEATURE: feature})
+                state.nan_count.add(
+                    count, {**attrs, semconv.ML_FEATURE: feature}, context=self._context
+                )
         elif summary.nan_count:
-            state.nan_count.add(summary.nan_count, attrs)
+            state.nan_count.add(summary.nan_count, attrs, context=self._context)
         for length in summary.lengths:
-            state.input_length.record(length, attrs)
+            state.input_length.record(length, attrs, context=self._context)
 
     def record_prediction(self, y: Any) -> PredictionSummary | None:
         """Summarise a prediction: values into a histogram, classes into a counter."""
@@ -269,11 +279,19 @@ class Inference:
             summary = summarize_prediction(y, spec.prediction_kind, spec.class_names)
             self.span.set_attributes(summary.attributes())
             attrs = self._metric_attributes()
+            negative_attrs = None
             for value in summary.values:
-                state.prediction_value.record(value, attrs)
+                if value >= 0:
+                    state.prediction_value.record(value, attrs, context=self._context)
+                else:  # OTel histograms drop negative values: record the magnitude, flagged
+                    if negative_attrs is None:
+                        negative_attrs = {**attrs, semconv.ML_PREDICTION_SIGN: "negative"}
+                    state.prediction_value.record(-value, negative_attrs, context=self._context)
             for label, count in summary.classes:
                 label = state.class_label(spec.model, label)
-                state.prediction_count.add(count, {**attrs, semconv.ML_PREDICTION_CLASS: label})
+                state.prediction_count.add(
+                    count, {**attrs, semconv.ML_PREDICTION_CLASS: label}, context=self._context
+                )
             return summary
         except Exception as exc:
             handle_internal_error("inference.record_prediction", exc)

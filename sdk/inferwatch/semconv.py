@@ -52,6 +52,8 @@ ERROR_TYPE: Final = "error.type"
 
 # -- Metric-only attributes ----------------------------------------------------------------------
 ML_FEATURE: Final = "ml.feature"
+ML_PREDICTION_SIGN: Final = "ml.prediction.sign"
+"""On `ml.prediction.value` points of negative predictions only: "negative"."""
 
 # -- Metrics -------------------------------------------------------------------------------------
 METRIC_INFERENCE_DURATION: Final = "ml.inference.duration"
@@ -73,8 +75,10 @@ LENGTH_BUCKETS: Final = (
 )  # fmt: skip
 
 # Predictions are often scores in [0, 1]; finer there, coarse out to large regression values.
+# OTel histograms take non-negative values only: negative predictions are recorded as their
+# magnitude with ML_PREDICTION_SIGN="negative".
 PREDICTION_BUCKETS: Final = (
-    -1000.0, -100.0, -10.0, -1.0, 0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95,
+    0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95,
     1.0, 2.0, 5.0, 10.0, 100.0, 1000.0, 10000.0,
 )  # fmt: skip
 
