@@ -167,3 +167,19 @@ def test_all_attribute_values_are_otel_types() -> None:
         for key, attr in summarize_prediction(value).attributes().items():
             assert isinstance(attr, str | bool | int | float), key
             assert not isinstance(attr, float) or np.isfinite(attr), key
+
+
+@pytest.mark.parametrize("density", [0.0, 0.001, 0.05, 0.2, 0.9])
+@pytest.mark.parametrize("shape", [(1, 32), (500, 7), (64, 3, 5)])
+def test_nan_counts_match_a_direct_count(density: float, shape: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(int(density * 1000) + len(shape))
+    X = rng.normal(size=shape)
+    X[rng.random(shape) < density] = np.nan
+    features = [f"f{i}" for i in range(shape[1])] if len(shape) == 2 else None
+    s = summarize_input(X, features=features)
+    nan = np.isnan(X)
+    assert s.nan_count == int(nan.sum())
+    assert s.nan_rows == int(nan.reshape(shape[0], -1).any(axis=1).sum())
+    if features is not None:
+        expected = {f: int(n) for f, n in zip(features, nan.sum(axis=0), strict=True) if n}
+        assert (s.nan_by_feature or {}) == expected

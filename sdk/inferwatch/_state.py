@@ -9,6 +9,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from inferwatch import _internal, semconv
+from inferwatch._counters import LocalCounter
 
 _VERSION = "0.1.0"
 OTHER_CLASS = "__other__"
@@ -44,8 +45,8 @@ class State:
             semconv.METRIC_STAGE_DURATION, unit="s", description="Duration of inference stages",
             explicit_bucket_boundaries_advisory=semconv.DURATION_BUCKETS,
         )  # fmt: skip
-        self.nan_count = meter.create_counter(
-            semconv.METRIC_INPUT_NAN_COUNT, unit="{value}", description="NaN or missing inputs"
+        self.nan_count = LocalCounter(
+            meter, semconv.METRIC_INPUT_NAN_COUNT, "{value}", "NaN or missing inputs"
         )
         self.input_length = meter.create_histogram(
             semconv.METRIC_INPUT_LENGTH, unit="{element}", description="Length of each input",
@@ -55,8 +56,8 @@ class State:
             semconv.METRIC_PREDICTION_VALUE, unit="1", description="Predicted values (sampled)",
             explicit_bucket_boundaries_advisory=semconv.PREDICTION_BUCKETS,
         )  # fmt: skip
-        self.prediction_count = meter.create_counter(
-            semconv.METRIC_PREDICTION_COUNT, unit="{prediction}", description="Predictions by class"
+        self.prediction_count = LocalCounter(
+            meter, semconv.METRIC_PREDICTION_COUNT, "{prediction}", "Predictions by class"
         )
         internal_errors = meter.create_counter(
             semconv.METRIC_INTERNAL_ERRORS, unit="{error}", description="Errors inside inferwatch"

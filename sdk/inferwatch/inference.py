@@ -36,6 +36,9 @@ from inferwatch.signals import (
     summarize_prediction,
 )
 
+# Exemplars (a trace id on a metric point) are worth their cost on latency, where "show me a slow
+# request" is the question; per-value histograms are recorded in an empty context instead.
+_NO_EXEMPLAR = Context()
 NO_INPUT: Any = object()
 """Marker: `Inference.start` was given no input to summarise."""
 _MAX_CACHED_ATTRIBUTE_SETS = 4096
@@ -183,8 +186,12 @@ class Inference:
         ``result``, when given, is recorded as the prediction after the clock has stopped.
         """
         duration = time.perf_counter() - self._start
+        strict_error: Exception | None = None
         if result is not NO_INPUT:
-            self.record_prediction(result)
+            try:
+                self.record_prediction(result)
+            except Exception as error:  # strict mode only: raise it once the context is left
+                strict_error = error
         try:
             self._detach()
             state = self._state
@@ -201,6 +208,8 @@ class Inference:
             )
         except Exception as error:
             handle_internal_error("inference.finish", error)
+        if strict_error is not None:
+            raise strict_error
 
     def _detach(self) -> None:
         if self._otel_token is not None:
@@ -261,13 +270,11 @@ class Inference:
         attrs = self._metric_attributes()
         if summary.nan_by_feature:
             for feature, count in summary.nan_by_feature.items():
-                state.nan_count.add(
-                    count, {**attrs, semconv.ML_FEATURE: feature}, context=self._context
-                )
+                state.nan_count.add(count, {**attrs, semconv.ML_FEATURE: feature})
         elif summary.nan_count:
-            state.nan_count.add(summary.nan_count, attrs, context=self._context)
+            state.nan_count.add(summary.nan_count, attrs)
         for length in summary.lengths:
-            state.input_length.record(length, attrs, context=self._context)
+            state.input_length.record(length, attrs, context=_NO_EXEMPLAR)
 
     def record_prediction(self, y: Any) -> PredictionSummary | None:
         """Summarise a prediction: values into a histogram, classes into a counter."""
@@ -282,16 +289,14 @@ class Inference:
             negative_attrs = None
             for value in summary.values:
                 if value >= 0:
-                    state.prediction_value.record(value, attrs, context=self._context)
+                    state.prediction_value.record(value, attrs, context=_NO_EXEMPLAR)
                 else:  # OTel histograms drop negative values: record the magnitude, flagged
                     if negative_attrs is None:
                         negative_attrs = {**attrs, semconv.ML_PREDICTION_SIGN: "negative"}
-                    state.prediction_value.record(-value, negative_attrs, context=self._context)
+                    state.prediction_value.record(-value, negative_attrs, context=_NO_EXEMPLAR)
             for label, count in summary.classes:
                 label = state.class_label(spec.model, label)
-                state.prediction_count.add(
-                    count, {**attrs, semconv.ML_PREDICTION_CLASS: label}, context=self._context
-                )
+                state.prediction_count.add(count, {**attrs, semconv.ML_PREDICTION_CLASS: label})
             return summary
         except Exception as exc:
             handle_internal_error("inference.record_prediction", exc)

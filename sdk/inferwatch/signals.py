@@ -137,18 +137,26 @@ def _array_input(x: np.ndarray, features: Sequence[str] | None, kind: str) -> In
     if x.dtype.kind == "f" and not np.isnan(np.maximum.reduce(x, axis=None, initial=-np.inf)):
         return summary
     nan = np.isnan(x)
-    if features is not None and ndim in (1, 2) and len(features) == x.shape[-1]:
-        per_feature = nan if ndim == 1 else np.add.reduce(nan, axis=0)
-        summary.nan_count = int(per_feature.sum())
-        summary.nan_by_feature = {
-            str(features[int(i)]): int(per_feature[i]) for i in np.flatnonzero(per_feature)
-        }
+    total = summary.nan_count = int(np.count_nonzero(nan))
+    if ndim <= 1:
+        summary.nan_rows = int(total > 0)
+        if features is not None and ndim == 1 and len(features) == x.shape[0]:
+            summary.nan_by_feature = {str(features[i]): 1 for i in np.flatnonzero(nan).tolist()}
+        return summary
+    width = nan.size // batch if batch else 0
+    named = features is not None and ndim == 2 and len(features) == width
+    if total * 8 < nan.size:  # sparse NaNs: work on their positions, not on the whole mask
+        positions = np.flatnonzero(nan)
+        rows = positions // width
+        summary.nan_rows = 1 + int(np.count_nonzero(rows[1:] != rows[:-1]))
+        per_feature = np.bincount(positions % width, minlength=width) if named else None
     else:
-        summary.nan_count = int(np.count_nonzero(nan))
-    if ndim >= 2:
-        summary.nan_rows = int(np.count_nonzero(nan.any(axis=tuple(range(1, ndim)))))
-    else:
-        summary.nan_rows = int(summary.nan_count > 0)
+        flat = nan.reshape(batch, width)
+        summary.nan_rows = int(np.count_nonzero(flat.any(axis=1)))
+        per_feature = np.add.reduce(flat, axis=0, dtype=np.int64) if named else None
+    if per_feature is not None and features is not None:
+        counts = per_feature.tolist()
+        summary.nan_by_feature = {str(features[i]): n for i, n in enumerate(counts) if n}
     return summary
 
 
@@ -366,6 +374,8 @@ def summarize_prediction(
         return _values(y.astype(np.float64))
     if dtype_kind in "fc":
         if y.ndim == 2 and y.shape[1] > 1:  # probabilities: rows with a NaN have no class
+            if not np.isnan(np.maximum.reduce(y, axis=None, initial=-np.inf)):
+                return _classes(np.argmax(y, axis=1), class_names, 0)
             invalid = np.isnan(y).any(axis=1)
             summary = _classes(np.argmax(y[~invalid], axis=1), class_names, int(invalid.sum()))
             summary.count = y.shape[0]
@@ -414,8 +424,14 @@ def _classes(
         ]
     else:
         try:
-            values, counts = np.unique(flat, return_counts=True)
-            counted = list(zip(values.tolist(), counts.tolist(), strict=True))
+            small_ints = flat.dtype.kind in "iu" and flat.size > 0
+            if small_ints and flat.min() >= 0 and flat.max() < 4 * flat.size + 64:
+                per_label = np.bincount(flat)  # class indices: cheaper than sorting
+                present = np.flatnonzero(per_label)
+                counted = list(zip(present.tolist(), per_label[present].tolist(), strict=True))
+            else:
+                values, counts = np.unique(flat, return_counts=True)
+                counted = list(zip(values.tolist(), counts.tolist(), strict=True))
         except TypeError:  # object arrays of mixed, unorderable labels
             counted = list(Counter(map(str, flat.tolist())).items())
     summary.classes = [(_class_name(label, class_names), count) for label, count in counted]
