@@ -171,9 +171,12 @@ def test_all_attribute_values_are_otel_types() -> None:
 
 @pytest.mark.parametrize("density", [0.0, 0.001, 0.05, 0.2, 0.9])
 @pytest.mark.parametrize("shape", [(1, 32), (500, 7), (64, 3, 5)])
-def test_nan_counts_match_a_direct_count(density: float, shape: tuple[int, ...]) -> None:
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_nan_counts_match_a_direct_count(
+    density: float, shape: tuple[int, ...], order: str
+) -> None:
     rng = np.random.default_rng(int(density * 1000) + len(shape))
-    X = rng.normal(size=shape)
+    X = np.asarray(rng.normal(size=shape), order=order)
     X[rng.random(shape) < density] = np.nan
     features = [f"f{i}" for i in range(shape[1])] if len(shape) == 2 else None
     s = summarize_input(X, features=features)

@@ -145,7 +145,12 @@ def _array_input(x: np.ndarray, features: Sequence[str] | None, kind: str) -> In
         return summary
     width = nan.size // batch if batch else 0
     named = features is not None and ndim == 2 and len(features) == width
-    if total * 8 < nan.size:  # sparse NaNs: work on their positions, not on the whole mask
+    if total * 8 < nan.size and ndim == 2 and nan.flags.f_contiguous:
+        # Column-major (a pandas frame's block): positions run down the columns.
+        positions = np.flatnonzero(nan.T)
+        summary.nan_rows = int(np.count_nonzero(np.bincount(positions % batch, minlength=batch)))
+        per_feature = np.bincount(positions // batch, minlength=width) if named else None
+    elif total * 8 < nan.size:  # sparse NaNs: work on their positions, not on the whole mask
         positions = np.flatnonzero(nan)
         rows = positions // width
         summary.nan_rows = 1 + int(np.count_nonzero(rows[1:] != rows[:-1]))
@@ -274,9 +279,11 @@ def _pandas_input(x: Any, features: Sequence[str] | None) -> InputSummary:
         return InputSummary(kind, len(x), missing, missing)
     if kind != "DataFrame":
         return InputSummary(kind, unsupported=1)
-    columns = [str(c) for c in x.columns]
+    columns = x.columns.tolist()
+    if not all(type(c) is str for c in columns):
+        columns = [str(c) for c in columns]
     # One view, no copy, for a single numpy float block; nullable (extension) dtypes go via isna.
-    if all(isinstance(dtype, np.dtype) and dtype.kind in "fciub" for dtype in x.dtypes):
+    if all(isinstance(dtype, np.dtype) and dtype.kind in "fciub" for dtype in x.dtypes.values):
         return _array_input(x.to_numpy(copy=False), columns, kind)
     nan = x.isna().to_numpy()
     per_column = nan.sum(axis=0)
