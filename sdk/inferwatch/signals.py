@@ -18,7 +18,7 @@ import numpy as np
 from inferwatch import semconv
 from inferwatch._attributes import AttributeValue
 
-MAX_POINTS = 32
+MAX_POINTS = 16
 """Per call, at most this many per-item values go into a histogram (an even stride sample)."""
 
 PredictionKind = Literal["auto", "regression", "classification"]
