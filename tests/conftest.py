@@ -6,6 +6,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import structlog
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -23,6 +26,10 @@ class Captured:
     def __init__(self) -> None:
         self.exporter = InMemorySpanExporter()
         self.reader = InMemoryMetricReader()
+        self.log_exporter = InMemoryLogRecordExporter()
+
+    def logs(self) -> list[ReadableLogRecord]:
+        return list(self.log_exporter.get_finished_logs())
 
     def spans(self, name: str | None = None) -> list[ReadableSpan]:
         spans = self.exporter.get_finished_spans()
@@ -53,6 +60,7 @@ def telemetry(request: pytest.FixtureRequest) -> Iterator[Captured]:
         service_name="test-service",
         span_processors=[SimpleSpanProcessor(captured.exporter)],
         metric_readers=[captured.reader],
+        log_processors=[SimpleLogRecordProcessor(captured.log_exporter)],
         metric_tags=options.get("metric_tags", ["region"]),
         strict=options.get("strict", True),
     )
@@ -61,3 +69,4 @@ def telemetry(request: pytest.FixtureRequest) -> Iterator[Captured]:
     assert iw.current_request_id() is None, "a request scope leaked out of the test"
     iw.shutdown()
     _internal.set_strict(False)
+    structlog.reset_defaults()

@@ -87,7 +87,7 @@ def test_internal_errors_are_swallowed_counted_and_logged(
     for _ in range(3):
         assert predict(ExplodingList([1])) == "ok"
     assert iw.internal_errors() == {"inference.record_input": 3}
-    warnings = [r for r in caplog.records if r.name == "inferwatch"]
+    warnings = [r for r in caplog.records if r.name == "inferwatch.internal"]
     assert len(warnings) == 1  # rate-limited: once a minute per place
     assert "inference.record_input" in warnings[0].getMessage()
 

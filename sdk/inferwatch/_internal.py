@@ -18,7 +18,7 @@ from types import TracebackType
 
 from opentelemetry import context as otel_context
 
-_log = logging.getLogger("inferwatch")
+_log = logging.getLogger("inferwatch.internal")
 _LOG_EVERY_S = 60.0
 
 _lock = threading.Lock()

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from opentelemetry import metrics, trace
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.metrics import MeterProvider
 
 from inferwatch import _internal, semconv
 from inferwatch._counters import LocalCounter
@@ -27,6 +27,7 @@ class State:
         owned: list[Any],
         stamps_scope: bool = True,
         batch_processors: list[Any] | None = None,
+        logger_provider: Any = None,
     ) -> None:
         self.metric_tags = metric_tags
         self.max_classes = max_classes
@@ -35,6 +36,7 @@ class State:
         self._owned = owned
         self._batch_processors = batch_processors or []
         self._known_classes: dict[str, set[str]] = {}
+        self.logger_provider = logger_provider
         self.tracer = tracer_provider.get_tracer(semconv.INSTRUMENTATION_NAME, _VERSION)
         meter = meter_provider.get_meter(semconv.INSTRUMENTATION_NAME, _VERSION)
         self.duration = meter.create_histogram(
@@ -79,19 +81,33 @@ class State:
     def shutdown(self, timeout_ms: float = 30_000) -> None:
         """Flush and stop what this configuration owns, all within one deadline."""
         deadline = time.monotonic() + timeout_ms / 1000
+
+        def remaining_ms() -> float:
+            return max(0.0, (deadline - time.monotonic()) * 1000)
+
+        # Provider shutdowns of spans and logs take no timeout: bound their batch processors.
+        for processor in self._batch_processors:
+            _shutdown_within(processor, remaining_ms())
         for provider in self._owned:
-            remaining_ms = max(0.0, (deadline - time.monotonic()) * 1000)
             try:
-                if isinstance(provider, TracerProvider):
-                    # TracerProvider.shutdown() takes no timeout: bound each batch processor.
-                    for processor in self._batch_processors:
-                        processor.shutdown_within(remaining_ms)
-                        remaining_ms = max(0.0, (deadline - time.monotonic()) * 1000)
-                    provider.shutdown()
+                if isinstance(provider, MeterProvider):
+                    provider.shutdown(timeout_millis=remaining_ms())
                 else:
-                    provider.shutdown(timeout_millis=remaining_ms)
+                    provider.shutdown()
             except Exception as exc:  # e.g. a reader past the deadline: the environment, no bug
                 _internal.log_internal_error("shutdown", exc)
+
+
+def _shutdown_within(processor: Any, timeout_ms: float) -> None:
+    """Shut a Batch{Span,LogRecord}Processor down within `timeout_ms` (theirs wait up to 30 s)."""
+    try:
+        inner = getattr(processor, "_batch_processor", None)
+        if inner is not None and hasattr(inner, "shutdown"):
+            inner.shutdown(timeout_millis=int(timeout_ms))
+        else:  # an SDK without the shared batch processor: its own bound
+            processor.shutdown()
+    except Exception as exc:
+        _internal.log_internal_error("shutdown", exc)
 
 
 _state: State | None = None

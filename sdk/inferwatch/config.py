@@ -16,6 +16,9 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from opentelemetry import metrics, trace
+from opentelemetry._logs import get_logger_provider
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
@@ -25,6 +28,7 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from inferwatch import _internal, semconv
+from inferwatch import logs as _logs
 from inferwatch._providers import SwitchingMeterProvider, SwitchingTracerProvider
 from inferwatch._state import State, set_state
 from inferwatch.context import ScopeSpanProcessor
@@ -56,6 +60,7 @@ class Settings(BaseModel):
     export_timeout_ms: float | None = Field(default=None, gt=0)
     metric_export_interval_ms: float | None = Field(default=None, gt=0)
     max_classes: int = Field(default=100, gt=0)
+    logs: bool = True
     strict: bool = False
 
     @field_validator("endpoint")
@@ -107,8 +112,10 @@ def configure(
     export_timeout_ms: float | None = None,
     metric_export_interval_ms: float | None = None,
     max_classes: int = 100,
+    logs: bool = True,
     span_processors: Sequence[SpanProcessor] = (),
     metric_readers: Sequence[MetricReader] = (),
+    log_processors: Sequence[LogRecordProcessor] = (),
     strict: bool = False,
 ) -> Settings:
     """Set up tracing and metrics for inferwatch; safe to call again (same settings: no-op).
@@ -120,21 +127,23 @@ def configure(
     ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``/``_METRICS_ENDPOINT``); with none, nothing is exported
     over OTLP (only to ``span_processors`` / ``metric_readers``). If the application has already
     installed SDK providers, inferwatch uses them and adds only its tag-stamping span processor.
-    ``metric_tags`` names the low-cardinality tags allowed on metrics.
+    ``metric_tags`` names the low-cardinality tags allowed on metrics. With ``logs`` (the
+    default) structlog events and stdlib log records are bridged to OTel logs.
     """
     global _current
     settings = _settings(locals())
-    extras = (*span_processors, *metric_readers)
+    extras = (*span_processors, *metric_readers, *log_processors)
     with _lock:
         if _current is not None and _current[0] == settings and _current[1] == extras:
             return settings
         if _current is not None:
+            _logs.uninstall()
             _current[2].shutdown()
             _current = None
             set_state(None)
         _internal.set_strict(settings.strict)
         try:
-            state = _build_state(settings, span_processors, metric_readers)
+            state = _build_state(settings, span_processors, metric_readers, log_processors)
         except Exception as exc:  # e.g. a metric reader already registered elsewhere
             raise ConfigurationError(f"could not set up telemetry providers: {exc}") from exc
         _current = (settings, extras, state)
@@ -148,6 +157,7 @@ def shutdown(timeout_ms: float = 30_000) -> None:
     with _lock:
         if _current is None:
             return
+        _logs.uninstall()
         _current[2].shutdown(timeout_ms)
         _current = None
         set_state(None)
@@ -203,6 +213,8 @@ _EXPORTERS = {
     ("traces", "http/protobuf"): (f"{_OTLP}.http.trace_exporter", "OTLPSpanExporter"),
     ("metrics", "grpc"): (f"{_OTLP}.grpc.metric_exporter", "OTLPMetricExporter"),
     ("metrics", "http/protobuf"): (f"{_OTLP}.http.metric_exporter", "OTLPMetricExporter"),
+    ("logs", "grpc"): (f"{_OTLP}.grpc._log_exporter", "OTLPLogExporter"),
+    ("logs", "http/protobuf"): (f"{_OTLP}.http._log_exporter", "OTLPLogExporter"),
 }
 
 
@@ -223,11 +235,12 @@ def _build_state(
     settings: Settings,
     span_processors: Sequence[SpanProcessor],
     metric_readers: Sequence[MetricReader],
+    log_processors: Sequence[LogRecordProcessor],
 ) -> State:
     resource = _resource(settings)
     global_tracers = trace.get_tracer_provider()
     owned: list[Any] = []
-    batch_processors: list[_BatchSpanProcessor] = []
+    batch_processors: list[Any] = []
     if isinstance(global_tracers, TracerProvider):  # the application's own SDK provider
         tracer_provider = global_tracers
         if settings.endpoint or settings.sampling_ratio is not None:
@@ -246,7 +259,7 @@ def _build_state(
         tracer_provider.add_span_processor(ScopeSpanProcessor())
         exporter = _otlp_exporter(settings, "traces")
         if exporter is not None:
-            batch = _BatchSpanProcessor(
+            batch = BatchSpanProcessor(
                 exporter,
                 max_queue_size=settings.max_queue_size,
                 max_export_batch_size=settings.max_export_batch_size,
@@ -285,18 +298,42 @@ def _build_state(
         if global_meters is not _switching_meters:
             metrics.set_meter_provider(_switching_meters)
         _switching_meters.use(meter_provider)
+    logger_provider = None
+    if settings.logs:
+        logger_provider = _logger_provider(
+            settings, resource, log_processors, owned, batch_processors
+        )
+        _logs.install(logger_provider)
     return State(
         settings.metric_tags, settings.max_classes, tracer_provider, meter_provider, owned,
-        batch_processors=batch_processors,
+        batch_processors=batch_processors, logger_provider=logger_provider,
     )  # fmt: skip
 
 
-class _BatchSpanProcessor(BatchSpanProcessor):
-    """A BatchSpanProcessor whose shutdown honours a deadline (the SDK's waits up to 30 s)."""
-
-    def shutdown_within(self, timeout_ms: float) -> None:
-        inner = getattr(self, "_batch_processor", None)
-        if inner is not None and hasattr(inner, "shutdown"):
-            inner.shutdown(timeout_millis=int(timeout_ms))
-        else:  # an SDK without the shared batch processor: fall back to its own bound
-            self.shutdown()  # type: ignore[no-untyped-call]
+def _logger_provider(
+    settings: Settings,
+    resource: Resource,
+    log_processors: Sequence[LogRecordProcessor],
+    owned: list[Any],
+    batch_processors: list[Any],
+) -> LoggerProvider:
+    global_loggers = get_logger_provider()
+    if isinstance(global_loggers, LoggerProvider):  # the application's own SDK provider
+        provider = global_loggers
+    else:
+        provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+        exporter = _otlp_exporter(settings, "logs")
+        if exporter is not None:
+            batch = BatchLogRecordProcessor(
+                exporter,
+                max_queue_size=settings.max_queue_size,
+                max_export_batch_size=settings.max_export_batch_size,
+                schedule_delay_millis=settings.schedule_delay_ms,
+                export_timeout_millis=settings.export_timeout_ms,
+            )
+            provider.add_log_record_processor(batch)
+            batch_processors.append(batch)
+        owned.append(provider)
+    for processor in log_processors:
+        provider.add_log_record_processor(processor)
+    return provider
