@@ -11,7 +11,8 @@ import importlib
 import logging
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -61,6 +62,7 @@ class Settings(BaseModel):
     metric_export_interval_ms: float | None = Field(default=None, gt=0)
     max_classes: int = Field(default=100, gt=0)
     logs: bool = True
+    internal_metrics: bool = True
     strict: bool = False
 
     @field_validator("endpoint")
@@ -113,6 +115,7 @@ def configure(
     metric_export_interval_ms: float | None = None,
     max_classes: int = 100,
     logs: bool = True,
+    internal_metrics: bool = True,
     span_processors: Sequence[SpanProcessor] = (),
     metric_readers: Sequence[MetricReader] = (),
     log_processors: Sequence[LogRecordProcessor] = (),
@@ -128,7 +131,9 @@ def configure(
     over OTLP (only to ``span_processors`` / ``metric_readers``). If the application has already
     installed SDK providers, inferwatch uses them and adds only its tag-stamping span processor.
     ``metric_tags`` names the low-cardinality tags allowed on metrics. With ``logs`` (the
-    default) structlog events and stdlib log records are bridged to OTel logs.
+    default) structlog events and stdlib log records are bridged to OTel logs. With
+    ``internal_metrics`` the SDK's own ``otel.sdk.*`` metrics count queue drops and export
+    failures of inferwatch's pipelines.
     """
     global _current
     settings = _settings(locals())
@@ -218,7 +223,9 @@ _EXPORTERS = {
 }
 
 
-def _otlp_exporter(settings: Settings, signal: str) -> Any | None:
+def _otlp_exporter(
+    settings: Settings, signal: str, meter_provider: MeterProvider | None = None
+) -> Any | None:
     """The OTLP exporter for one signal, or None when no endpoint is configured for it."""
     endpoint = settings.endpoint
     if endpoint is None and not os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT"):
@@ -228,7 +235,10 @@ def _otlp_exporter(settings: Settings, signal: str) -> Any | None:
     if endpoint is not None and settings.protocol == "http/protobuf":
         endpoint = f"{endpoint}/v1/{signal}"  # as OTEL_EXPORTER_OTLP_ENDPOINT is read for HTTP
     timeout = settings.export_timeout_ms / 1000 if settings.export_timeout_ms else None
-    return exporter_class(endpoint=endpoint, headers=settings.headers or None, timeout=timeout)
+    options: dict[str, Any] = {"meter_provider": meter_provider} if meter_provider else {}
+    return exporter_class(
+        endpoint=endpoint, headers=settings.headers or None, timeout=timeout, **options
+    )
 
 
 def _build_state(
@@ -237,103 +247,140 @@ def _build_state(
     metric_readers: Sequence[MetricReader],
     log_processors: Sequence[LogRecordProcessor],
 ) -> State:
-    resource = _resource(settings)
-    global_tracers = trace.get_tracer_provider()
-    owned: list[Any] = []
-    batch_processors: list[Any] = []
-    if isinstance(global_tracers, TracerProvider):  # the application's own SDK provider
-        tracer_provider = global_tracers
-        if settings.endpoint or settings.sampling_ratio is not None:
-            _log.warning(
-                "inferwatch: the application's TracerProvider is in place; its exporters, "
-                "resource and sampler are used, not inferwatch's endpoint/sampling_ratio"
-            )
-        if not getattr(tracer_provider, "_inferwatch_scope_processor", False):
-            tracer_provider.add_span_processor(ScopeSpanProcessor())
-            tracer_provider._inferwatch_scope_processor = True  # type: ignore[attr-defined]
-    else:
-        sampler = ParentBased(TraceIdRatioBased(settings.sampling_ratio)) if (
-            settings.sampling_ratio is not None
-        ) else None  # fmt: skip
-        tracer_provider = TracerProvider(resource=resource, sampler=sampler, shutdown_on_exit=False)
-        tracer_provider.add_span_processor(ScopeSpanProcessor())
-        exporter = _otlp_exporter(settings, "traces")
-        if exporter is not None:
-            batch = BatchSpanProcessor(
-                exporter,
-                max_queue_size=settings.max_queue_size,
-                max_export_batch_size=settings.max_export_batch_size,
-                schedule_delay_millis=settings.schedule_delay_ms,
-                export_timeout_millis=settings.export_timeout_ms,
-            )
-            tracer_provider.add_span_processor(batch)
-            batch_processors.append(batch)
-        owned.append(tracer_provider)
-        if global_tracers is not _switching:
-            trace.set_tracer_provider(_switching)
-        _switching.use(tracer_provider)
-    for processor in span_processors:
-        tracer_provider.add_span_processor(processor)
-
-    global_meters = metrics.get_meter_provider()
-    if isinstance(global_meters, MeterProvider):  # the application's own SDK provider
-        meter_provider = global_meters
-        for reader in metric_readers:  # readers can only be given at construction
-            _internal.log_internal_error(
-                "configure", RuntimeError(f"metric reader {reader!r} ignored: provider exists")
-            )
-    else:
-        readers = [*metric_readers]
-        metric_exporter = _otlp_exporter(settings, "metrics")
-        if metric_exporter is not None:
-            readers.append(
-                PeriodicExportingMetricReader(
-                    metric_exporter, export_interval_millis=settings.metric_export_interval_ms
-                )
-            )
-        meter_provider = MeterProvider(
-            metric_readers=readers, resource=resource, shutdown_on_exit=False
-        )
-        owned.append(meter_provider)
-        if global_meters is not _switching_meters:
-            metrics.set_meter_provider(_switching_meters)
-        _switching_meters.use(meter_provider)
-    logger_provider = None
-    if settings.logs:
-        logger_provider = _logger_provider(
-            settings, resource, log_processors, owned, batch_processors
-        )
-        _logs.install(logger_provider)
+    build = _Build(settings)
+    with _sdk_self_metrics(settings.internal_metrics):
+        meter_provider = build.meter_provider(metric_readers)  # first: the others report into it
+        tracer_provider = build.tracer_provider(span_processors, meter_provider)
+        logger_provider = None
+        if settings.logs:
+            logger_provider = build.logger_provider(log_processors, meter_provider)
+            _logs.install(logger_provider)
+    # Shut down in this order: spans and logs flush before the meter takes its last reading.
+    owned = sorted(build.owned, key=lambda provider: isinstance(provider, MeterProvider))
     return State(
         settings.metric_tags, settings.max_classes, tracer_provider, meter_provider, owned,
-        batch_processors=batch_processors, logger_provider=logger_provider,
+        batch_processors=build.batch_processors, logger_provider=logger_provider,
     )  # fmt: skip
 
 
-def _logger_provider(
-    settings: Settings,
-    resource: Resource,
-    log_processors: Sequence[LogRecordProcessor],
-    owned: list[Any],
-    batch_processors: list[Any],
-) -> LoggerProvider:
-    global_loggers = get_logger_provider()
-    if isinstance(global_loggers, LoggerProvider):  # the application's own SDK provider
-        provider = global_loggers
-    else:
-        provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-        exporter = _otlp_exporter(settings, "logs")
+_SELF_METRICS = "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"
+
+
+@contextmanager
+def _sdk_self_metrics(enabled: bool) -> Iterator[None]:
+    """Turn on the SDK's own queue-drop and export-failure metrics for what is built inside.
+
+    The SDK reads this variable when a batch processor or exporter is constructed; it is set
+    only for that moment (and never over a value the application chose), so other
+    components of the process keep their defaults.
+    """
+    if not enabled or _SELF_METRICS in os.environ:
+        yield
+        return
+    os.environ[_SELF_METRICS] = "true"
+    try:
+        yield
+    finally:
+        os.environ.pop(_SELF_METRICS, None)
+
+
+class _Build:
+    """Providers for one configuration: the application's own if it installed them, else ours.
+
+    Batch processors and OTLP exporters get the meter provider, so queue drops and export
+    failures are counted as the SDK's own `otel.sdk.*` metrics.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.resource = _resource(settings)
+        self.owned: list[Any] = []
+        self.batch_processors: list[Any] = []
+
+    def _batch_options(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "max_queue_size": s.max_queue_size,
+            "max_export_batch_size": s.max_export_batch_size,
+            "schedule_delay_millis": s.schedule_delay_ms,
+            "export_timeout_millis": s.export_timeout_ms,
+        }
+
+    def meter_provider(self, metric_readers: Sequence[MetricReader]) -> MeterProvider:
+        global_meters = metrics.get_meter_provider()
+        if isinstance(global_meters, MeterProvider):  # the application's own SDK provider
+            for reader in metric_readers:  # readers can only be given at construction
+                _internal.log_internal_error(
+                    "configure", RuntimeError(f"metric reader {reader!r} ignored: provider exists")
+                )
+            return global_meters
+        readers = [*metric_readers]
+        exporter = _otlp_exporter(self.settings, "metrics")
         if exporter is not None:
-            batch = BatchLogRecordProcessor(
-                exporter,
-                max_queue_size=settings.max_queue_size,
-                max_export_batch_size=settings.max_export_batch_size,
-                schedule_delay_millis=settings.schedule_delay_ms,
-                export_timeout_millis=settings.export_timeout_ms,
+            interval = self.settings.metric_export_interval_ms
+            readers.append(PeriodicExportingMetricReader(exporter, export_interval_millis=interval))
+        provider = MeterProvider(
+            metric_readers=readers, resource=self.resource, shutdown_on_exit=False
+        )
+        self.owned.append(provider)
+        if global_meters is not _switching_meters:
+            metrics.set_meter_provider(_switching_meters)
+        _switching_meters.use(provider)
+        return provider
+
+    def tracer_provider(
+        self, span_processors: Sequence[SpanProcessor], meter_provider: MeterProvider
+    ) -> TracerProvider:
+        settings = self.settings
+        global_tracers = trace.get_tracer_provider()
+        if isinstance(global_tracers, TracerProvider):  # the application's own SDK provider
+            provider = global_tracers
+            if settings.endpoint or settings.sampling_ratio is not None:
+                _log.warning(
+                    "inferwatch: the application's TracerProvider is in place; its exporters, "
+                    "resource and sampler are used, not inferwatch's endpoint/sampling_ratio"
+                )
+            if not getattr(provider, "_inferwatch_scope_processor", False):
+                provider.add_span_processor(ScopeSpanProcessor())
+                provider._inferwatch_scope_processor = True  # type: ignore[attr-defined]
+        else:
+            ratio = settings.sampling_ratio
+            sampler = ParentBased(TraceIdRatioBased(ratio)) if ratio is not None else None
+            provider = TracerProvider(
+                resource=self.resource, sampler=sampler, shutdown_on_exit=False
             )
-            provider.add_log_record_processor(batch)
-            batch_processors.append(batch)
-        owned.append(provider)
-    for processor in log_processors:
-        provider.add_log_record_processor(processor)
-    return provider
+            provider.add_span_processor(ScopeSpanProcessor())
+            exporter = _otlp_exporter(settings, "traces", meter_provider)
+            if exporter is not None:
+                batch = BatchSpanProcessor(
+                    exporter, **self._batch_options(), meter_provider=meter_provider
+                )
+                provider.add_span_processor(batch)
+                self.batch_processors.append(batch)
+            self.owned.append(provider)
+            if global_tracers is not _switching:
+                trace.set_tracer_provider(_switching)
+            _switching.use(provider)
+        for processor in span_processors:
+            provider.add_span_processor(processor)
+        return provider
+
+    def logger_provider(
+        self, log_processors: Sequence[LogRecordProcessor], meter_provider: MeterProvider
+    ) -> LoggerProvider:
+        global_loggers = get_logger_provider()
+        if isinstance(global_loggers, LoggerProvider):  # the application's own SDK provider
+            provider = global_loggers
+        else:
+            provider = LoggerProvider(resource=self.resource, shutdown_on_exit=False)
+            exporter = _otlp_exporter(self.settings, "logs", meter_provider)
+            if exporter is not None:
+                batch = BatchLogRecordProcessor(
+                    exporter, **self._batch_options(), meter_provider=meter_provider
+                )
+                provider.add_log_record_processor(batch)
+                self.batch_processors.append(batch)
+            self.owned.append(provider)
+        for processor in log_processors:
+            provider.add_log_record_processor(processor)
+        return provider

@@ -1,0 +1,69 @@
+"""When the backend is away, drops and export failures are counted as metrics, nothing raises."""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+import inferwatch as iw
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _points(reader: InMemoryMetricReader, name: str) -> list[tuple[dict[str, Any], Any]]:
+    data = reader.get_metrics_data()
+    return [
+        (dict(p.attributes or {}), p)
+        for r in (data.resource_metrics if data else ())
+        for s in r.scope_metrics
+        for m in s.metrics
+        if m.name == name
+        for p in m.data.data_points
+    ]
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_queue_drops_and_export_failures_are_counted(protocol: str) -> None:
+    reader = InMemoryMetricReader()
+    iw.configure(
+        service_name="health",
+        endpoint=f"http://127.0.0.1:{_closed_port()}",
+        protocol=protocol,
+        metric_readers=[reader],
+        schedule_delay_ms=20,
+        export_timeout_ms=300,
+        max_queue_size=4,
+        max_export_batch_size=2,
+    )
+    try:
+
+        @iw.monitor(model="m")
+        def predict(x: float) -> float:
+            return x
+
+        for _ in range(40):
+            assert predict(1.0) == 1.0
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            processed = _points(reader, "otel.sdk.processor.span.processed")
+            dropped = sum(p.value for a, p in processed if a.get("error.type") == "queue_full")
+            failed = sum(
+                p.value
+                for a, p in _points(reader, "otel.sdk.exporter.span.exported")
+                if a.get("error.type")
+            )
+            if dropped and failed:
+                break
+            time.sleep(0.05)
+        assert dropped > 0, "a full queue drops spans, and says how many"
+        assert failed > 0, "failed exports are counted with their error type"
+    finally:
+        iw.shutdown(timeout_ms=1000)
