@@ -6,6 +6,7 @@
 ... def predict(X): ...
 """
 
+from inferwatch import logs
 from inferwatch._internal import internal_errors
 from inferwatch.config import ConfigurationError, Settings, configure, shutdown
 from inferwatch.context import (
@@ -34,6 +35,7 @@ __all__ = [
     "current_tags",
     "inference",
     "internal_errors",
+    "logs",
     "monitor",
     "new_request_id",
     "shutdown",

@@ -27,6 +27,7 @@ from inferwatch._internal import (
     log_internal_error,
 )
 from inferwatch._state import State, get_state
+from inferwatch.checks import DataChecks, log_findings
 from inferwatch.context import Scope, current_scope, enter_scope, exit_scope, new_request_id
 from inferwatch.signals import (
     InputSummary,
@@ -50,6 +51,7 @@ class ModelSpec:
     __slots__ = (
         "_metric_attrs",
         "_state",
+        "checks",
         "class_names",
         "features",
         "model",
@@ -67,6 +69,9 @@ class ModelSpec:
         features: Sequence[str] | None = None,
         prediction_kind: PredictionKind = "auto",
         class_names: Sequence[str] | None = None,
+        max_input_length: int | None = None,
+        long_input_quantile: float | None = 0.999,
+        prediction_range: tuple[float, float] | None = None,
     ) -> None:
         if not isinstance(model, str) or not model:
             raise TypeError(f"model must be a non-empty string, got {model!r}")
@@ -84,6 +89,12 @@ class ModelSpec:
         self.span_attributes: dict[str, AttributeValue] = {semconv.ML_MODEL_NAME: model}
         if self.version is not None:
             self.span_attributes[semconv.ML_MODEL_VERSION] = self.version
+        self.checks = DataChecks(
+            model,
+            max_input_length=max_input_length,
+            long_input_quantile=long_input_quantile,
+            prediction_range=prediction_range,
+        )
         self._state: State | None = None
         self._metric_attrs: dict[tuple[Any, ...], dict[str, AttributeValue]] = {}
 
@@ -165,8 +176,11 @@ class Inference:
             # Everything known now goes into one attribute set: cheaper than setting it later.
             attributes = {**spec.span_attributes, **scope.attributes}
             summary = self._summarize_input(x, None) if x is not NO_INPUT else None
+            findings = spec.checks.inspect_input(summary) if summary is not None else []
             if summary is not None:
                 attributes.update(summary.attributes())
+                for finding in findings:
+                    attributes.update(finding.span_attributes)
             self.span = state.tracer.start_span(spec.span_name, attributes=attributes)
             # Metrics name this context explicitly so exemplars link them to the span.
             self._context = trace.set_span_in_context(self.span)
@@ -174,6 +188,8 @@ class Inference:
                 self._otel_token = otel_context.attach(self._context)
             if summary is not None:
                 self._record_input_metrics(state, summary)
+            if findings:
+                log_findings(spec.model, findings)
         except Exception as exc:
             if is_strict():  # about to raise: leave no context behind
                 self._detach()
@@ -252,8 +268,12 @@ class Inference:
             summary = self._summarize_input(x, features)
             if state is None or summary is None:
                 return None
+            findings = self._spec.checks.inspect_input(summary)
             self.span.set_attributes(summary.attributes())
+            for finding in findings:
+                self.span.set_attributes(finding.span_attributes)
             self._record_input_metrics(state, summary)
+            log_findings(self._spec.model, findings)
             return summary
         except Exception as exc:
             handle_internal_error("inference.record_input", exc)
@@ -283,8 +303,13 @@ class Inference:
             if state is None:
                 return None
             spec = self._spec
-            summary = summarize_prediction(y, spec.prediction_kind, spec.class_names)
+            checks = spec.checks
+            summary = summarize_prediction(
+                y, spec.prediction_kind, spec.class_names, checks.prediction_range
+            )
             self.span.set_attributes(summary.attributes())
+            if summary.out_of_range:
+                log_findings(spec.model, checks.inspect_prediction(summary))
             attrs = self._metric_attributes()
             negative_attrs = None
             for value in summary.values:
@@ -420,17 +445,24 @@ def inference(
     features: Sequence[str] | None = None,
     prediction_kind: PredictionKind = "auto",
     class_names: Sequence[str] | None = None,
+    max_input_length: int | None = None,
+    long_input_quantile: float | None = 0.999,
+    prediction_range: tuple[float, float] | None = None,
 ) -> Inference:
     """The explicit form of `monitor`: a context manager yielding the record (sync or async).
 
     >>> with iw.inference(model="fraud", version="3.1") as rec:
     ...     rec.record_input(X); rec.record_prediction(model(X))
     """
-    key = (model, version, tuple(features or ()), prediction_kind, tuple(class_names or ()))
+    key = (model, version, tuple(features or ()), prediction_kind, tuple(class_names or ()),
+           max_input_length, long_input_quantile, prediction_range)  # fmt: skip
     spec = _specs.get(key)
     if spec is None:
-        spec = ModelSpec(model, version, features=features, prediction_kind=prediction_kind,
-                         class_names=class_names)  # fmt: skip
+        spec = ModelSpec(
+            model, version, features=features, prediction_kind=prediction_kind,
+            class_names=class_names, max_input_length=max_input_length,
+            long_input_quantile=long_input_quantile, prediction_range=prediction_range,
+        )  # fmt: skip
         if len(_specs) < _MAX_CACHED_ATTRIBUTE_SETS:
             _specs[key] = spec
     return Inference(spec)

@@ -73,6 +73,9 @@ def monitor(
     record_prediction: bool = True,
     prediction_kind: PredictionKind = "auto",
     class_names: Sequence[str] | None = None,
+    max_input_length: int | None = None,
+    long_input_quantile: float | None = 0.999,
+    prediction_range: tuple[float, float] | None = None,
 ) -> Callable[[F], F]:
     """Trace every call of a predict function as an inference span with metrics.
 
@@ -82,9 +85,15 @@ def monitor(
     The input is the first argument (``self``/``cls`` skipped) unless ``input_arg`` names another;
     the return value (or, for generators, nothing but item counts) is the prediction.
     ``tags_from`` lists arguments whose values become tags (a mapping renames them).
+    Data checks log rate-limited events: inputs longer than ``max_input_length`` (or than the
+    ``long_input_quantile`` of lengths seen so far), all-NaN rows, and predictions outside
+    ``prediction_range``.
     """
-    spec = ModelSpec(model, version, features=features, prediction_kind=prediction_kind,
-                     class_names=class_names)  # fmt: skip
+    spec = ModelSpec(
+        model, version, features=features, prediction_kind=prediction_kind,
+        class_names=class_names, max_input_length=max_input_length,
+        long_input_quantile=long_input_quantile, prediction_range=prediction_range,
+    )  # fmt: skip
     tag_names = dict(tags_from) if isinstance(tags_from, Mapping) else {t: t for t in tags_from}
 
     def decorate(fn: F) -> F:

@@ -37,6 +37,8 @@ class InputSummary:
     lengths: list[int] = field(default_factory=list)
     """A sample of per-item lengths for the length histogram."""
     unsupported: int = 0
+    nan_full_rows: int = 0
+    """Rows (items) whose every value is NaN or missing."""
 
     def attributes(self) -> dict[str, AttributeValue]:
         """Span attributes; values implied by others (per-row maxima of one row) are left out."""
@@ -55,6 +57,8 @@ class InputSummary:
         if self.unsupported:
             attrs[semconv.ML_INPUT_UNSUPPORTED] = self.unsupported
             attrs[semconv.ML_INPUT_TYPE] = self.kind
+        if self.nan_full_rows:
+            attrs[semconv.ML_INPUT_NAN_FULL_ROWS] = self.nan_full_rows
         return attrs
 
 
@@ -70,6 +74,8 @@ class PredictionSummary:
     """A sample of finite predicted values for the value histogram."""
     classes: list[tuple[str, int]] = field(default_factory=list)
     unsupported: int = 0
+    out_of_range: int = 0
+    """Values outside the range given to `summarize_prediction` (0 without one)."""
 
     def attributes(self) -> dict[str, AttributeValue]:
         """Span attributes; a single prediction gets its value (as mean) or class, no count."""
@@ -88,6 +94,8 @@ class PredictionSummary:
         if self.unsupported:
             attrs[semconv.ML_PREDICTION_UNSUPPORTED] = self.unsupported
             attrs[semconv.ML_PREDICTION_TYPE] = self.kind
+        if self.out_of_range:
+            attrs[semconv.ML_PREDICTION_OUT_OF_RANGE] = self.out_of_range
         return attrs
 
 
@@ -140,6 +148,7 @@ def _array_input(x: np.ndarray, features: Sequence[str] | None, kind: str) -> In
     total = summary.nan_count = int(np.count_nonzero(nan))
     if ndim <= 1:
         summary.nan_rows = int(total > 0)
+        summary.nan_full_rows = int(total == nan.size)
         if features is not None and ndim == 1 and len(features) == x.shape[0]:
             summary.nan_by_feature = {str(features[i]): 1 for i in np.flatnonzero(nan).tolist()}
         return summary
@@ -148,16 +157,21 @@ def _array_input(x: np.ndarray, features: Sequence[str] | None, kind: str) -> In
     if total * 8 < nan.size and ndim == 2 and nan.flags.f_contiguous:
         # Column-major (a pandas frame's block): positions run down the columns.
         positions = np.flatnonzero(nan.T)
-        summary.nan_rows = int(np.count_nonzero(np.bincount(positions % batch, minlength=batch)))
+        per_row = np.bincount(positions % batch, minlength=batch)
+        summary.nan_rows = int(np.count_nonzero(per_row))
+        summary.nan_full_rows = int(np.count_nonzero(per_row == width))
         per_feature = np.bincount(positions // batch, minlength=width) if named else None
     elif total * 8 < nan.size:  # sparse NaNs: work on their positions, not on the whole mask
         positions = np.flatnonzero(nan)
         rows = positions // width
         summary.nan_rows = 1 + int(np.count_nonzero(rows[1:] != rows[:-1]))
+        if total >= width:  # a row can only be all NaN with at least `width` of them
+            summary.nan_full_rows = int(np.count_nonzero(np.bincount(rows) == width))
         per_feature = np.bincount(positions % width, minlength=width) if named else None
     else:
         flat = nan.reshape(batch, width)
         summary.nan_rows = int(np.count_nonzero(flat.any(axis=1)))
+        summary.nan_full_rows = int(np.count_nonzero(flat.all(axis=1)))
         per_feature = np.add.reduce(flat, axis=0, dtype=np.int64) if named else None
     if per_feature is not None and features is not None:
         counts = per_feature.tolist()
@@ -213,7 +227,7 @@ def _items_input(items: Sequence[Any], kind: str) -> InputSummary:
 
 def _records_input(records: Sequence[Any], kind: str) -> InputSummary:
     by_feature: Counter[str] = Counter()
-    nan_rows = unsupported = 0
+    nan_rows = unsupported = full_rows = 0
     for record in records:
         if not isinstance(record, Mapping):
             unsupported += 1
@@ -221,9 +235,10 @@ def _records_input(records: Sequence[Any], kind: str) -> InputSummary:
         missing = [str(k) for k, v in record.items() if _is_missing(v)]
         by_feature.update(missing)
         nan_rows += bool(missing)
+        full_rows += bool(missing) and len(missing) == len(record)
     total = sum(by_feature.values())
     return InputSummary(kind, len(records), total, nan_rows, dict(by_feature) or None,
-                        unsupported=unsupported)  # fmt: skip
+                        unsupported=unsupported, nan_full_rows=full_rows)  # fmt: skip
 
 
 def _mapping_input(x: Mapping[Any, Any]) -> InputSummary:
@@ -295,6 +310,7 @@ def _pandas_input(x: Any, features: Sequence[str] | None) -> InputSummary:
         {columns[i]: int(per_column[i]) for i in np.flatnonzero(per_column)} or None,
         float(len(columns)),
         len(columns),
+        nan_full_rows=int(np.count_nonzero(nan.all(axis=1))) if len(columns) else 0,
     )
 
 
@@ -345,12 +361,16 @@ def _sample(values: Sequence[Any] | np.ndarray) -> list[Any]:
 
 
 def summarize_prediction(
-    y: Any, kind: PredictionKind = "auto", class_names: Sequence[str] | None = None
+    y: Any,
+    kind: PredictionKind = "auto",
+    class_names: Sequence[str] | None = None,
+    valid_range: tuple[float, float] | None = None,
 ) -> PredictionSummary:
     """Summary of a prediction: numeric values (regression, scores) or predicted classes.
 
     ``kind="auto"`` reads floats as values, integers, booleans and strings as class labels, and a
-    2-D float array with several columns as class probabilities (argmax per row).
+    2-D float array with several columns as class probabilities (argmax per row). With
+    ``valid_range`` numeric values outside it are counted in ``out_of_range``.
 
     >>> summarize_prediction(np.array([0.2, 0.4])).mean
     0.30000000000000004
@@ -359,7 +379,10 @@ def summarize_prediction(
     if kind_of_y is float and kind != "classification":  # the common single score, no numpy
         if y != y or y in (math.inf, -math.inf):
             return PredictionSummary("regression", count=1, nan_count=int(y != y))
-        return PredictionSummary("regression", 1, 0, y, y, y, [y])
+        summary = PredictionSummary("regression", 1, 0, y, y, y, [y])
+        if valid_range is not None and not valid_range[0] <= y <= valid_range[1]:
+            summary.out_of_range = 1
+        return summary
     module = kind_of_y.__module__
     if module.startswith("torch") and hasattr(y, "detach"):
         y = _tensor_to_numpy_if_small(y)
@@ -376,9 +399,9 @@ def summarize_prediction(
             return PredictionSummary(type(y).__name__, unsupported=1)
     dtype_kind = y.dtype.kind
     if dtype_kind in "fc" and kind != "classification" and not _is_probabilities(y, kind):
-        return _values(y.real if dtype_kind == "c" else y)
+        return _values(y.real if dtype_kind == "c" else y, valid_range)
     if dtype_kind in "iub" and kind == "regression":
-        return _values(y.astype(np.float64))
+        return _values(y.astype(np.float64), valid_range)
     if dtype_kind in "fc":
         if y.ndim == 2 and y.shape[1] > 1:  # probabilities: rows with a NaN have no class
             if not np.isnan(np.maximum.reduce(y, axis=None, initial=-np.inf)):
@@ -397,7 +420,7 @@ def _is_probabilities(y: np.ndarray, kind: PredictionKind) -> bool:
     return kind == "auto" and y.ndim == 2 and y.shape[1] > 1
 
 
-def _values(y: np.ndarray) -> PredictionSummary:
+def _values(y: np.ndarray, valid_range: tuple[float, float] | None = None) -> PredictionSummary:
     flat = y.reshape(-1)
     n = flat.size
     summary = PredictionSummary("regression", count=n)
@@ -416,6 +439,9 @@ def _values(y: np.ndarray) -> PredictionSummary:
     else:
         summary.mean = float(np.add.reduce(flat / flat.size))
     summary.min, summary.max = low, high
+    if valid_range is not None and (low < valid_range[0] or high > valid_range[1]):
+        outside = (flat < valid_range[0]) | (flat > valid_range[1])
+        summary.out_of_range = int(np.count_nonzero(outside))
     summary.values = _sample(flat)
     return summary
 

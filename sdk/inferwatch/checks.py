@@ -1,0 +1,161 @@
+"""Per-model data checks that log events: long inputs, all-NaN rows, out-of-range predictions.
+
+Each finding becomes a span attribute (for slicing later) and a structured log event on the
+``inferwatch.events`` logger, which the logs bridge ships as an OTel log record linked to the
+inference span. Events are rate-limited per model and kind: at most one per interval, and the
+next one says how many were suppressed in between.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from datasketches import kll_floats_sketch
+
+from inferwatch import semconv
+from inferwatch._attributes import AttributeValue
+from inferwatch.signals import InputSummary, PredictionSummary
+
+_events = logging.getLogger("inferwatch.events")
+MIN_LEARNING_SAMPLES = 1000
+"""Lengths seen before a learned long-input threshold applies."""
+
+
+@dataclass(slots=True)
+class Finding:
+    event: str
+    message: str
+    span_attributes: dict[str, AttributeValue]
+    details: dict[str, AttributeValue] = field(default_factory=dict)
+
+
+class RateLimiter:
+    """Allows one event per key and interval; counts what it held back."""
+
+    def __init__(self, interval_s: float = 10.0) -> None:
+        self.interval_s = interval_s
+        self._lock = threading.Lock()
+        self._last: dict[tuple[str, str], float] = {}
+        self._suppressed: dict[tuple[str, str], int] = {}
+
+    def allow(self, key: tuple[str, str]) -> int | None:
+        """None if the event should be held back, else how many were held back before it."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self.interval_s:
+                self._suppressed[key] = self._suppressed.get(key, 0) + 1
+                return None
+            self._last[key] = now
+            return self._suppressed.pop(key, 0)
+
+
+limiter = RateLimiter()
+
+
+class DataChecks:
+    """The checks of one model, configured once (`monitor`/`inference` arguments)."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        max_input_length: int | None = None,
+        long_input_quantile: float | None = 0.999,
+        prediction_range: tuple[float, float] | None = None,
+    ) -> None:
+        if max_input_length is not None and max_input_length <= 0:
+            raise ValueError(f"max_input_length must be positive, got {max_input_length!r}")
+        if long_input_quantile is not None and not 0.0 < long_input_quantile < 1.0:
+            raise ValueError(f"long_input_quantile must be in (0, 1), got {long_input_quantile!r}")
+        if prediction_range is not None:
+            low, high = prediction_range
+            if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+                raise ValueError(f"prediction_range must be (low, high) with low <= high, got "
+                                 f"{prediction_range!r}")  # fmt: skip
+        self.model = model
+        self.max_input_length = max_input_length
+        self.long_input_quantile = long_input_quantile
+        self.prediction_range = prediction_range
+        self._lengths = kll_floats_sketch(200) if long_input_quantile is not None else None
+        self._lock = threading.Lock()
+
+    def inspect_input(self, summary: InputSummary) -> list[Finding]:
+        findings = []
+        if summary.nan_full_rows:
+            findings.append(
+                Finding(
+                    semconv.EVENT_INPUT_ALL_NAN_ROWS,
+                    f"{summary.nan_full_rows} input row(s) entirely NaN or missing",
+                    {semconv.ML_INPUT_NAN_FULL_ROWS: summary.nan_full_rows},
+                )
+            )
+        if summary.lengths and summary.length_max is not None:
+            threshold = self._long_input_threshold(summary.lengths)
+            if threshold is not None and summary.length_max > threshold:
+                findings.append(
+                    Finding(
+                        semconv.EVENT_INPUT_LONG,
+                        f"input of length {summary.length_max} over the threshold {threshold:g}",
+                        {semconv.ML_INPUT_LONG: True},
+                        {
+                            semconv.ML_INPUT_LENGTH_MAX: summary.length_max,
+                            "inferwatch.threshold": float(threshold),
+                        },
+                    )
+                )
+        return findings
+
+    def _long_input_threshold(self, lengths: Iterable[int]) -> float | None:
+        """The declared maximum, else the learned quantile once enough lengths were seen."""
+        sketch = self._lengths
+        if sketch is None:
+            return self.max_input_length
+        with self._lock:
+            learned = None
+            if sketch.n >= MIN_LEARNING_SAMPLES and self.long_input_quantile is not None:
+                learned = sketch.get_quantile(self.long_input_quantile)
+            for length in lengths:  # after the look-up: an outlier does not raise its own bar
+                sketch.update(float(length))
+        if self.max_input_length is not None:
+            return self.max_input_length if learned is None else min(self.max_input_length, learned)
+        return learned
+
+    def inspect_prediction(self, summary: PredictionSummary) -> list[Finding]:
+        if not summary.out_of_range or self.prediction_range is None:
+            return []
+        low, high = self.prediction_range
+        return [
+            Finding(
+                semconv.EVENT_PREDICTION_OUT_OF_RANGE,
+                f"{summary.out_of_range} prediction(s) outside [{low:g}, {high:g}]",
+                {semconv.ML_PREDICTION_OUT_OF_RANGE: summary.out_of_range},
+                {
+                    semconv.ML_PREDICTION_MIN: summary.min or 0.0,
+                    semconv.ML_PREDICTION_MAX: summary.max or 0.0,
+                },
+            )
+        ]
+
+
+def log_findings(model: str, findings: list[Finding]) -> None:
+    """One rate-limited structured warning per finding, on the ``inferwatch.events`` logger."""
+    for finding in findings:
+        suppressed = limiter.allow((finding.event, model))
+        if suppressed is None:
+            continue
+        extra: dict[str, Any] = {
+            "otel.event.name": finding.event,
+            semconv.ML_MODEL_NAME: model,
+            **finding.span_attributes,
+            **finding.details,
+        }
+        if suppressed:
+            extra["inferwatch.suppressed"] = suppressed
+        _events.warning("%s (model %s)", finding.message, model, extra=extra)
