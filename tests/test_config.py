@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 
 import pytest
 
@@ -14,9 +15,9 @@ from tests._otlp import OtlpReceiver
 
 
 @pytest.fixture(autouse=True)
-def _shutdown_after() -> None:
+def _shutdown_after() -> Iterator[None]:
     yield
-    iw.shutdown()
+    iw.shutdown(timeout_ms=1000)  # some tests point at endpoints where nothing listens
 
 
 @pytest.mark.parametrize(
