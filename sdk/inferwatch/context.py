@@ -121,16 +121,20 @@ class context:
 
         The request id comes from ``X-Request-ID`` (or ``X-Correlation-ID``), else from a
         baggage entry ``ml.request.id``/``request_id``, else it is generated. Spans inside become
-        children of the caller's span when a ``traceparent`` header is present.
+        children of the caller's span when a ``traceparent`` header is present, unless a server
+        span (from HTTP instrumentation, which already continued that trace) is current.
         """
         lowered = {str(k).lower(): str(v) for k, v in headers.items()}
-        carrier_ctx = propagate.extract(lowered)
+        carrier_ctx = propagate.extract(lowered, context=otel_context.get_current())
         request_id = next((lowered[h] for h in _REQUEST_ID_HEADERS if lowered.get(h)), None)
         if request_id is None:
             entries = baggage.get_all(carrier_ctx)
             request_id = next((str(entries[k]) for k in _REQUEST_ID_BAGGAGE if k in entries), None)
         remote = trace.get_current_span(carrier_ctx).get_span_context().is_valid
-        return cls(request_id, _otel=carrier_ctx if remote else None, **tags)
+        # A server span already current (HTTP instrumentation) has continued the caller's trace.
+        in_server_span = trace.get_current_span().get_span_context().is_valid
+        attach = remote and not in_server_span
+        return cls(request_id, _otel=carrier_ctx if attach else None, **tags)
 
     @property
     def request_id(self) -> str | None:

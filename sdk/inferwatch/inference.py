@@ -33,6 +33,7 @@ from inferwatch.signals import (
     InputSummary,
     PredictionKind,
     PredictionSummary,
+    sample,
     summarize_input,
     summarize_prediction,
 )
@@ -293,7 +294,7 @@ class Inference:
                 state.nan_count.add(count, {**attrs, semconv.ML_FEATURE: feature})
         elif summary.nan_count:
             state.nan_count.add(summary.nan_count, attrs)
-        for length in summary.lengths:
+        for length in sample(summary.lengths):
             state.input_length.record(length, attrs, context=_NO_EXEMPLAR)
 
     def record_prediction(self, y: Any) -> PredictionSummary | None:

@@ -35,7 +35,7 @@ class InputSummary:
     length: float | None = None
     length_max: int | None = None
     lengths: list[int] = field(default_factory=list)
-    """A sample of per-item lengths for the length histogram."""
+    """Per-item lengths (texts, token lists); the histogram takes a sample of them."""
     unsupported: int = 0
     nan_full_rows: int = 0
     """Rows (items) whose every value is NaN or missing."""
@@ -221,7 +221,7 @@ def _items_input(items: Sequence[Any], kind: str) -> InputSummary:
     if lengths:
         summary.length = sum(lengths) / len(lengths)
         summary.length_max = max(lengths)
-        summary.lengths = _sample(lengths)
+        summary.lengths = lengths
     return summary
 
 
@@ -270,7 +270,7 @@ def _mapping_input(x: Mapping[Any, Any]) -> InputSummary:
                            unsupported=unsupported)  # fmt: skip
     if lengths:
         summary.length, summary.length_max = sum(lengths) / len(lengths), max(lengths)
-        summary.lengths = _sample(lengths)
+        summary.lengths = lengths
     return summary
 
 
@@ -350,7 +350,8 @@ def _is_missing(value: Any) -> bool:
         return False
 
 
-def _sample(values: Sequence[Any] | np.ndarray) -> list[Any]:
+def sample(values: Sequence[Any] | np.ndarray) -> list[Any]:
+    """At most `MAX_POINTS` values, an even stride through them."""
     step = max(1, -(-len(values) // MAX_POINTS))
     if isinstance(values, np.ndarray):
         return values[::step].tolist()  # type: ignore[no-any-return]
@@ -442,7 +443,7 @@ def _values(y: np.ndarray, valid_range: tuple[float, float] | None = None) -> Pr
     if valid_range is not None and (low < valid_range[0] or high > valid_range[1]):
         outside = (flat < valid_range[0]) | (flat > valid_range[1])
         summary.out_of_range = int(np.count_nonzero(outside))
-    summary.values = _sample(flat)
+    summary.values = sample(flat)
     return summary
 
 

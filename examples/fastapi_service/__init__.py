@@ -1,0 +1,1 @@
+"""A FastAPI fraud-scoring service instrumented with inferwatch, and a load generator for it."""
