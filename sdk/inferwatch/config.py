@@ -228,8 +228,11 @@ def _otlp_exporter(
 ) -> Any | None:
     """The OTLP exporter for one signal, or None when no endpoint is configured for it."""
     endpoint = settings.endpoint
-    if endpoint is None and not os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT"):
+    signal_endpoint = os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT")
+    if endpoint is None and not signal_endpoint:
         return None
+    if signal_endpoint and endpoint == os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        endpoint = None  # both variables set: the per-signal one wins, and the exporter reads it
     module, name = _EXPORTERS[(signal, settings.protocol)]
     exporter_class = getattr(importlib.import_module(module), name)
     if endpoint is not None and settings.protocol == "http/protobuf":

@@ -40,7 +40,8 @@ from inferwatch.signals import (
 
 # Exemplars (a trace id on a metric point) are worth their cost on latency, where "show me a slow
 # request" is the question; per-value histograms are recorded in an empty context instead.
-_NO_EXEMPLAR = Context()
+# (An empty Context is falsy and the SDK would fall back to the current one: name an invalid span.)
+_NO_EXEMPLAR = trace.set_span_in_context(trace.INVALID_SPAN, Context())
 NO_INPUT: Any = object()
 """Marker: `Inference.start` was given no input to summarise."""
 _MAX_CACHED_ATTRIBUTE_SETS = 4096
