@@ -1,0 +1,228 @@
+"""Where queries run: chDB (ClickHouse in-process) over OTLP JSON, or a ClickHouse server.
+
+Both engines take the same SQL text with ``{name:Type}`` parameters. The chDB engine converts
+closed segment files into a MergeTree table once per process (the first query pays for it) and
+reads still-open segments live, skipping (and counting) malformed or torn lines.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from inferwatch.query import sql
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_GLOB = re.compile(r"[*?{}\[\]]")
+# A torn last line (crash mid-write) or a stray malformed one must not fail the whole query.
+_LENIENT = "input_format_allow_errors_ratio = 1, input_format_allow_errors_num = 1000000000"
+_NUMBERS = "output_format_json_quote_64bit_integers = 0"
+
+
+class Engine(Protocol):
+    def relation(self) -> str:
+        """A FROM expression with the otel_traces columns, current as of this call."""
+
+    def query(self, text: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Rows of a query whose parameters are bound by the engine, never pasted."""
+
+
+def identifier(name: str, what: str) -> str:
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"{what} {name!r} is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)")
+    return name
+
+
+def _quote_path(path: Path) -> str:
+    text = str(path)
+    if _GLOB.search(text):
+        raise ValueError(f"segment path {text!r} contains glob characters ClickHouse would expand")
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _file(path: Path, fmt: str = "JSONEachRow") -> str:
+    schema = f", '{sql.OTLP_JSON_SCHEMA}'" if fmt == "JSONEachRow" else ""
+    return f"file({_quote_path(path)}, '{fmt}'{schema})"
+
+
+class _ChdbSession:
+    """chDB allows one embedded server per process: one session, one database per store."""
+
+    _lock = threading.Lock()
+    _session: Any = None
+
+    @classmethod
+    def get(cls) -> Any:
+        with cls._lock:
+            if cls._session is None:
+                from chdb import session
+
+                path = tempfile.mkdtemp(prefix="inferwatch-chdb-")
+                cls._session = session.Session(path)  # type: ignore[no-untyped-call]
+                atexit.register(shutil.rmtree, path, ignore_errors=True)
+            return cls._session
+
+
+@dataclass
+class IngestStats:
+    """What the chDB engine has read: segments, lines, and the lines it had to skip."""
+
+    segments: int = 0
+    lines: int = 0
+    skipped_lines: int = 0
+    live_segments: list[str] = field(default_factory=list)
+
+
+class ChdbEngine:
+    """The local store, or any directory of OTLP JSON traces files, queried with chDB."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory).expanduser().resolve()
+        if not self.directory.is_dir():
+            raise FileNotFoundError(
+                f"no telemetry store at {str(self.directory)!r}: run a monitored service "
+                "without an OTLP endpoint to create it, or pass a directory of OTLP JSON files"
+            )
+        digest = hashlib.sha1(str(self.directory).encode()).hexdigest()[:12]
+        self._database = f"store_{digest}"
+        self._session = _ChdbSession.get()
+        self._seen: dict[Path, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+        self.stats = IngestStats()
+        self._session.query(f"CREATE DATABASE IF NOT EXISTS {self._database}")
+        self._session.query(
+            f"CREATE TABLE IF NOT EXISTS {self._table} ("
+            "Segment LowCardinality(String), Timestamp DateTime64(9), TraceId String, "
+            "SpanId String, ParentSpanId String, SpanName LowCardinality(String), "
+            "ServiceName LowCardinality(String), "
+            "ResourceAttributes Map(LowCardinality(String), String), ScopeName String, "
+            "SpanAttributes Map(LowCardinality(String), String), Duration UInt64, "
+            "StatusCode LowCardinality(String), StatusMessage String"
+            ") ENGINE = MergeTree ORDER BY (ServiceName, SpanName, Timestamp)"
+        )
+
+    @property
+    def _table(self) -> str:
+        return f"{self._database}.spans"
+
+    def _segments(self) -> tuple[list[Path], list[Path]]:
+        """(closed, open) trace segments. Open ones are still being appended to."""
+        closed: list[Path] = []
+        live: list[Path] = []
+        for path in sorted(self.directory.rglob("*.json*")):
+            if not path.is_file() or ".cache" in path.parts or "log" in path.name.split("-")[0]:
+                continue
+            (live if ".open." in path.name else closed).append(path)
+        return closed, live
+
+    def relation(self) -> str:
+        with self._lock:
+            closed, live = self._segments()
+            for path in closed:
+                self._ingest(path)
+            self.stats.live_segments = [str(p) for p in live]
+        if not live:
+            return self._table
+        parts = [f"SELECT {sql.SPAN_COLUMNS} FROM {self._table}"]
+        parts += [sql.otlp_json_spans(_file(path)) for path in live]
+        return "(" + "\nUNION ALL\n".join(parts) + ")"
+
+    def _ingest(self, path: Path) -> None:
+        stat = path.stat()
+        version = (stat.st_size, stat.st_mtime_ns)
+        if self._seen.get(path) == version:
+            return
+        segment = str(path)
+        if path in self._seen:  # appended to since: read it again
+            self._session.query(
+                f"DELETE FROM {self._table} WHERE Segment = {{segment:String}}",
+                params={"segment": segment},
+            )
+        self._session.query(
+            f"INSERT INTO {self._table} SELECT {{segment:String}} AS Segment, {sql.SPAN_COLUMNS} "
+            f"FROM ({sql.otlp_json_spans(_file(path))}) SETTINGS {_LENIENT}",
+            params={"segment": segment},
+        )
+        lines = self._count(f"SELECT count() FROM {_file(path, 'LineAsString')}")
+        parsed = self._count(f"SELECT count() FROM {_file(path)} SETTINGS {_LENIENT}")
+        first_time = path not in self._seen
+        self._seen[path] = version
+        self.stats.segments += first_time
+        self.stats.lines += lines
+        self.stats.skipped_lines += max(0, lines - parsed)
+
+    def _count(self, text: str) -> int:
+        return int(self._session.query(text, "CSV").bytes().decode().strip() or 0)
+
+    def query(self, text: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return _chdb_rows(self._session, f"{text}\nSETTINGS {_LENIENT}, {_NUMBERS}", params)
+
+
+def _chdb_rows(session: Any, text: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    data = json.loads(session.query(text, "JSONCompact", params=params).bytes() or b"{}")
+    return [tuple(row) for row in data.get("data", [])]
+
+
+class ChdbTableEngine:
+    """An otel_traces table inside the chDB session (tests: the exporter's exact DDL)."""
+
+    def __init__(self, table: str) -> None:
+        database, _, name = table.rpartition(".")
+        self._table = ".".join(identifier(p, "table") for p in (database, name) if p)
+        self._session = _ChdbSession.get()
+
+    def relation(self) -> str:
+        return self._table
+
+    def query(self, text: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return _chdb_rows(self._session, f"{text}\nSETTINGS {_NUMBERS}", params)
+
+
+class ClickHouseEngine:
+    """A ClickHouse server where the collector's ClickHouse exporter writes ``otel_traces``.
+
+    ``clickhouse://user:password@host:8123/database?table=otel_traces&secure=1``; user and
+    password may also come from ``CLICKHOUSE_USER`` / ``CLICKHOUSE_PASSWORD``. Credentials are
+    never part of this object's repr or of any message.
+    """
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("clickhouse", "clickhouses"):
+            raise ValueError(f"not a clickhouse:// URL: {parts.scheme}://{parts.hostname}")
+        options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        database = identifier(parts.path.strip("/") or "otel", "database")
+        table = identifier(options.get("table", "otel_traces"), "table")
+        self._table = f"{database}.{table}"
+        self.host = parts.hostname or "localhost"
+        self.port = parts.port or 8123
+        secure = parts.scheme == "clickhouses" or options.get("secure") in ("1", "true")
+        import clickhouse_connect
+
+        self._client = clickhouse_connect.get_client(
+            host=self.host,
+            port=self.port,
+            username=unquote(parts.username or os.environ.get("CLICKHOUSE_USER", "default")),
+            password=unquote(parts.password or os.environ.get("CLICKHOUSE_PASSWORD", "")),
+            database=database,
+            secure=secure,
+        )
+
+    def __repr__(self) -> str:
+        return f"ClickHouseEngine({self.host}:{self.port}, {self._table})"
+
+    def relation(self) -> str:
+        return self._table
+
+    def query(self, text: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self._client.query(text, parameters=params).result_rows]

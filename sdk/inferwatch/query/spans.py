@@ -1,0 +1,190 @@
+"""`Spans`: slicing stored inference spans by tags during an incident.
+
+>>> spans = iw.query.open()
+>>> print(spans.slice(by=["region", "cohort"], since="1h"))
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from inferwatch.query import sql
+from inferwatch.query.engines import Engine
+
+MISSING = "(missing)"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_TIME_FORMS = "a duration ago like 90s, 10m, 1h, 2d, 1w; an ISO 8601 time; or a datetime"
+
+
+def parse_time(value: str | datetime | float | None, now: datetime, what: str) -> datetime:
+    """A point in time: None is now; '1h' is an hour before now; ISO 8601; epoch seconds."""
+    if value is None:
+        return now
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, timezone.utc)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return now - timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+        try:
+            return parse_time(datetime.fromisoformat(value), now, what)
+        except ValueError:
+            pass
+    raise ValueError(f"{what} {value!r} is not a time: use {_TIME_FORMS}")
+
+
+def _nanos(moment: datetime) -> int:
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+
+
+@dataclass
+class Result:
+    """Rows of a query, with notes about what the rows do not show."""
+
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+
+    def to_pandas(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=self.columns)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __str__(self) -> str:
+        from inferwatch.query.render import table
+
+        return table(self.columns, self.rows, self.notes)
+
+
+class Spans:
+    """Inference spans in a store (chDB) or a ClickHouse server, sliced with one SQL model."""
+
+    def __init__(self, engine: Engine, now: datetime | None = None) -> None:
+        self.engine = engine
+        self._now = now
+
+    def _window(
+        self,
+        since: str | datetime | float | None,
+        until: str | datetime | float | None,
+        where: Mapping[str, Any] | None,
+        model: str | None,
+    ) -> tuple[str, dict[str, Any]]:
+        now = self._now or datetime.now(timezone.utc)
+        start, end = parse_time(since, now, "since"), parse_time(until, now, "until")
+        params: dict[str, Any] = {"since_ns": _nanos(start), "until_ns": _nanos(end)}
+        for i, (key, value) in enumerate((where or {}).items()):
+            params[f"wk{i}"], params[f"wv{i}"] = str(key), _as_stored(value)
+        if model is not None:
+            params["model"] = str(model)
+        return sql.window_filter(len(where or {}), model is not None), params
+
+    def slice(
+        self,
+        by: Sequence[str],
+        since: str | datetime | float | None = "1h",
+        until: str | datetime | float | None = None,
+        *,
+        where: Mapping[str, Any] | None = None,
+        model: str | None = None,
+        outcome: str = "error",
+        slow_ms: float | None = None,
+        slow_quantile: float = 0.95,
+        limit: int = 1000,
+    ) -> Result:
+        """Requests, errors, latency and NaN share per combination of tag values.
+
+        >>> spans.slice(by=["region"], since="1h", outcome="slow")
+
+        ``outcome`` is ``error``, ``slow`` (over ``slow_ms``, else over the ``slow_quantile``
+        of the window's durations), ``nan`` (inputs with NaNs) or ``wrong`` (predictions that
+        delayed labels marked wrong). Rows are sorted by that outcome; a span without a tag is
+        counted under ``(missing)``.
+        """
+        keys = _tag_names(by)
+        relation = self.engine.relation()
+        where_sql, params = self._window(since, until, where, model)
+        params.update({f"k{i}": key for i, key in enumerate(keys)})
+        params["limit"] = int(limit)
+        notes = self._outcome_params(relation, where_sql, params, outcome, slow_ms, slow_quantile)
+        rows = self.engine.query(sql.slice_query(relation, len(keys), outcome, where_sql), params)
+        columns = [*keys, "requests", "errors", "error_rate", "p50_ms", "p95_ms", "p99_ms",
+                   "nan_share"]  # fmt: skip
+        if outcome != "error":
+            columns += [outcome, f"{outcome}_rate"]
+        result = []
+        for row in rows:
+            groups = row[: len(keys)]
+            requests, errors, outcomes, latency, nan_requests = row[len(keys) :]
+            record: dict[str, Any] = {
+                k: MISSING if g is None else g for k, g in zip(keys, groups, strict=True)
+            }
+            record.update(
+                requests=requests,
+                errors=errors,
+                error_rate=errors / requests,
+                p50_ms=latency[0] / 1e6,
+                p95_ms=latency[1] / 1e6,
+                p99_ms=latency[2] / 1e6,
+                nan_share=nan_requests / requests,
+            )
+            if outcome != "error":
+                record[outcome], record[f"{outcome}_rate"] = outcomes, outcomes / requests
+            result.append(record)
+        for key in keys:
+            if result and all(r[key] == MISSING for r in result):
+                notes.append(f"no span in the window has the tag {key!r}")
+        if not result:
+            notes.append("no inference spans in the window")
+        return Result(columns, result, notes)
+
+    def _outcome_params(
+        self,
+        relation: str,
+        where_sql: str,
+        params: dict[str, Any],
+        outcome: str,
+        slow_ms: float | None,
+        slow_quantile: float,
+    ) -> list[str]:
+        if outcome not in sql.OUTCOMES:
+            raise ValueError(f"outcome {outcome!r} is not one of {', '.join(sql.OUTCOMES)}")
+        if outcome != "slow":
+            return []
+        if slow_ms is not None:
+            params["slow_ns"] = int(slow_ms * 1e6)
+            return [f"slow: over {slow_ms:g} ms"]
+        if not 0 < slow_quantile < 1:
+            raise ValueError(f"slow_quantile must be in (0, 1), got {slow_quantile!r}")
+        (threshold,) = self.engine.query(
+            sql.quantile_query(relation, where_sql), {**params, "q": slow_quantile}
+        )[0]
+        params["slow_ns"] = int(threshold or 0)
+        return [f"slow: over the p{slow_quantile * 100:g} of the window, "
+                f"{(threshold or 0) / 1e6:.3g} ms"]  # fmt: skip
+
+
+def _tag_names(by: Sequence[str]) -> list[str]:
+    if isinstance(by, str):
+        by = [by]
+    keys = [str(k) for k in by]
+    if any(not k for k in keys):
+        raise ValueError("tag names must be non-empty")
+    return keys
+
+
+def _as_stored(value: Any) -> str:
+    """A filter value as the ClickHouse exporter stores attribute values (strings)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

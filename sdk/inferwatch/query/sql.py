@@ -1,0 +1,146 @@
+"""The ClickHouse SQL of the query model: one text for chDB and for a ClickHouse server.
+
+Everything reads the columns of the OTel Collector contrib ClickHouse exporter's ``otel_traces``
+table. Values (tag names included) are always bound parameters (``{name:Type}``); the only text
+pasted into a query is inferwatch's own (column names, the relation, validated identifiers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+# OTLP/JSON (the collector file exporter's format) as a typed ClickHouse schema: one row per line.
+_ANY_VALUE = (
+    "Tuple(stringValue Nullable(String), intValue Nullable(String), "
+    "doubleValue Nullable(Float64), boolValue Nullable(Bool))"
+)
+_ATTRIBUTES = f"Array(Tuple(key String, value {_ANY_VALUE}))"
+_SPAN = (
+    "Tuple(traceId String, spanId String, parentSpanId String, name String, kind UInt8, "
+    f"startTimeUnixNano String, endTimeUnixNano String, attributes {_ATTRIBUTES}, "
+    "status Tuple(code UInt8, message String))"
+)
+OTLP_JSON_SCHEMA = (
+    f"resourceSpans Array(Tuple(resource Tuple(attributes {_ATTRIBUTES}), "
+    f"scopeSpans Array(Tuple(scope Tuple(name String, version String), spans Array({_SPAN})))))"
+)
+
+# An attribute value as the ClickHouse exporter stores it: always a string.
+_VALUE = (
+    "multiIf(a.value.stringValue IS NOT NULL, a.value.stringValue, "
+    "a.value.intValue IS NOT NULL, a.value.intValue, "
+    "a.value.doubleValue IS NOT NULL, toString(a.value.doubleValue), "
+    "a.value.boolValue IS NOT NULL, if(a.value.boolValue, 'true', 'false'), '')"
+)
+
+
+def _attribute_map(path: str) -> str:
+    return f"mapFromArrays(arrayMap(a -> a.key, {path}), arrayMap(a -> {_VALUE}, {path}))"
+
+
+# The otel_traces columns the queries use, from one OTLP/JSON file expression.
+SPAN_COLUMNS = (
+    "Timestamp, TraceId, SpanId, ParentSpanId, SpanName, ServiceName, ResourceAttributes, "
+    "ScopeName, SpanAttributes, Duration, StatusCode, StatusMessage"
+)
+
+
+def otlp_json_spans(file_expression: str) -> str:
+    """SELECT the otel_traces columns from ``file(...)`` rows of OTLP/JSON traces."""
+    return f"""
+SELECT
+    fromUnixTimestamp64Nano(toInt64(sp.startTimeUnixNano)) AS Timestamp,
+    sp.traceId AS TraceId,
+    sp.spanId AS SpanId,
+    sp.parentSpanId AS ParentSpanId,
+    sp.name AS SpanName,
+    {_attribute_map("rs.resource.attributes")} AS ResourceAttributes,
+    ResourceAttributes['service.name'] AS ServiceName,
+    ss.scope.name AS ScopeName,
+    {_attribute_map("sp.attributes")} AS SpanAttributes,
+    toUInt64(toInt64(sp.endTimeUnixNano) - toInt64(sp.startTimeUnixNano)) AS Duration,
+    ['Unset', 'Ok', 'Error'][sp.status.code + 1] AS StatusCode,
+    sp.status.message AS StatusMessage
+FROM {file_expression}
+ARRAY JOIN resourceSpans AS rs
+ARRAY JOIN rs.scopeSpans AS ss
+ARRAY JOIN ss.spans AS sp"""
+
+
+# Outcomes a request can have; each a boolean expression over one otel_traces row.
+OUTCOMES = {
+    "error": "StatusCode = 'Error'",
+    "slow": "Duration > {slow_ns:UInt64}",
+    "nan": "toInt64OrZero(SpanAttributes['ml.input.nan_count']) > 0",
+    "wrong": "SpanAttributes['ml.prediction.correct'] = 'false'",
+}
+
+
+def tag(i: int) -> str:
+    """The value of tag ``{k<i>}`` on a span, NULL where the span lacks it."""
+    return (
+        f"if(mapContains(SpanAttributes, {{k{i}:String}}), SpanAttributes[{{k{i}:String}}], NULL)"
+    )
+
+
+def window_filter(n_where: int, model: bool) -> str:
+    """Inference spans in [since, until), with equality filters ``{wk<i>} = {wv<i>}``."""
+    clauses = [
+        "Timestamp >= fromUnixTimestamp64Nano({since_ns:Int64})",
+        "Timestamp < fromUnixTimestamp64Nano({until_ns:Int64})",
+        "mapContains(SpanAttributes, 'ml.model.name')",
+    ]
+    clauses += [f"SpanAttributes[{{wk{i}:String}}] = {{wv{i}:String}}" for i in range(n_where)]
+    if model:
+        clauses.append("SpanAttributes['ml.model.name'] = {model:String}")
+    return " AND ".join(clauses)
+
+
+def slice_query(relation: str, n_by: int, outcome: str, where: str) -> str:
+    groups = ", ".join(f"{tag(i)} AS g{i}" for i in range(n_by))
+    group_by = ", ".join(f"g{i}" for i in range(n_by)) or "tuple()"
+    return f"""
+SELECT
+    {groups + "," if groups else ""}
+    count() AS requests,
+    countIf(StatusCode = 'Error') AS errors,
+    countIf({OUTCOMES[outcome]}) AS outcomes,
+    quantiles(0.5, 0.95, 0.99)(Duration) AS latency_ns,
+    countIf(toInt64OrZero(SpanAttributes['ml.input.nan_count']) > 0) AS nan_requests
+FROM {relation}
+WHERE {where}
+GROUP BY {group_by}
+ORDER BY outcomes DESC, requests DESC
+LIMIT {{limit:UInt32}}"""
+
+
+def quantile_query(relation: str, where: str) -> str:
+    return f"SELECT quantile({{q:Float64}})(Duration) FROM {relation} WHERE {where}"
+
+
+def seen_keys_query(relation: str, where: str) -> str:
+    """Attribute keys in the window with their number of distinct values."""
+    return f"""
+SELECT key, uniq(value) AS distinct_values, count() AS spans
+FROM {relation}
+ARRAY JOIN mapKeys(SpanAttributes) AS key, mapValues(SpanAttributes) AS value
+WHERE {where}
+GROUP BY key
+ORDER BY key"""
+
+
+def grouping_sets_query(relation: str, keys: Sequence[str], sets: Sequence[Sequence[int]],
+                        outcome: str, where: str) -> str:  # fmt: skip
+    """Size and outcome count of every slice over the given sets of tag indexes, in one scan."""
+    columns = ", ".join(f"{tag(i)} AS g{i}" for i in range(len(keys)))
+    grouping = ", ".join("(" + ", ".join(f"g{i}" for i in s) + ")" for s in sets)
+    keep = " OR ".join(
+        "(" + " AND ".join(f"g{i} IS NOT NULL" for i in s) + ")" for s in sets
+    )  # fmt: skip
+    # A slice's predicates are its non-NULL columns: members of a set are never NULL (HAVING).
+    return f"""
+SELECT {", ".join(f"g{i}" for i in range(len(keys)))},
+       count() AS size, countIf(outcome) AS outcomes
+FROM (SELECT {columns}, {OUTCOMES[outcome]} AS outcome FROM {relation} WHERE {where})
+GROUP BY GROUPING SETS ({grouping})
+HAVING size >= {{min_support:UInt64}} AND ({keep})"""
