@@ -148,6 +148,30 @@ class Spans:
             notes.append("no inference spans in the window")
         return Result(columns, result, notes)
 
+    def bubble_up(
+        self, outcome: str = "error", since: str | datetime | float | None = "1h", **options: Any
+    ) -> Result:
+        """Tag values and combinations over-represented among ``outcome`` requests.
+
+        >>> spans.bubble_up(outcome="error", since="1h", max_order=3)
+
+        See `inferwatch.query.bubble.bubble_up` for the options and the method.
+        """
+        from inferwatch.query.bubble import bubble_up
+
+        return bubble_up(self, outcome=outcome, since=since, **options)
+
+    def outliers(self, since: str | datetime | float | None = "10m", **options: Any) -> Result:
+        """The slowest (or longest-input) requests of the window, one row per span.
+
+        >>> spans.outliers(since="10m", by="duration")
+
+        See `inferwatch.query.outliers.outliers` for the options.
+        """
+        from inferwatch.query.outliers import outliers
+
+        return outliers(self, since=since, **options)
+
     def _outcome_params(
         self,
         relation: str,
