@@ -321,16 +321,19 @@ def _tensor_input(x: Any, features: Sequence[str] | None) -> InputSummary:
     shape = tuple(x.shape)
     ndim = len(shape)
     length = math.prod(shape[1:]) if ndim >= 2 else (shape[0] if ndim == 1 else 1)
+    floating = bool(x.is_floating_point() or x.is_complex())
     summary = InputSummary("Tensor", shape[0] if ndim >= 2 else 1, 0, 0, None, float(length),
-                           length, [length])  # fmt: skip
-    if not (x.is_floating_point() or x.is_complex()):
+                           length, [] if floating else [length])  # fmt: skip
+    if not floating:
         return summary
     nan = x.isnan()
     summary.nan_count = int(nan.sum().item())
     if summary.nan_count == 0:
         return summary
     if ndim >= 2:
-        summary.nan_rows = int(nan.reshape(shape[0], -1).any(dim=1).sum().item())
+        per_row = nan.reshape(shape[0], -1)
+        summary.nan_rows = int(per_row.any(dim=1).sum().item())
+        summary.nan_full_rows = int(per_row.all(dim=1).sum().item())
         if ndim == 2 and features is not None and len(features) == shape[1]:
             per_feature = nan.sum(dim=0).tolist()
             summary.nan_by_feature = {
@@ -338,6 +341,7 @@ def _tensor_input(x: Any, features: Sequence[str] | None) -> InputSummary:
             }
     else:
         summary.nan_rows = 1
+        summary.nan_full_rows = int(summary.nan_count == max(1, length))
     return summary
 
 
