@@ -2,24 +2,23 @@
 
 Run with `make demo` (or `python examples/quickstart.py`). Traffic comes from three regions and
 two cohorts; one region (ap-south) sends NaN-laden feature rows, which the model rejects. The
-script prints what inferwatch emitted and where the errors concentrate.
+script prints what inferwatch emitted, then where the errors concentrate.
 
-Telemetry is captured in memory so the demo needs no backend; set OTEL_EXPORTER_OTLP_ENDPOINT
-to also ship it over OTLP to a collector.
+With no OTLP endpoint, spans and logs go to the embedded local store (OTLP JSON lines under
+.inferwatch/demo/), which the script then slices with chDB, the in-process ClickHouse engine.
+Set OTEL_EXPORTER_OTLP_ENDPOINT to ship the telemetry to a collector instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
 from contextlib import suppress
+from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import StatusCode
 
 import inferwatch as iw
 
@@ -62,64 +61,55 @@ def simulate(model: FraudModel, requests: int, rng: np.random.Generator) -> None
             model.predict_proba(X)
 
 
-def summarize(spans: InMemorySpanExporter, reader: InMemoryMetricReader) -> None:
-    rows = []
-    for span in spans.get_finished_spans():
-        a = span.attributes or {}
-        rows.append(
-            {
-                "region": a.get("region"),
-                "cohort": a.get("cohort"),
-                "error": span.status.status_code == StatusCode.ERROR,
-                "nan_inputs": int(a.get("ml.input.nan_count", 0)) > 0,
-                "latency_ms": ((span.end_time or 0) - (span.start_time or 0)) / 1e6,
-            }
-        )
-    df = pd.DataFrame(rows)
-    print(f"\nspans emitted: {len(df)} (one per inference, each with a request id and tags)")
-    table = df.groupby(["region", "cohort"]).agg(
-        requests=("error", "size"),
-        errors=("error", "sum"),
-        nan_inputs=("nan_inputs", "sum"),
-        p95_ms=("latency_ms", lambda s: s.quantile(0.95)),
-    )
-    table["error_rate"] = table["errors"] / table["requests"]
-    print("\nwhere do the errors come from?")
-    print(table.sort_values("errors", ascending=False).round(3).to_string())
-
+def print_metrics(reader: InMemoryMetricReader) -> None:
     print("\nmetrics emitted (name: data points):")
     data = reader.get_metrics_data()
     for resource in data.resource_metrics if data else ():
         for scope in resource.scope_metrics:
             for metric in scope.metrics:
-                print(f"  {metric.name}: {len(list(metric.data.data_points))}")
+                if metric.name.startswith("ml."):
+                    print(f"  {metric.name}: {len(list(metric.data.data_points))}")
+
+
+def investigate(store: Path) -> None:
+    """What the on-call engineer runs: slice the stored spans, then let bubble-up explain."""
+    spans = iw.query.open(store)
+    print("\nwhere do the errors come from?  iw.query.open().slice(by=['region', 'cohort'])")
+    print(spans.slice(by=["region", "cohort"], since="1h"))
+    print("\nwhich tag values explain them?  iw.query.open().bubble_up(outcome='error')")
+    print(spans.bubble_up(outcome="error", since="1h", top=5))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--store", type=Path, default=Path(".inferwatch") / "demo")
     args = parser.parse_args()
 
-    spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    shutil.rmtree(args.store, ignore_errors=True)  # each demo run starts from its own data
+    reader = InMemoryMetricReader()
     settings = iw.configure(
         service_name="fraud-api",
         service_version="2026.11",
         environment="demo",
         metric_tags=["region"],  # low cardinality: allowed on metrics
-        span_processors=[SimpleSpanProcessor(spans)],
         metric_readers=[reader],
+        store=args.store,  # the embedded default when no OTLP endpoint is set
     )
-    print(f"inferwatch configured: service=fraud-api, OTLP endpoint={settings.endpoint or 'none'}")
+    where = settings.endpoint or f"the local store {args.store}/"
+    print(f"inferwatch configured: service=fraud-api, traces and logs go to {where}")
     rng = np.random.default_rng(args.seed)
     model = FraudModel(rng)
     started = time.perf_counter()
     simulate(model, args.requests, rng)
     elapsed = time.perf_counter() - started
     print(f"served {args.requests} requests in {elapsed:.2f}s")
-    summarize(spans, reader)
-    print(f"\ninternal errors swallowed by inferwatch: {sum(iw.internal_errors().values())}")
-    iw.shutdown()
+    print_metrics(reader)
+    print(f"internal errors swallowed by inferwatch: {sum(iw.internal_errors().values())}")
+    iw.shutdown()  # flushes and closes the store segments
+    if settings.endpoint is None:
+        investigate(args.store)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,12 @@ class Captured:
         return found
 
 
+@pytest.fixture(autouse=True)
+def _store_in_tmp(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without an endpoint inferwatch writes to the local store: never into the repository."""
+    monkeypatch.setenv("INFERWATCH_STORE", str(tmp_path / "store"))
+
+
 @pytest.fixture
 def telemetry(request: pytest.FixtureRequest) -> Iterator[Captured]:
     """inferwatch configured in strict mode, exporting to memory; shut down afterwards."""

@@ -741,20 +741,23 @@ SKIP_INDEXES = {
 
 
 @pytest.fixture(scope="module")
-def chdb_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def chdb_session() -> Iterator[Any]:
     """A chDB session with every DDL file executed, or None when chdb is not installed."""
     try:
-        from chdb import session
+        import chdb as _  # noqa: F401
     except ImportError:
         yield None
         return
-    chdb = session.Session(str(tmp_path_factory.mktemp("chdb")))
+    from inferwatch.query.engines import chdb_session as process_session
+
+    # chDB runs one embedded server per process: share inferwatch's, in its own database.
+    chdb = process_session()
     try:
         for name in DDL_FILES:
             chdb.query((DDL_DIR / name).read_text())
         yield chdb
     finally:
-        chdb.cleanup()
+        chdb.query("DROP DATABASE IF EXISTS otel SYNC")
 
 
 @pytest.fixture

@@ -9,17 +9,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_quickstart_finds_the_planted_problem() -> None:
+def test_quickstart_finds_the_planted_problem(tmp_path: Path) -> None:
+    store = tmp_path / "demo"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "quickstart.py"), "--requests", "400"],
+        [sys.executable, str(ROOT / "examples" / "quickstart.py"), "--requests", "600",
+         "--store", str(store)],
         capture_output=True, text=True, timeout=120, cwd=ROOT,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "spans emitted: 400" in out
-    table = out.split("where do the errors come from?")[1].split("metrics emitted")[0]
-    worst = table.strip().splitlines()[2]  # first data row: sorted by errors
-    assert worst.startswith("ap-south")
-    assert " 0.000" in table  # the healthy regions have no errors
-    assert "ml.inference.duration" in out and "ml.input.nan_count" in out
     assert "internal errors swallowed by inferwatch: 0" in out
+    assert "ml.inference.duration" in out and "ml.input.nan_count" in out
+    # The slice, read back from the local store: ap-south carries every error.
+    table = out.split("where do the errors come from?")[1].split("which tag values")[0]
+    rows = [
+        [cell for cell in line.split() if cell != "\u2502"]  # rich's column separator
+        for line in table.splitlines()
+        if line.strip().startswith(("ap-", "eu", "us"))
+    ]
+    assert sum(int(r[3]) for r in rows if r[0] == "ap-south") > 0
+    assert all(int(r[3]) == 0 for r in rows if r[0] != "ap-south")
+    assert sum(int(r[2]) for r in rows) == 600  # every request was stored and read back
+    # Bubble-up names the planted slice first.
+    explained = out.split("which tag values explain them?")[1]
+    first = next(line for line in explained.splitlines() if "region=" in line)
+    assert "region=ap-south" in first.split("\u2502")[0]
+    assert sorted(p.suffix for p in store.iterdir()) == [".jsonl"] * len(list(store.iterdir()))

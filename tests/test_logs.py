@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
+import sys
+import textwrap
 from typing import Any
 
 import structlog
@@ -126,3 +129,32 @@ def test_logs_off_bridges_nothing(telemetry: Captured) -> None:
     structlog.get_logger().info("not exported")
     logging.getLogger("app").warning("not exported either")
     assert telemetry.logs() == []
+
+
+def test_console_behaviour_of_the_application_is_unchanged() -> None:
+    """In a fresh process (pytest installs its own root handlers): stderr and basicConfig."""
+    script = textwrap.dedent(
+        """
+        import logging
+        import inferwatch as iw
+
+        iw.configure(store=False, metric_readers=[])
+        # No logging configured: Python prints warnings via its last-resort handler. Still so.
+        logging.getLogger("app").warning("visible on stderr")
+        logging.getLogger("app").info("not shown: below the last-resort level")
+        # basicConfig still takes effect (a root handler would otherwise make it a no-op).
+        logging.basicConfig(level=logging.INFO, format="configured: %(message)s")
+        logging.getLogger("app").info("formatted by the app's own config")
+        names = sorted(type(h).__name__ for h in logging.getLogger().handlers)
+        print(names)
+        iw.shutdown()
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "visible on stderr" in result.stderr
+    assert "not shown" not in result.stderr
+    assert "configured: formatted by the app's own config" in result.stderr
+    assert result.stdout.strip() == "['StreamHandler', '_BridgeHandler']"

@@ -6,7 +6,7 @@
 ... def predict(X): ...
 """
 
-from inferwatch import logs
+from inferwatch import logs, query
 from inferwatch._internal import internal_errors
 from inferwatch.config import ConfigurationError, Settings, configure, shutdown
 from inferwatch.context import (
@@ -38,6 +38,7 @@ __all__ = [
     "logs",
     "monitor",
     "new_request_id",
+    "query",
     "shutdown",
     "wrap",
 ]

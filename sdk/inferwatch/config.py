@@ -13,6 +13,7 @@ import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -33,6 +34,7 @@ from inferwatch import logs as _logs
 from inferwatch._providers import SwitchingMeterProvider, SwitchingTracerProvider
 from inferwatch._state import State, set_state
 from inferwatch.context import ScopeSpanProcessor
+from inferwatch.store import StoreLogExporter, StoreSpanExporter, default_directory
 
 Protocol = Literal["grpc", "http/protobuf"]
 _PROTOCOLS = ("grpc", "http/protobuf")
@@ -63,6 +65,8 @@ class Settings(BaseModel):
     max_classes: int = Field(default=100, gt=0)
     logs: bool = True
     internal_metrics: bool = True
+    store: str | None = None
+    """The local store directory traces and logs go to without an OTLP endpoint (None: off)."""
     strict: bool = False
 
     @field_validator("endpoint")
@@ -116,6 +120,7 @@ def configure(
     max_classes: int = 100,
     logs: bool = True,
     internal_metrics: bool = True,
+    store: str | os.PathLike[str] | Literal[False] | None = None,
     span_processors: Sequence[SpanProcessor] = (),
     metric_readers: Sequence[MetricReader] = (),
     log_processors: Sequence[LogRecordProcessor] = (),
@@ -127,8 +132,9 @@ def configure(
     ...              metric_tags=["region"])
 
     ``endpoint`` None means ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or the per-signal
-    ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``/``_METRICS_ENDPOINT``); with none, nothing is exported
-    over OTLP (only to ``span_processors`` / ``metric_readers``). If the application has already
+    ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``/``_METRICS_ENDPOINT``); with none, traces and logs go
+    to the local store (``store``: default ``$INFERWATCH_STORE`` or ``./.inferwatch``;
+    ``store=False`` turns it off), which `iw.query.open()` reads. If the application has already
     installed SDK providers, inferwatch uses them and adds only its tag-stamping span processor.
     ``metric_tags`` names the low-cardinality tags allowed on metrics. With ``logs`` (the
     default) structlog events and stdlib log records are bridged to OTel logs. With
@@ -181,6 +187,14 @@ def _settings(arguments: dict[str, Any]) -> Settings:
         )
     values["headers"] = _parse_headers(arguments["headers"])
     values["metric_tags"] = tuple(arguments["metric_tags"])
+    store = arguments["store"]
+    values["store"] = (
+        None
+        if store is False
+        else os.fspath(
+            default_directory() if store is None else Path(store).expanduser().absolute()
+        )
+    )
     try:
         return Settings(**values)
     except ValidationError as exc:
@@ -300,12 +314,22 @@ class _Build:
         self.owned: list[Any] = []
         self.batch_processors: list[Any] = []
 
-    def _batch_options(self) -> dict[str, Any]:
+    def _batch_options(self, signal: str) -> dict[str, Any]:
+        """Batch settings: the user's, else the OTEL_B*P_* variables, else inferwatch's defaults.
+
+        inferwatch's defaults (a 1 s delay, a queue of 8192) differ from the SDK's (5 s, 2048):
+        after a batch is exported the SDK's worker can sleep a full delay while a burst of
+        inferences fills the queue, and a full queue drops spans.
+        """
         s = self.settings
+        prefix = "OTEL_BSP_" if signal == "traces" else "OTEL_BLRP_"
+        env = os.environ
+        queue = s.max_queue_size or (None if env.get(f"{prefix}MAX_QUEUE_SIZE") else 8192)
+        delay = s.schedule_delay_ms or (None if env.get(f"{prefix}SCHEDULE_DELAY") else 1000)
         return {
-            "max_queue_size": s.max_queue_size,
+            "max_queue_size": queue,
             "max_export_batch_size": s.max_export_batch_size,
-            "schedule_delay_millis": s.schedule_delay_ms,
+            "schedule_delay_millis": delay,
             "export_timeout_millis": s.export_timeout_ms,
         }
 
@@ -354,9 +378,11 @@ class _Build:
             )
             provider.add_span_processor(ScopeSpanProcessor())
             exporter = _otlp_exporter(settings, "traces", meter_provider)
+            if exporter is None and settings.store is not None:
+                exporter = StoreSpanExporter(settings.store)
             if exporter is not None:
                 batch = BatchSpanProcessor(
-                    exporter, **self._batch_options(), meter_provider=meter_provider
+                    exporter, **self._batch_options("traces"), meter_provider=meter_provider
                 )
                 provider.add_span_processor(batch)
                 self.batch_processors.append(batch)
@@ -377,9 +403,11 @@ class _Build:
         else:
             provider = LoggerProvider(resource=self.resource, shutdown_on_exit=False)
             exporter = _otlp_exporter(self.settings, "logs", meter_provider)
+            if exporter is None and self.settings.store is not None:
+                exporter = StoreLogExporter(self.settings.store)
             if exporter is not None:
                 batch = BatchLogRecordProcessor(
-                    exporter, **self._batch_options(), meter_provider=meter_provider
+                    exporter, **self._batch_options("logs"), meter_provider=meter_provider
                 )
                 provider.add_log_record_processor(batch)
                 self.batch_processors.append(batch)

@@ -129,7 +129,63 @@ class _ScopeFilter(logging.Filter):
         return True
 
 
-_handler: LoggingHandler | None = None
+class _BridgeHandler(LoggingHandler):
+    """The OTel logging handler, minus its side effects on the application's console.
+
+    A handler on the root logger silences Python's last-resort stderr output for warnings of
+    applications that never configured logging; where no other handler would see a record,
+    this one hands it to `logging.lastResort` as Python would have.
+    """
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        handled = super().handle(record)
+        last = logging.lastResort
+        if last is not None and record.levelno >= last.level and not self._others(record.name):
+            last.handle(record)
+        return bool(handled)
+
+    def _others(self, name: str) -> bool:
+        logger: logging.Logger | None = logging.getLogger(name)
+        while logger is not None:
+            if any(h is not self for h in logger.handlers):
+                return True
+            if not logger.propagate:
+                return False
+            logger = logger.parent
+        return False
+
+
+_handler: _BridgeHandler | None = None
+_config_functions_wrapped = False
+
+
+def _keep_handler_through_logging_config() -> None:
+    """basicConfig() is a no-op once root has a handler, and dictConfig() replaces root's
+    handlers: take ours out around those calls, and put it back after."""
+    global _config_functions_wrapped
+    if _config_functions_wrapped:
+        return
+    _config_functions_wrapped = True
+    import logging.config
+
+    def wrap(function: Callable[..., Any]) -> Callable[..., Any]:
+        def configure_logging(*args: Any, **kwargs: Any) -> Any:
+            handler = _handler
+            root = logging.getLogger()
+            removed = handler is not None and handler in root.handlers
+            if handler is not None and removed:
+                root.removeHandler(handler)
+            try:
+                return function(*args, **kwargs)
+            finally:
+                if removed and handler is _handler:
+                    root.addHandler(handler)  # type: ignore[arg-type]
+
+        return configure_logging
+
+    logging.basicConfig = wrap(logging.basicConfig)
+    logging.config.dictConfig = wrap(logging.config.dictConfig)
+    logging.config.fileConfig = wrap(logging.config.fileConfig)
 
 
 def install(logger_provider: LoggerProvider) -> None:
@@ -140,9 +196,10 @@ def install(logger_provider: LoggerProvider) -> None:
     root = logging.getLogger()
     if _handler is not None:
         root.removeHandler(_handler)
-    _handler = LoggingHandler(logger_provider=logger_provider)
+    _handler = _BridgeHandler(logger_provider=logger_provider)
     _handler.addFilter(_ScopeFilter())
     root.addHandler(_handler)
+    _keep_handler_through_logging_config()
 
 
 def uninstall() -> None:

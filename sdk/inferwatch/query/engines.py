@@ -83,6 +83,11 @@ class IngestStats:
     live_segments: list[str] = field(default_factory=list)
 
 
+def chdb_session() -> Any:
+    """The process's chDB session (chDB runs one embedded server per process)."""
+    return _ChdbSession.get()
+
+
 class ChdbEngine:
     """The local store, or any directory of OTLP JSON traces files, queried with chDB."""
 
