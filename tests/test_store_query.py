@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -25,10 +26,8 @@ def test_default_store_then_slice(tmp_path: Path) -> None:
 
     for i in range(60):
         with iw.context(region="ap-south" if i % 3 == 0 else "eu"):
-            try:
+            with contextlib.suppress(ValueError):
                 predict(-1.0 if i % 6 == 0 else 1.0)
-            except ValueError:
-                pass
     iw.shutdown()
 
     result = iw.query.open().slice(by=["region"], since="1h")
