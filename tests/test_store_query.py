@@ -25,9 +25,9 @@ def test_default_store_then_slice(tmp_path: Path) -> None:
         return x
 
     for i in range(60):
-        with iw.context(region="ap-south" if i % 3 == 0 else "eu"):
-            with contextlib.suppress(ValueError):
-                predict(-1.0 if i % 6 == 0 else 1.0)
+        region = "ap-south" if i % 3 == 0 else "eu"
+        with iw.context(region=region), contextlib.suppress(ValueError):
+            predict(-1.0 if i % 6 == 0 else 1.0)
     iw.shutdown()
 
     result = iw.query.open().slice(by=["region"], since="1h")
