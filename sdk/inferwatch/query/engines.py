@@ -17,7 +17,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from inferwatch.query import sql
@@ -55,11 +55,22 @@ def _file(path: Path, fmt: str = "JSONEachRow") -> str:
     return f"file({_quote_path(path)}, '{fmt}'{schema})"
 
 
+def _valid_lines(path: Path) -> str:
+    """OTLP/JSON rows of the lines of a file that are whole JSON documents (torn ones skipped)."""
+    schema = f"Tuple({sql.OTLP_JSON_SCHEMA})"
+    return (
+        f"(SELECT JSONExtract(line, '{schema}').1 AS resourceSpans "
+        f"FROM {_file(path, 'LineAsString')} WHERE isValidJSON(line))"
+    )
+
+
 class _ChdbSession:
     """chDB allows one embedded server per process: one session, one database per store."""
 
     _lock = threading.Lock()
     _session: Any = None
+    # Segments converted so far, per store database: the table outlives any one engine.
+    ingested: ClassVar[dict[str, dict[Path, tuple[int, int]]]] = {}
 
     @classmethod
     def get(cls) -> Any:
@@ -101,7 +112,6 @@ class ChdbEngine:
         digest = hashlib.sha1(str(self.directory).encode()).hexdigest()[:12]
         self._database = f"store_{digest}"
         self._session = _ChdbSession.get()
-        self._seen: dict[Path, tuple[int, int]] = {}
         self._lock = threading.Lock()
         self.stats = IngestStats()
         self._session.query(f"CREATE DATABASE IF NOT EXISTS {self._database}")
@@ -139,32 +149,42 @@ class ChdbEngine:
         if not live:
             return self._table
         parts = [f"SELECT {sql.SPAN_COLUMNS} FROM {self._table}"]
-        parts += [sql.otlp_json_spans(_file(path)) for path in live]
+        parts += [sql.otlp_json_spans(_valid_lines(path)) for path in live]
         return "(" + "\nUNION ALL\n".join(parts) + ")"
 
     def _ingest(self, path: Path) -> None:
+        seen = _ChdbSession.ingested.setdefault(self._database, {})
         stat = path.stat()
         version = (stat.st_size, stat.st_mtime_ns)
-        if self._seen.get(path) == version:
+        if seen.get(path) == version:
             return
         segment = str(path)
-        if path in self._seen:  # appended to since: read it again
+        if path in seen:  # appended to since: read it again
             self._session.query(
                 f"DELETE FROM {self._table} WHERE Segment = {{segment:String}}",
                 params={"segment": segment},
             )
-        self._session.query(
-            f"INSERT INTO {self._table} SELECT {{segment:String}} AS Segment, {sql.SPAN_COLUMNS} "
-            f"FROM ({sql.otlp_json_spans(_file(path))}) SETTINGS {_LENIENT}",
-            params={"segment": segment},
+        insert = (
+            f"INSERT INTO {self._table} SELECT {{segment:String}} AS Segment, {sql.SPAN_COLUMNS}"
         )
+        try:  # the fast typed parse; it can stop at a torn last line (a crash mid-write)
+            self._session.query(
+                f"{insert} FROM ({sql.otlp_json_spans(_file(path))}) SETTINGS {_LENIENT}",
+                params={"segment": segment},
+            )
+        except Exception:  # the line-by-line parse, which skips what is not valid JSON
+            self._session.query(f"DELETE FROM {self._table} WHERE Segment = {{segment:String}}",
+                                params={"segment": segment})  # fmt: skip
+            self._session.query(
+                f"{insert} FROM ({sql.otlp_json_spans(_valid_lines(path))})",
+                params={"segment": segment},
+            )
         lines = self._count(f"SELECT count() FROM {_file(path, 'LineAsString')}")
-        parsed = self._count(f"SELECT count() FROM {_file(path)} SETTINGS {_LENIENT}")
-        first_time = path not in self._seen
-        self._seen[path] = version
-        self.stats.segments += first_time
+        valid = self._count(f"SELECT countIf(isValidJSON(line)) FROM {_file(path, 'LineAsString')}")
+        self.stats.segments += path not in seen
+        seen[path] = version
         self.stats.lines += lines
-        self.stats.skipped_lines += max(0, lines - parsed)
+        self.stats.skipped_lines += lines - valid
 
     def _count(self, text: str) -> int:
         return int(self._session.query(text, "CSV").bytes().decode().strip() or 0)

@@ -10,6 +10,8 @@ from typing import Any
 
 
 def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
     if isinstance(value, float):
         return f"{value:.3f}" if abs(value) < 1e6 else f"{value:.3g}"
     if isinstance(value, dict):
