@@ -64,13 +64,25 @@ def _valid_lines(path: Path) -> str:
     )
 
 
+@dataclass
+class IngestStats:
+    """What the chDB engine has read: segments, lines, and the lines it had to skip."""
+
+    segments: int = 0
+    lines: int = 0
+    skipped_lines: int = 0
+    live_segments: list[str] = field(default_factory=list)
+
+
 class _ChdbSession:
     """chDB allows one embedded server per process: one session, one database per store."""
 
     _lock = threading.Lock()
     _session: Any = None
-    # Segments converted so far, per store database: the table outlives any one engine.
+    # Per store database, as the table outlives any one engine: segments converted so far
+    # (with their size and mtime), and what was read.
     ingested: ClassVar[dict[str, dict[Path, tuple[int, int]]]] = {}
+    stats: ClassVar[dict[str, IngestStats]] = {}
 
     @classmethod
     def get(cls) -> Any:
@@ -82,16 +94,6 @@ class _ChdbSession:
                 cls._session = session.Session(path)  # type: ignore[no-untyped-call]
                 atexit.register(shutil.rmtree, path, ignore_errors=True)
             return cls._session
-
-
-@dataclass
-class IngestStats:
-    """What the chDB engine has read: segments, lines, and the lines it had to skip."""
-
-    segments: int = 0
-    lines: int = 0
-    skipped_lines: int = 0
-    live_segments: list[str] = field(default_factory=list)
 
 
 def chdb_session() -> Any:
@@ -113,7 +115,7 @@ class ChdbEngine:
         self._database = f"store_{digest}"
         self._session = _ChdbSession.get()
         self._lock = threading.Lock()
-        self.stats = IngestStats()
+        self.stats = _ChdbSession.stats.setdefault(self._database, IngestStats())
         self._session.query(f"CREATE DATABASE IF NOT EXISTS {self._database}")
         self._session.query(
             f"CREATE TABLE IF NOT EXISTS {self._table} ("
@@ -143,6 +145,9 @@ class ChdbEngine:
     def relation(self) -> str:
         with self._lock:
             closed, live = self._segments()
+            seen = _ChdbSession.ingested.get(self._database, {})
+            for gone in set(seen) - set(closed):  # deleted by retention, or renamed
+                self._forget(gone)
             for path in closed:
                 self._ingest(path)
             self.stats.live_segments = [str(p) for p in live]
@@ -158,43 +163,50 @@ class ChdbEngine:
         version = (stat.st_size, stat.st_mtime_ns)
         if seen.get(path) == version:
             return
-        segment = str(path)
         if path in seen:  # appended to since: read it again
-            self._session.query(
-                f"DELETE FROM {self._table} WHERE Segment = {{segment:String}}",
-                params={"segment": segment},
-            )
-        insert = (
-            f"INSERT INTO {self._table} SELECT {{segment:String}} AS Segment, {sql.SPAN_COLUMNS}"
+            self._forget(path)
+        # Line by line, skipping what is not whole JSON (a torn write), rather than the typed
+        # JSONEachRow reader, which can swallow the line after a torn one: measured faster too.
+        self._session.query(
+            f"INSERT INTO {self._table} SELECT {{segment:String}} AS Segment, {sql.SPAN_COLUMNS} "
+            f"FROM ({sql.otlp_json_spans(_valid_lines(path))})",
+            params=_escaped({"segment": str(path)}),
         )
-        try:  # the fast typed parse; it can stop at a torn last line (a crash mid-write)
-            self._session.query(
-                f"{insert} FROM ({sql.otlp_json_spans(_file(path))}) SETTINGS {_LENIENT}",
-                params={"segment": segment},
-            )
-        except Exception:  # the line-by-line parse, which skips what is not valid JSON
-            self._session.query(f"DELETE FROM {self._table} WHERE Segment = {{segment:String}}",
-                                params={"segment": segment})  # fmt: skip
-            self._session.query(
-                f"{insert} FROM ({sql.otlp_json_spans(_valid_lines(path))})",
-                params={"segment": segment},
-            )
-        lines = self._count(f"SELECT count() FROM {_file(path, 'LineAsString')}")
-        valid = self._count(f"SELECT countIf(isValidJSON(line)) FROM {_file(path, 'LineAsString')}")
+        lines = self._count(
+            f"SELECT countIf(line != ''), countIf(isValidJSON(line)) "
+            f"FROM {_file(path, 'LineAsString')}"
+        )
         self.stats.segments += path not in seen
         seen[path] = version
-        self.stats.lines += lines
-        self.stats.skipped_lines += lines - valid
+        self.stats.lines += lines[0]
+        self.stats.skipped_lines += lines[0] - lines[1]
 
-    def _count(self, text: str) -> int:
-        return int(self._session.query(text, "CSV").bytes().decode().strip() or 0)
+    def _forget(self, path: Path) -> None:
+        """Drop a segment's rows: it changed, or retention deleted the file."""
+        self._session.query(
+            f"DELETE FROM {self._table} WHERE Segment = {{segment:String}}",
+            params=_escaped({"segment": str(path)}),
+        )
+        _ChdbSession.ingested.get(self._database, {}).pop(path, None)
+
+    def _count(self, text: str) -> tuple[int, ...]:
+        line = self._session.query(text, "CSV").bytes().decode().strip() or "0"
+        return tuple(int(value) for value in line.split(","))
 
     def query(self, text: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         return _chdb_rows(self._session, f"{text}\nSETTINGS {_LENIENT}, {_NUMBERS}", params)
 
 
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
+
+
+def _escaped(params: dict[str, Any]) -> dict[str, Any]:
+    """chDB reads parameter values in ClickHouse's escaped text form: escape strings for it."""
+    return {k: v.translate(_ESCAPES) if isinstance(v, str) else v for k, v in params.items()}
+
+
 def _chdb_rows(session: Any, text: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    data = json.loads(session.query(text, "JSONCompact", params=params).bytes() or b"{}")
+    data = json.loads(session.query(text, "JSONCompact", params=_escaped(params)).bytes() or b"{}")
     return [tuple(row) for row in data.get("data", [])]
 
 

@@ -46,7 +46,11 @@ SPAN_COLUMNS = (
 
 
 def otlp_json_spans(file_expression: str) -> str:
-    """SELECT the otel_traces columns from ``file(...)`` rows of OTLP/JSON traces."""
+    """SELECT the otel_traces columns from ``file(...)`` rows of OTLP/JSON traces.
+
+    The columns come in the order of `SPAN_COLUMNS`: live segments are UNION ALL-ed (by
+    position) with ``SELECT SPAN_COLUMNS FROM`` the table of closed ones.
+    """
     return f"""
 SELECT
     fromUnixTimestamp64Nano(toInt64(sp.startTimeUnixNano)) AS Timestamp,
@@ -54,8 +58,8 @@ SELECT
     sp.spanId AS SpanId,
     sp.parentSpanId AS ParentSpanId,
     sp.name AS SpanName,
-    {_attribute_map("rs.resource.attributes")} AS ResourceAttributes,
     ResourceAttributes['service.name'] AS ServiceName,
+    {_attribute_map("rs.resource.attributes")} AS ResourceAttributes,
     ss.scope.name AS ScopeName,
     {_attribute_map("sp.attributes")} AS SpanAttributes,
     toUInt64(toInt64(sp.endTimeUnixNano) - toInt64(sp.startTimeUnixNano)) AS Duration,
@@ -118,8 +122,13 @@ def quantile_query(relation: str, where: str) -> str:
     return f"SELECT quantile({{q:Float64}})(Duration) FROM {relation} WHERE {where}"
 
 
+def totals_query(relation: str, outcome: str, where: str) -> str:
+    """Requests in the window and how many have the outcome."""
+    return f"SELECT count(), countIf({OUTCOMES[outcome]}) FROM {relation} WHERE {where}"
+
+
 def seen_keys_query(relation: str, where: str) -> str:
-    """Attribute keys in the window with their number of distinct values."""
+    """Attribute keys in the window with their number of distinct values and of spans."""
     return f"""
 SELECT key, uniq(value) AS distinct_values, count() AS spans
 FROM {relation}
@@ -129,18 +138,31 @@ GROUP BY key
 ORDER BY key"""
 
 
-def grouping_sets_query(relation: str, keys: Sequence[str], sets: Sequence[Sequence[int]],
-                        outcome: str, where: str) -> str:  # fmt: skip
-    """Size and outcome count of every slice over the given sets of tag indexes, in one scan."""
-    columns = ", ".join(f"{tag(i)} AS g{i}" for i in range(len(keys)))
+# A tag as a grouping column: '=' and the value where the span has the tag, '-' where it lacks
+# it. Columns outside a row's grouping set come back as '' (or NULL under group_by_use_nulls),
+# so set membership and "(missing)" are read from the values alone, whatever the settings.
+PRESENT, ABSENT = "=", "-"
+
+
+def _coded_tag(i: int) -> str:
+    key = f"{{k{i}:String}}"
+    present = f"concat('{PRESENT}', SpanAttributes[{key}])"
+    return f"if(mapContains(SpanAttributes, {key}), {present}, '{ABSENT}')"
+
+
+def grouping_sets_query(relation: str, n_keys: int, sets: Sequence[Sequence[int]], outcome: str,
+                        where: str) -> str:  # fmt: skip
+    """Size and outcome count of every slice over the given sets of tag indexes, in one scan.
+
+    Tag ``{k<i>}`` is column ``g<i>``, coded as `PRESENT` + value or `ABSENT`; columns of tags
+    outside a row's set are empty. Slices smaller than ``{min_support}`` are left out.
+    """
+    if not sets or any(not s or not all(0 <= i < n_keys for i in s) for s in sets):
+        raise ValueError(f"grouping sets {sets!r} must be non-empty sets of 0..{n_keys - 1}")
+    columns = ", ".join(f"{_coded_tag(i)} AS g{i}" for i in range(n_keys))
     grouping = ", ".join("(" + ", ".join(f"g{i}" for i in s) + ")" for s in sets)
-    keep = " OR ".join(
-        "(" + " AND ".join(f"g{i} IS NOT NULL" for i in s) + ")" for s in sets
-    )  # fmt: skip
-    # A slice's predicates are its non-NULL columns: members of a set are never NULL (HAVING).
     return f"""
-SELECT {", ".join(f"g{i}" for i in range(len(keys)))},
-       count() AS size, countIf(outcome) AS outcomes
+SELECT {", ".join(f"g{i}" for i in range(n_keys))}, count() AS size, countIf(outcome) AS outcomes
 FROM (SELECT {columns}, {OUTCOMES[outcome]} AS outcome FROM {relation} WHERE {where})
 GROUP BY GROUPING SETS ({grouping})
-HAVING size >= {{min_support:UInt64}} AND ({keep})"""
+HAVING size >= {{min_support:UInt64}}"""
