@@ -44,8 +44,10 @@ __all__ = [
     "RotelCollector",
     "decode_any",
     "decode_attributes",
+    "free_port",
     "otlp_receiver",
     "otlp_receiver_session",
+    "port_open",
     "rotel_agent_path",
     "rotel_collector",
 ]
@@ -326,13 +328,13 @@ class OtlpReceiver:
 
 
 # -- rotel collector ---------------------------------------------------------------------------
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOCALHOST, 0))
         return int(sock.getsockname()[1])
 
 
-def _port_open(port: int) -> bool:
+def port_open(port: int) -> bool:
     try:
         with socket.create_connection((LOCALHOST, port), timeout=0.2):
             return True
@@ -402,7 +404,7 @@ class RotelCollector:
         raise RuntimeError(f"rotel-agent exited during startup: {self.command}\n{output}")
 
     def _launch(self) -> bool:
-        self.grpc_port, self.http_port = _free_port(), _free_port()
+        self.grpc_port, self.http_port = free_port(), free_port()
         tmp = self._tmpdir or Path(".")
         self.command = [
             str(rotel_agent_path()), "start",
@@ -427,7 +429,7 @@ class RotelCollector:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 return False
-            if _port_open(self.grpc_port) and _port_open(self.http_port):
+            if port_open(self.grpc_port) and port_open(self.http_port):
                 return True
             time.sleep(0.05)
         output = self.log_text()

@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import re
-import socket
 import subprocess
 import threading
 import time
@@ -46,7 +45,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
-from tests._otlp import OtlpReceiver, rotel_agent_path
+from tests._otlp import OtlpReceiver, free_port, port_open, rotel_agent_path
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "collector_config"
 OTELCOL = CONFIG_DIR / "otelcol-contrib.yaml"
@@ -336,20 +335,6 @@ def test_rotel_env_names_are_known_to_the_binary() -> None:
         routed |= set(names)
     assert routed == set(exporters), f"declared but unused exporters: {set(exporters) - routed}"
     assert set(exporters.values()) == {"otlp", "clickhouse"}
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOCALHOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def port_open(port: int) -> bool:
-    try:
-        with socket.create_connection((LOCALHOST, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 class _ClickHouseHandler(BaseHTTPRequestHandler):
