@@ -48,7 +48,7 @@ from inferwatch.store import (
     parse_segment_name,
     read_lines,
 )
-from inferwatch.store.writer import (
+from inferwatch.store.encode import (
     encode_logs_json,
     encode_logs_protobuf,
     encode_spans_json,

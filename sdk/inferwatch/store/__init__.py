@@ -6,6 +6,7 @@ Telemetry goes here when no OTLP endpoint is configured. `StoreSpanExporter` and
 and counting torn and malformed lines. Layout, rotation and retention: `inferwatch.store.writer`.
 """
 
+from inferwatch.store.encode import encode_logs_json, encode_spans_json
 from inferwatch.store.reader import (
     ReadStats,
     StoreNotFound,
@@ -16,18 +17,14 @@ from inferwatch.store.reader import (
     iter_spans,
     read_lines,
 )
-from inferwatch.store.writer import (
+from inferwatch.store.segments import (
     STORE_DIR_ENV,
     SegmentName,
-    SegmentWriter,
-    StoreLogExporter,
-    StoreSpanExporter,
     default_directory,
-    encode_logs_json,
-    encode_spans_json,
     is_stale,
     parse_segment_name,
 )
+from inferwatch.store.writer import SegmentWriter, StoreLogExporter, StoreSpanExporter
 
 __all__ = [
     "STORE_DIR_ENV",

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from inferwatch.store.writer import CLOSED_SUFFIX, OPEN_SUFFIX, parse_segment_name
+from inferwatch.store.segments import CLOSED_SUFFIX, OPEN_SUFFIX, parse_segment_name
 
 __all__ = [
     "ReadStats",
