@@ -25,14 +25,11 @@ class State:
         tracer_provider: trace.TracerProvider,
         meter_provider: metrics.MeterProvider,
         owned: list[Any],
-        stamps_scope: bool = True,
         batch_processors: list[Any] | None = None,
         logger_provider: Any = None,
     ) -> None:
         self.metric_tags = metric_tags
         self.max_classes = max_classes
-        # Whether a ScopeSpanProcessor stamps request ids and tags; if not, monitor does it.
-        self.stamps_scope = stamps_scope
         self._owned = owned
         self._batch_processors = batch_processors or []
         self._known_classes: dict[str, set[str]] = {}
@@ -123,6 +120,6 @@ def get_state() -> State:
     """The configured state, or one over the global OTel providers when never configured."""
     state = _state
     if state is None:
-        state = State((), 100, trace.get_tracer_provider(), metrics.get_meter_provider(), [], False)
+        state = State((), 100, trace.get_tracer_provider(), metrics.get_meter_provider(), [])
         set_state(state)
     return state
