@@ -6,7 +6,7 @@
 ... def predict(X): ...
 """
 
-from inferwatch import logs, query
+from inferwatch import drift, logs, query
 from inferwatch._internal import internal_errors
 from inferwatch.config import ConfigurationError, Settings, configure, shutdown
 from inferwatch.context import (
@@ -17,6 +17,7 @@ from inferwatch.context import (
     new_request_id,
     wrap,
 )
+from inferwatch.drift import Profile
 from inferwatch.inference import Inference, Stage, inference
 from inferwatch.monitor import monitor
 
@@ -26,6 +27,7 @@ __all__ = [
     "ConfigurationError",
     "ContextThreadPoolExecutor",
     "Inference",
+    "Profile",
     "Settings",
     "Stage",
     "__version__",
@@ -33,6 +35,7 @@ __all__ = [
     "context",
     "current_request_id",
     "current_tags",
+    "drift",
     "inference",
     "internal_errors",
     "logs",

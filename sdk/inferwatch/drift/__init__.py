@@ -1,0 +1,12 @@
+"""Data drift and data quality: mergeable column profiles and sketch-aware drift tests.
+
+>>> from inferwatch.drift import Profile, compare
+>>> baseline = Profile.build(train_df)
+>>> report = compare(baseline, live_df, alpha=0.05)
+>>> report.drifted, report.drifted_columns
+"""
+
+from inferwatch.drift.compare import ColumnDrift, DriftReport, compare
+from inferwatch.drift.profile import FORMAT_VERSION, ColumnProfile, Profile
+
+__all__ = ["FORMAT_VERSION", "ColumnDrift", "ColumnProfile", "DriftReport", "Profile", "compare"]

@@ -1,0 +1,469 @@
+"""Mergeable column profiles built on Apache DataSketches.
+
+A :class:`Profile` summarises a window of data column by column: exact counts, min/max/mean and
+variance (merged with Chan's parallel formula), a KLL quantile sketch for numeric columns, and a
+frequent-items sketch plus an HLL distinct-count sketch for categorical ones. Profiles merge,
+serialise to a small versioned binary blob, and feed :func:`inferwatch.drift.compare`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import datasketches as ds
+import numpy as np
+
+FORMAT_VERSION = 1
+MAGIC = b"IWPROF\x00\x01"
+FREQ_LG_MAX_K = 10  # exact counts for up to ~768 distinct values, estimates beyond
+HLL_LG_K = 12
+_HEADER = struct.Struct("<8sHI")  # magic, format version, JSON metadata length
+_ABSENT = "\x00inferwatch-absent\x00"
+
+Kind = Literal["numeric", "categorical"]
+_META_KEYS = (
+    *("name", "kind", "dtype", "count", "null_count", "inf_count", "mixed_types"),
+    *("n", "min", "max", "mean", "m2"),
+)
+
+
+def _freq_items(sketch: Any) -> list[tuple[str, int, int, int]]:
+    return list(sketch.get_frequent_items(ds.frequent_items_error_type.NO_FALSE_NEGATIVES, 0))
+
+
+@dataclass
+class ColumnProfile:
+    """One column of a :class:`Profile`. ``count`` is rows seen, including nulls."""
+
+    name: str
+    kind: Kind
+    dtype: str
+    count: int = 0
+    null_count: int = 0  # None / NaN / NaT
+    inf_count: int = 0  # numeric only
+    mixed_types: list[str] = field(default_factory=list)  # python types seen in an object column
+    # numeric: exact statistics over the finite values
+    n: int = 0
+    min: float | None = None
+    max: float | None = None
+    mean: float = 0.0
+    m2: float = 0.0
+    kll: Any = None
+    # categorical
+    frequent: Any = None
+    hll: Any = None
+
+    @property
+    def variance(self) -> float | None:
+        """Population variance of the finite values (None when there are none)."""
+        return self.m2 / self.n if self.n else None
+
+    @property
+    def std(self) -> float | None:
+        var = self.variance
+        return math.sqrt(var) if var is not None else None
+
+    @property
+    def valid_count(self) -> int:
+        """Values a test can use: finite numbers, or non-null categories."""
+        return self.n if self.kind == "numeric" else self.count - self.null_count
+
+    @property
+    def is_exact(self) -> bool:
+        """True when the sketches hold every value (no sketch error)."""
+        if self.kind == "numeric":
+            return self.kll is None or not self.kll.is_estimation_mode()
+        return self.max_error == 0
+
+    @property
+    def max_error(self) -> int:
+        """Largest possible error of a categorical count (0 while counts are exact)."""
+        if self.frequent is None or self.frequent.is_empty():
+            return 0
+        return int(self.frequent.get_upper_bound(_ABSENT))
+
+    def counts(self) -> dict[str, int]:
+        """Category -> count (estimates when :attr:`max_error` > 0; only tracked items)."""
+        if self.frequent is None:
+            return {}
+        return {item: int(est) for item, est, _lo, _hi in _freq_items(self.frequent)}
+
+    @property
+    def distinct(self) -> float | None:
+        """Distinct values: exact while counts are exact, otherwise the HLL estimate."""
+        if self.kind != "categorical":
+            return None
+        if self.max_error == 0:
+            return float(len(self.counts()))
+        return float(self.hll.get_estimate())
+
+    def quantile(self, q: float) -> float | None:
+        if self.kll is None or self.kll.is_empty():
+            return None
+        return float(self.kll.get_quantile(q))
+
+    # ---- construction -------------------------------------------------------------------
+    @classmethod
+    def empty(cls, name: str, kind: Kind, dtype: str, kll_k: int = 1000) -> ColumnProfile:
+        col = cls(name=name, kind=kind, dtype=dtype)
+        if kind == "numeric":
+            col.kll = ds.kll_doubles_sketch(kll_k)
+        else:
+            col.frequent = ds.frequent_strings_sketch(FREQ_LG_MAX_K)
+            col.hll = ds.hll_sketch(HLL_LG_K)
+        return col
+
+    def add_numeric(self, values: np.ndarray) -> None:
+        """Add a float64 array (NaN = null)."""
+        self.count += len(values)
+        finite = np.isfinite(values)
+        n = int(np.count_nonzero(finite))
+        if n != len(values):
+            nan = int(np.count_nonzero(np.isnan(values)))
+            self.null_count += nan
+            self.inf_count += len(values) - n - nan
+            values = values[finite]
+        if n == 0:
+            return
+        # Sorted input: KLL's guarantees hold for any order, and a sorted stream makes its
+        # compactions about twice as fast (and its error smaller). np.sort also gives the
+        # writeable, contiguous copy the binding needs.
+        values = np.sort(values)
+        self.kll.update(values)
+        mean = float(values.sum()) / n
+        dev = values - mean
+        self._merge_moments(n, float(values[0]), float(values[-1]), mean, float(dev @ dev))
+
+    def add_counts(self, counts: Iterable[tuple[str, int]], nulls: int, total: int) -> None:
+        self.count += total
+        self.null_count += nulls
+        for value, cnt in counts:
+            if cnt > 0:
+                self.frequent.update(value, int(cnt))
+                self.hll.update(value)
+
+    def _merge_moments(self, n: int, lo: float, hi: float, mean: float, m2: float) -> None:
+        if n == 0:
+            return
+        if self.n == 0:
+            self.n, self.min, self.max, self.mean, self.m2 = n, lo, hi, mean, m2
+            return
+        total = self.n + n
+        delta = mean - self.mean
+        self.m2 = self.m2 + m2 + delta * delta * self.n * n / total
+        self.mean = self.mean + delta * n / total
+        self.n = total
+        self.min = min(self.min, lo) if self.min is not None else lo
+        self.max = max(self.max, hi) if self.max is not None else hi
+
+    def merge(self, other: ColumnProfile) -> ColumnProfile:
+        """A new column profile covering both inputs."""
+        if other.kind != self.kind:
+            raise ValueError(
+                f"cannot merge column {self.name!r}: it is {self.kind} in one profile and "
+                f"{other.kind} in the other"
+            )
+        out = ColumnProfile.from_dict(self.to_dict(), self._sketch_bytes())
+        out.count += other.count
+        out.null_count += other.null_count
+        out.inf_count += other.inf_count
+        out.mixed_types = sorted(set(out.mixed_types) | set(other.mixed_types))
+        if self.kind == "numeric":
+            out._merge_moments(other.n, other.min or 0.0, other.max or 0.0, other.mean, other.m2)
+            out.kll.merge(other.kll)
+        else:
+            out.frequent.merge(other.frequent)
+            union = ds.hll_union(HLL_LG_K)
+            union.update(out.hll)
+            union.update(other.hll)
+            out.hll = union.get_result()
+        return out
+
+    # ---- serialisation ------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "dtype": self.dtype,
+            "count": self.count,
+            "null_count": self.null_count,
+            "inf_count": self.inf_count,
+            "mixed_types": self.mixed_types,
+            "n": self.n,
+            "min": self.min,
+            "max": self.max,
+            "mean": self.mean,
+            "m2": self.m2,
+        }
+
+    def _sketch_bytes(self) -> list[bytes]:
+        if self.kind == "numeric":
+            return [bytes(self.kll.serialize())]
+        return [bytes(self.frequent.serialize()), bytes(self.hll.serialize_compact())]
+
+    @classmethod
+    def from_dict(cls, meta: Mapping[str, Any], blobs: list[bytes]) -> ColumnProfile:
+        col = cls(**{k: meta[k] for k in _META_KEYS})
+        col.mixed_types = list(col.mixed_types)
+        if col.kind == "numeric":
+            col.kll = ds.kll_doubles_sketch.deserialize(blobs[0])
+        else:
+            col.frequent = ds.frequent_strings_sketch.deserialize(blobs[0])
+            col.hll = ds.hll_sketch.deserialize(blobs[1])
+        return col
+
+
+class Profile:
+    """A mergeable, serialisable statistical summary of a window of tabular data."""
+
+    format_version: int = FORMAT_VERSION
+
+    def __init__(
+        self, columns: Mapping[str, ColumnProfile], n_rows: int, kll_k: int = 1000
+    ) -> None:
+        self.columns: dict[str, ColumnProfile] = dict(columns)
+        self.n_rows = n_rows
+        self.kll_k = kll_k
+        self.format_version = FORMAT_VERSION
+
+    @classmethod
+    def build(
+        cls,
+        data: Any,
+        *,
+        columns: list[str] | None = None,
+        categorical: Iterable[str] | None = None,
+        kll_k: int = 1000,
+    ) -> Profile:
+        """Profile a DataFrame, a mapping of column -> array-like, or a 2-D array.
+
+        ``columns`` names the columns of a 2-D array (for a DataFrame or mapping it selects
+        columns). ``categorical`` forces columns to be treated as categories; object, string,
+        bool and category dtypes are categorical automatically.
+        """
+        forced = set(categorical or ())
+        out: dict[str, ColumnProfile] = {}
+        n_rows = 0
+        for name, kind, dtype, payload, n, mixed in _iter_columns(data, columns, forced):
+            n_rows = max(n_rows, n)
+            col = ColumnProfile.empty(name, kind, dtype, kll_k)
+            if kind == "numeric":
+                col.add_numeric(payload)
+            else:
+                counts, nulls = payload
+                col.add_counts(counts, nulls, n)
+                col.mixed_types = mixed
+            out[name] = col
+        return cls(out, n_rows, kll_k)
+
+    def merge(self, other: Profile) -> Profile:
+        """A new profile covering both windows (columns are unioned)."""
+        if not isinstance(other, Profile):
+            raise TypeError(f"can only merge a Profile, not {type(other).__name__}")
+        if other.format_version != self.format_version:
+            raise ValueError(
+                f"cannot merge profiles of different format versions "
+                f"({self.format_version} and {other.format_version})"
+            )
+        cols: dict[str, ColumnProfile] = {}
+        for name in list(self.columns) + [c for c in other.columns if c not in self.columns]:
+            a, b = self.columns.get(name), other.columns.get(name)
+            if a is not None and b is not None:
+                cols[name] = a.merge(b)
+            else:
+                src = a if a is not None else b
+                assert src is not None
+                cols[name] = ColumnProfile.from_dict(src.to_dict(), src._sketch_bytes())
+        return Profile(cols, self.n_rows + other.n_rows, self.kll_k)
+
+    # ---- serialisation ------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        """Versioned binary form: magic, version, JSON metadata, length-prefixed sketches."""
+        blobs: list[bytes] = []
+        meta_cols = []
+        for col in self.columns.values():
+            sk = col._sketch_bytes()
+            meta_cols.append({**col.to_dict(), "sketches": [len(b) for b in sk]})
+            blobs.extend(sk)
+        meta = json.dumps(
+            {"n_rows": self.n_rows, "kll_k": self.kll_k, "columns": meta_cols},
+            separators=(",", ":"),
+        ).encode()
+        return _HEADER.pack(MAGIC, FORMAT_VERSION, len(meta)) + meta + b"".join(blobs)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Profile:
+        if len(data) < _HEADER.size or data[: len(MAGIC)] != MAGIC:
+            raise ValueError("not an inferwatch profile (bad magic bytes)")
+        _magic, version, meta_len = _HEADER.unpack_from(data)
+        if version != FORMAT_VERSION:
+            raise ValueError(
+                f"profile format version {version} is not supported by this inferwatch "
+                f"(it reads version {FORMAT_VERSION}); rebuild the profile"
+            )
+        pos = _HEADER.size
+        meta = json.loads(data[pos : pos + meta_len])
+        pos += meta_len
+        cols: dict[str, ColumnProfile] = {}
+        for cmeta in meta["columns"]:
+            blobs = []
+            for size in cmeta["sketches"]:
+                blobs.append(data[pos : pos + size])
+                pos += size
+            cols[cmeta["name"]] = ColumnProfile.from_dict(cmeta, blobs)
+        if pos != len(data):
+            raise ValueError("corrupt profile: trailing or missing bytes")
+        return cls(cols, int(meta["n_rows"]), int(meta["kll_k"]))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_bytes(self.to_bytes())
+
+    @classmethod
+    def load(cls, path: str | Path) -> Profile:
+        return cls.from_bytes(Path(path).read_bytes())
+
+    # ---- display ------------------------------------------------------------------------
+    def summary_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for c in self.columns.values():
+            row: dict[str, Any] = {
+                "column": c.name,
+                "kind": c.kind,
+                "dtype": c.dtype,
+                "count": c.count,
+                "nulls": c.null_count,
+            }
+            if c.kind == "numeric":
+                row.update(
+                    infs=c.inf_count,
+                    min=c.min,
+                    p50=c.quantile(0.5),
+                    max=c.max,
+                    mean=c.mean if c.n else None,
+                    std=c.std,
+                )
+            else:
+                top = sorted(c.counts().items(), key=lambda kv: -kv[1])[:3]
+                approx = "" if c.max_error == 0 else f" (±{c.max_error})"
+                row.update(
+                    distinct=round(c.distinct or 0),
+                    top=", ".join(f"{k}={v}" for k, v in top) + approx,
+                )
+            rows.append(row)
+        return rows
+
+    def __str__(self) -> str:
+        cols = ["column", "kind", "dtype", "count", "nulls", "infs", "min", "p50", "max"]
+        cols += ["mean", "std", "distinct", "top"]
+        notes = [f"{self.n_rows} rows, {len(self.columns)} columns, kll_k={self.kll_k}"]
+        return render(cols, self.summary_rows(), notes)
+
+    def __repr__(self) -> str:
+        return f"Profile(n_rows={self.n_rows}, columns={list(self.columns)})"
+
+
+# ---- input handling ---------------------------------------------------------------------
+_NUMERIC_INFERRED = {"floating", "integer", "mixed-integer-float", "decimal", "empty"}
+
+
+def _is_dataframe(data: Any) -> bool:
+    return type(data).__module__.startswith("pandas") and hasattr(data, "dtypes")
+
+
+def _iter_columns(
+    data: Any, columns: list[str] | None, forced: set[str]
+) -> Iterable[tuple[str, Kind, str, Any, int, list[str]]]:
+    if _is_dataframe(data):
+        names = list(columns) if columns is not None else [str(c) for c in data.columns]
+        source: Mapping[str, Any] = {str(c): data[c] for c in data.columns}
+    elif isinstance(data, Mapping):
+        names = list(columns) if columns is not None else [str(c) for c in data]
+        source = {str(k): v for k, v in data.items()}
+    else:
+        arr = np.asarray(data)
+        if arr.ndim != 2:
+            raise TypeError(
+                "Profile.build expects a DataFrame, a mapping of column -> values, or a 2-D "
+                f"array with columns=[names]; got a {arr.ndim}-D {type(data).__name__}"
+            )
+        names = list(columns) if columns is not None else [f"f{i}" for i in range(arr.shape[1])]
+        if len(names) != arr.shape[1]:
+            raise ValueError(f"{len(names)} column names for a {arr.shape[1]}-column array")
+        if arr.dtype.kind in "iuf" and not forced:  # contiguous columns, a block at a time
+            for j in range(0, arr.shape[1], 8):
+                block = np.ascontiguousarray(arr[:, j : j + 8].T, dtype=np.float64)
+                for name, col in zip(names[j : j + 8], block, strict=True):
+                    yield name, "numeric", str(arr.dtype), col, len(col), []
+            return
+        source = {name: arr[:, i] for i, name in enumerate(names)}
+    for name in names:
+        if name not in source:
+            raise KeyError(f"column {name!r} not in data")
+        yield _column(name, source[name], name in forced)
+
+
+def _column(name: str, values: Any, force_cat: bool) -> tuple[str, Kind, str, Any, int, list[str]]:
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is optional
+        pd = None
+    if pd is not None and isinstance(values, pd.Series | pd.Index):
+        dtype = str(values.dtype)
+        categorical = pd.api.types.is_bool_dtype(values.dtype) or isinstance(
+            values.dtype, pd.CategoricalDtype
+        )
+        if pd.api.types.is_numeric_dtype(values.dtype) and not (categorical or force_cat):
+            arr = values.to_numpy(dtype=np.float64, na_value=np.nan)
+            return name, "numeric", dtype, arr, len(arr), []
+        if values.dtype != object or force_cat:
+            return (name, "categorical", dtype, *_categorical(pd.Series(values), pd))
+        values = values.to_numpy(dtype=object)
+    else:
+        raw = values
+        values = np.atleast_1d(np.asarray(raw))
+        if values.dtype.kind in "US" and not isinstance(raw, np.ndarray):
+            values = np.atleast_1d(np.asarray(raw, dtype=object))  # keep types of a list
+        dtype = str(values.dtype)
+    if values.ndim != 1:
+        raise ValueError(f"column {name!r} is not one-dimensional (shape {values.shape})")
+    if values.dtype.kind in "iuf" and not force_cat:
+        arr = np.ascontiguousarray(values, dtype=np.float64)
+        return name, "numeric", dtype, arr, len(arr), []
+    if pd is None:  # pragma: no cover
+        raise ImportError("profiling non-numeric columns needs pandas: pip install pandas")
+    inferred = pd.api.types.infer_dtype(values, skipna=True) if not force_cat else ""
+    if values.dtype.kind == "O" and inferred in _NUMERIC_INFERRED:
+        num = pd.to_numeric(pd.Series(values), errors="coerce")
+        arr = num.to_numpy(dtype=np.float64, na_value=np.nan)
+        return name, "numeric", dtype, arr, len(arr), []
+    return (name, "categorical", dtype, *_categorical(pd.Series(values, dtype=object), pd))
+
+
+def _categorical(series: Any, pd: Any) -> tuple[tuple[list[tuple[str, int]], int], int, list[str]]:
+    """((value counts as strings, nulls), rows, python types if mixed)."""
+    n = len(series)
+    vc = series.value_counts(dropna=True, sort=False)
+    vc = vc[vc > 0]
+    types = {type(v).__name__ for v in vc.index} if series.dtype == object else set()
+    counts = [(str(k), int(c)) for k, c in zip(vc.index, vc.to_numpy(), strict=True)]
+    nulls = n - int(vc.sum())
+    return (counts, nulls), n, sorted(types) if len(types) > 1 else []
+
+
+def render(columns: list[str], rows: list[dict[str, Any]], notes: list[str]) -> str:
+    """A terminal table (rich, as ``inferwatch.query``), plain text without rich."""
+    used = [c for c in columns if any(r.get(c) is not None for r in rows)] or columns
+    try:
+        from inferwatch.query.render import table
+
+        return table(used, rows, notes)
+    except ImportError:  # pragma: no cover - rich is optional
+        lines = ["  ".join(used)]
+        lines += ["  ".join(str(r.get(c, "-")) for c in used) for r in rows]
+        return "\n".join(lines + [f"note: {n}" for n in notes])

@@ -1,0 +1,243 @@
+"""Profiles and drift tests (inferwatch.drift)."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from inferwatch.drift import ColumnDrift, ColumnProfile, DriftReport, Profile, compare
+from inferwatch.drift.profile import MAGIC
+
+CATS = np.array([f"cat{i}" for i in range(50)], dtype=object)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(12345)
+
+
+def _frame(rng: np.random.Generator, n: int, shift: float = 0.0) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "x": rng.normal(shift, 1.0, n),
+            "y": rng.exponential(2.0, n),
+            "c": rng.choice(CATS[:5], n),
+        }
+    )
+
+
+# ---- profiles -----------------------------------------------------------------------------
+def test_build_from_dataframe_dict_and_array_agree(rng: np.random.Generator) -> None:
+    x = rng.normal(size=(5000, 3))
+    names = ["a", "b", "c"]
+    from_array = Profile.build(x, columns=names)
+    from_dict = Profile.build({n: x[:, i] for i, n in enumerate(names)})
+    from_df = Profile.build(pd.DataFrame(x, columns=names))
+    for p in (from_array, from_dict, from_df):
+        assert p.n_rows == 5000 and list(p.columns) == names
+        for i, n in enumerate(names):
+            col = p.columns[n]
+            assert isinstance(col, ColumnProfile) and col.kind == "numeric"
+            assert col.count == col.n == 5000
+            assert col.min == x[:, i].min() and col.max == x[:, i].max()
+            assert col.mean == pytest.approx(x[:, i].mean(), rel=1e-12)
+            assert col.variance == pytest.approx(x[:, i].var(), rel=1e-10)
+    assert list(Profile.build(x).columns) == ["f0", "f1", "f2"]
+
+
+def test_counts_nulls_infs_and_kinds() -> None:
+    df = pd.DataFrame(
+        {
+            "num": [1.0, np.nan, np.inf, -np.inf, 5.0, None],
+            "ints": pd.array([1, 2, None, 4, 5, 6], dtype="Int64"),
+            "s": ["a", "b", None, "a", "a", "b"],
+            "flag": [True, False, True, True, False, True],
+            "cat": pd.Categorical(["u", "v", "u", "u", "v", "u"]),
+            "forced": [1, 2, 1, 2, 1, 1],
+        }
+    )
+    p = Profile.build(df, categorical=["forced"])
+    num = p.columns["num"]
+    assert (num.kind, num.count, num.null_count, num.inf_count, num.n) == ("numeric", 6, 2, 2, 2)
+    assert (num.min, num.max, num.mean) == (1.0, 5.0, 3.0)
+    assert p.columns["ints"].kind == "numeric" and p.columns["ints"].null_count == 1
+    assert p.columns["s"].kind == "categorical"
+    assert p.columns["s"].counts() == {"a": 3, "b": 2} and p.columns["s"].null_count == 1
+    assert p.columns["flag"].counts() == {"True": 4, "False": 2}
+    assert p.columns["cat"].counts() == {"u": 4, "v": 2}
+    assert p.columns["forced"].kind == "categorical" and p.columns["forced"].distinct == 2
+    text = str(p)
+    assert "num" in text and "categorical" in text and "6 rows" in text
+
+
+def test_object_numbers_are_numeric_and_mixed_types_flagged() -> None:
+    p = Profile.build({"n": [1, 2.5, None, 4], "m": [1, "a", 2.5, "b"]})
+    assert p.columns["n"].kind == "numeric" and p.columns["n"].null_count == 1
+    assert p.columns["m"].kind == "categorical"
+    assert p.columns["m"].mixed_types == ["float", "int", "str"]
+
+
+def test_merge_equals_build_on_concatenation(rng: np.random.Generator) -> None:
+    a, b = _frame(rng, 30_000), _frame(rng, 20_000, shift=0.5)
+    merged = Profile.build(a).merge(Profile.build(b))
+    whole = Profile.build(pd.concat([a, b], ignore_index=True))
+    assert merged.n_rows == whole.n_rows == 50_000
+    for name in ("x", "y"):
+        m, w = merged.columns[name], whole.columns[name]
+        assert (m.n, m.min, m.max) == (w.n, w.min, w.max)
+        assert m.mean == pytest.approx(w.mean, rel=1e-12)
+        assert m.variance == pytest.approx(w.variance, rel=1e-10)
+        eps = 2 * m.kll.normalized_rank_error(False)
+        for q in (0.01, 0.25, 0.5, 0.75, 0.99):
+            # quantiles agree within the sketch's rank error
+            assert abs(w.kll.get_rank(m.quantile(q)) - q) <= eps
+    assert merged.columns["c"].counts() == whole.columns["c"].counts()
+
+
+def test_merge_rejects_kind_mismatch_and_other_versions() -> None:
+    p = Profile.build({"a": [1.0, 2.0]})
+    with pytest.raises(ValueError, match="numeric in one profile and categorical"):
+        p.merge(Profile.build({"a": ["x", "y"]}))
+    other = Profile.build({"a": [3.0]})
+    other.format_version = 99
+    with pytest.raises(ValueError, match="different format versions"):
+        p.merge(other)
+
+
+def test_save_load_round_trip(tmp_path, rng: np.random.Generator) -> None:
+    p = Profile.build(_frame(rng, 10_000))
+    path = tmp_path / "baseline.iwprof"
+    p.save(path)
+    q = Profile.load(path)
+    assert q.n_rows == p.n_rows and list(q.columns) == list(p.columns)
+    for name, col in p.columns.items():
+        assert q.columns[name].to_dict() == col.to_dict()
+    assert q.columns["x"].quantile(0.5) == p.columns["x"].quantile(0.5)
+    assert q.columns["c"].counts() == p.columns["c"].counts()
+    assert q.to_bytes() == p.to_bytes()
+
+
+def test_from_bytes_rejects_other_versions_and_garbage() -> None:
+    blob = Profile.build({"a": [1.0]}).to_bytes()
+    future = MAGIC + struct.pack("<H", 2) + blob[len(MAGIC) + 2 :]
+    with pytest.raises(ValueError, match="format version 2 is not supported"):
+        Profile.from_bytes(future)
+    with pytest.raises(ValueError, match="not an inferwatch profile"):
+        Profile.from_bytes(b"hello world")
+
+
+# ---- compare ------------------------------------------------------------------------------
+def test_identical_distributions_do_not_drift(rng: np.random.Generator) -> None:
+    report = compare(_frame(rng, 20_000), Profile.build(_frame(rng, 20_000)))
+    assert isinstance(report, DriftReport) and not report.drifted
+    assert report.drifted_columns == []
+    x = report["x"]
+    assert isinstance(x, ColumnDrift)
+    assert (x.kind, x.test) == ("numeric", "ks") and x.p_value is not None and x.p_value > 0.01
+    assert set(x.distances) == {"psi", "js", "wasserstein"}
+    assert report["c"].test == "chi2" and set(report["c"].distances) == {"js"}
+    assert "no drift" in str(report)
+    assert report.to_dict()["columns"]["x"]["test"] == "ks"
+
+
+def test_strong_shift_drifts(rng: np.random.Generator) -> None:
+    report = compare(_frame(rng, 5000), _frame(rng, 5000, shift=0.5))
+    assert report.drifted and report.drifted_columns == ["x"]
+    assert report["x"].p_value is not None and report["x"].p_value < 1e-10
+    assert report["x"].distances["wasserstein"] == pytest.approx(0.5, abs=0.1)
+    assert report["x"].distances["psi"] > 0.1
+    assert "DRIFT" in str(report)
+
+
+def test_min_effect_suppresses_trivial_but_significant_shift(rng: np.random.Generator) -> None:
+    base, cur = {"x": rng.normal(0, 1, 200_000)}, {"x": rng.normal(0.03, 1, 200_000)}
+    assert compare(base, cur).drifted
+    report = compare(base, cur, min_effect=0.1)
+    assert not report.drifted and "min_effect" in (report["x"].note or "")
+
+
+def test_categorical_share_shift_and_unseen(rng: np.random.Generator) -> None:
+    probs = np.full(50, 1 / 50)
+    shifted = probs.copy()
+    shifted[0] += 0.02
+    shifted /= shifted.sum()
+    report = compare(
+        {"c": rng.choice(CATS, 20_000, p=probs)}, {"c": rng.choice(CATS, 20_000, p=shifted)}
+    )
+    assert report["c"].test == "chi2" and report["c"].drifted
+    assert report["c"].unseen == []
+
+    current = np.concatenate([rng.choice(CATS[:10], 2000), ["brand-new"] * 300, ["rare"]])
+    report = compare({"c": rng.choice(CATS[:10], 2000)}, {"c": current})
+    assert report["c"].unseen == ["brand-new", "rare"]
+    assert report["c"].drifted and "unseen" in (report["c"].note or "")
+
+
+def test_bad_inputs_give_notes_not_exceptions(rng: np.random.Generator) -> None:
+    n = 1000
+    base = {
+        "only_base": rng.normal(size=n),
+        "all_nan": rng.normal(size=n),
+        "const": np.full(n, 3.0),
+        "kind": rng.normal(size=n),
+        "mixed": rng.choice(["a", "b"], n).astype(object),
+        "one_cat": np.array(["a"] * n, dtype=object),
+    }
+    mixed = rng.choice(["a", "b"], n).astype(object)
+    mixed[::7] = 1
+    cur = {
+        "only_cur": rng.normal(size=n),
+        "all_nan": np.full(n, np.nan),
+        "const": np.full(n, 3.0),
+        "kind": rng.choice(["x", "y"], n),
+        "mixed": mixed,
+        "one_cat": np.array(["a"] * n, dtype=object),
+    }
+    report = compare(base, cur)
+    assert "missing from current" in report["only_base"].note
+    assert "missing from baseline" in report["only_cur"].note
+    assert "all 1000 values are null/NaN/inf in current" in report["all_nan"].note
+    assert report["const"].p_value == 1.0 and "constant" in report["const"].note
+    assert "type changed" in report["kind"].note and report["kind"].test is None
+    assert "mixed types in current" in report["mixed"].note
+    assert report["one_cat"].test is None and "no chi-square" in report["one_cat"].note
+    assert report.drifted_columns == ["mixed"]  # the int 1 is a new category "1"
+    assert report["mixed"].unseen == ["1"]
+
+    empty = compare(pd.DataFrame({"x": []}, dtype=float), {"x": rng.normal(size=10)})
+    assert "baseline window is empty" in empty["x"].note and not empty.drifted
+    assert compare({}, {}).drifted_columns == []
+
+    shifted_const = compare({"k": np.full(500, 1.0)}, {"k": np.full(500, 2.0)})
+    assert shifted_const["k"].drifted
+
+    old = Profile.build({"x": [1.0, 2.0]})
+    old.format_version = 0
+    versions = compare(old, {"x": [1.0, 2.0]})
+    assert "different format versions" in versions["x"].note and not versions.drifted
+
+
+# ---- calibration and power ----------------------------------------------------------------
+def test_false_alarm_rate_numeric_and_categorical() -> None:
+    rng = np.random.default_rng(2024)
+    probs = rng.dirichlet(np.full(50, 2.0))
+    trials, n = 200, 2000
+    alarms_num = alarms_cat = 0
+    for _ in range(trials):
+        alarms_num += compare({"x": rng.normal(size=n)}, {"x": rng.normal(size=n)}).drifted
+        a, b = rng.choice(CATS, n, p=probs), rng.choice(CATS, n, p=probs)
+        alarms_cat += compare({"c": a}, {"c": b}).drifted
+    assert alarms_num / trials <= 0.08
+    assert alarms_cat / trials <= 0.08
+
+
+def test_power_for_a_tenth_sigma_shift_at_100k() -> None:
+    rng = np.random.default_rng(7)
+    hits = sum(
+        compare({"x": rng.normal(size=100_000)}, {"x": rng.normal(0.1, 1, 100_000)}).drifted
+        for _ in range(4)
+    )
+    assert hits == 4
