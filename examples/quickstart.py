@@ -1,8 +1,9 @@
 """Quick start: a small fraud model under `@iw.monitor`, simulated traffic, a planted problem.
 
 Run with `make demo` (or `python examples/quickstart.py`). Traffic comes from three regions and
-two cohorts; one region (ap-south) sends NaN-laden feature rows, which the model rejects. The
-script prints what inferwatch emitted, then where the errors concentrate.
+two cohorts; one region (ap-south) sends NaN-laden feature rows, which the model rejects, and
+every region's `amount` has quietly shifted since training (drift, no error at all). The
+script prints what inferwatch emitted, where the errors concentrate, and what drifted.
 
 With no OTLP endpoint, spans and logs go to the embedded local store (OTLP JSON lines under
 .inferwatch/demo/), which the script then slices with chDB, the in-process ClickHouse engine.
@@ -24,6 +25,7 @@ import inferwatch as iw
 
 FEATURES = ["amount", "age", "merchant_risk", "hour", "n_tx_24h", "distance", "device", "tenure"]
 REGIONS = {"eu": 0.0, "us": 0.0, "ap-south": 0.3}  # region -> share of rows with NaNs
+AMOUNT = FEATURES.index("amount")
 
 
 class FraudModel:
@@ -31,6 +33,8 @@ class FraudModel:
 
     def __init__(self, rng: np.random.Generator) -> None:
         X = rng.normal(size=(5000, len(FEATURES)))
+        # The baseline for drift: what the model was trained on, as a mergeable sketch profile.
+        self.baseline = iw.Profile.build(X, columns=FEATURES)
         true_w = rng.normal(size=len(FEATURES))
         y = (X @ true_w + rng.normal(scale=0.5, size=len(X)) > 1.0).astype(float)
         self.w = np.zeros(len(FEATURES))
@@ -45,20 +49,25 @@ class FraudModel:
         return 1 / (1 + np.exp(-(X @ self.w)))
 
 
-def simulate(model: FraudModel, requests: int, rng: np.random.Generator) -> None:
+def simulate(model: FraudModel, requests: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Serve the traffic; return the feature rows served (for the drift check)."""
     regions = list(REGIONS)
+    served = []
     for i in range(requests):
         region = regions[rng.integers(len(regions))]
         cohort = "new" if rng.random() < 0.3 else "returning"
         X = rng.normal(size=(int(rng.integers(1, 5)), len(FEATURES)))
+        X[:, AMOUNT] += 0.3  # the silent failure: amounts arrive in another currency
         if rng.random() < REGIONS[region]:
-            X[:, rng.integers(len(FEATURES))] = np.nan  # the upstream bug: a feature goes missing
+            X[:, rng.integers(len(FEATURES))] = np.nan  # the loud one: a feature goes missing
+        served.append(X)
         # A ValueError is the service's 422; the span records it as an error.
         with (
             iw.context(request_id=f"req-{i:05d}", region=region, cohort=cohort),
             suppress(ValueError),
         ):
             model.predict_proba(X)
+    return served
 
 
 def print_metrics(reader: InMemoryMetricReader) -> None:
@@ -69,6 +78,13 @@ def print_metrics(reader: InMemoryMetricReader) -> None:
             for metric in scope.metrics:
                 if metric.name.startswith("ml."):
                     print(f"  {metric.name}: {len(list(metric.data.data_points))}")
+
+
+def check_drift(model: FraudModel, served: list[np.ndarray]) -> None:
+    """Production inputs against the training baseline: errors are loud, drift is not."""
+    current = iw.Profile.build(np.vstack(served), columns=FEATURES)
+    print("\nhas the input drifted from training?  iw.drift.compare(baseline, current)")
+    print(iw.drift.compare(model.baseline, current))
 
 
 def investigate(store: Path) -> None:
@@ -102,7 +118,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     model = FraudModel(rng)
     started = time.perf_counter()
-    simulate(model, args.requests, rng)
+    served = simulate(model, args.requests, rng)
     elapsed = time.perf_counter() - started
     print(f"served {args.requests} requests in {elapsed:.2f}s")
     print_metrics(reader)
@@ -110,6 +126,7 @@ def main() -> None:
     iw.shutdown()  # flushes and closes the store segments
     if settings.endpoint is None:
         investigate(args.store)
+    check_drift(model, served)
 
 
 if __name__ == "__main__":

@@ -34,4 +34,8 @@ def test_quickstart_finds_the_planted_problem(tmp_path: Path) -> None:
     explained = out.split("which tag values explain them?")[1]
     first = next(line for line in explained.splitlines() if "region=" in line)
     assert "region=ap-south" in first.split("\u2502")[0]
+    # The silent failure: only `amount` drifted from the training baseline.
+    drift = out.split("has the input drifted from training?")[1]
+    flagged = [line.split()[0] for line in drift.splitlines() if "DRIFT" in line]
+    assert flagged == ["amount"]
     assert sorted(p.suffix for p in store.iterdir()) == [".jsonl"] * len(list(store.iterdir()))
