@@ -190,20 +190,33 @@ def _sequence_input(
         return _items_input(x, kind)
     if isinstance(first, Mapping):  # a batch of records
         return _records_input(x, kind)
+    numeric = _numeric_array(x)
     if isinstance(first, list | tuple | np.ndarray):  # rows, or token lists of varying length
-        try:
-            return _array_input(np.asarray(x, dtype=np.float64), features, kind)
-        except (ValueError, TypeError):
-            return _items_input(x, kind)
-    try:  # one feature vector
-        return _array_input(np.asarray(x, dtype=np.float64), features, kind)
+        return _items_input(x, kind) if numeric is None else _array_input(numeric, features, kind)
+    if numeric is not None:  # one feature vector
+        return _array_input(numeric, features, kind)
+    missing = sum(_is_missing(v) for v in x)
+    unsupported = sum(not isinstance(v, bool | int | float | np.generic) for v in x) - sum(
+        v is None for v in x
+    )
+    return InputSummary(kind, 1, missing, int(missing > 0), None, float(len(x)), len(x),
+                        [len(x)], unsupported)  # fmt: skip
+
+
+def _numeric_array(x: Sequence[Any]) -> np.ndarray | None:
+    """The values as a numeric array (None becomes NaN), or None if they are not all numbers.
+
+    No casting that warns: complex stays complex, and strings or ragged rows give None.
+    """
+    try:
+        array = np.asarray(x)
+        if array.dtype.kind == "O":
+            if any(np.iscomplexobj(v) for v in array.flat):  # would cast with a warning
+                return None
+            array = array.astype(np.float64)  # None -> NaN; raises for anything not a number
     except (ValueError, TypeError):
-        missing = sum(_is_missing(v) for v in x)
-        unsupported = sum(not isinstance(v, bool | int | float | np.generic) for v in x) - sum(
-            v is None for v in x
-        )
-        return InputSummary(kind, 1, missing, int(missing > 0), None, float(len(x)), len(x),
-                            [len(x)], unsupported)  # fmt: skip
+        return None
+    return array if array.dtype.kind in "fciub" else None
 
 
 def _items_input(items: Sequence[Any], kind: str) -> InputSummary:
@@ -213,10 +226,11 @@ def _items_input(items: Sequence[Any], kind: str) -> InputSummary:
     for item in items:
         if item is None or (type(item) is float and item != item):
             missing += 1
-        elif hasattr(item, "__len__"):
-            lengths.append(len(item))
         else:
-            unsupported += 1
+            try:
+                lengths.append(len(item))
+            except TypeError:  # no length (numbers), or a 0-d array that has __len__ but no size
+                unsupported += 1
     summary = InputSummary(kind, len(items), missing, missing, unsupported=unsupported)
     if lengths:
         summary.length = sum(lengths) / len(lengths)
@@ -470,7 +484,7 @@ def _classes(
             else:
                 values, counts = np.unique(flat, return_counts=True)
                 counted = list(zip(values.tolist(), counts.tolist(), strict=True))
-        except TypeError:  # object arrays of mixed, unorderable labels
+        except (TypeError, ValueError, OverflowError):  # mixed, unorderable or huge labels
             counted = list(Counter(map(str, flat.tolist())).items())
     summary.classes = [(_class_name(label, class_names), count) for label, count in counted]
     return summary
