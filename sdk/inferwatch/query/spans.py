@@ -6,19 +6,17 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from inferwatch._durations import FORMS, parse_duration
 from inferwatch.query import sql
 from inferwatch.query.engines import Engine
 
 MISSING = "(missing)"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_TIME_FORMS = "a duration ago like 90s, 10m, 1h, 2d, 1w; an ISO 8601 time; or a datetime"
+_TIME_FORMS = f"a duration ago like {FORMS}; an ISO 8601 time; or a datetime"
 
 
 def parse_time(value: str | datetime | float | None, now: datetime, what: str) -> datetime:
@@ -30,9 +28,9 @@ def parse_time(value: str | datetime | float | None, now: datetime, what: str) -
     if isinstance(value, int | float):
         return datetime.fromtimestamp(value, timezone.utc)
     if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return now - timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+        seconds = parse_duration(value)
+        if seconds is not None:
+            return now - timedelta(seconds=seconds)
         try:
             return parse_time(datetime.fromisoformat(value), now, what)
         except ValueError:
