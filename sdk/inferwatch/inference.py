@@ -14,12 +14,13 @@ from types import TracebackType
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
 
 from inferwatch import semconv
 from inferwatch._attributes import AttributeValue, clean_value, qualified_name
+from inferwatch._durations import FORMS, parse_duration
 from inferwatch._internal import (
     handle_internal_error,
     handle_internal_errors,
@@ -29,6 +30,8 @@ from inferwatch._internal import (
 from inferwatch._state import State, get_state
 from inferwatch.checks import DataChecks, log_findings
 from inferwatch.context import Scope, current_scope, enter_scope, exit_scope, new_request_id
+from inferwatch.drift.profile import Profile
+from inferwatch.drift.windows import DriftWindows
 from inferwatch.signals import (
     InputSummary,
     PredictionKind,
@@ -55,6 +58,7 @@ class ModelSpec:
         "_state",
         "checks",
         "class_names",
+        "drift",
         "features",
         "model",
         "prediction_kind",
@@ -74,6 +78,8 @@ class ModelSpec:
         max_input_length: int | None = None,
         long_input_quantile: float | None = 0.999,
         prediction_range: tuple[float, float] | None = None,
+        baseline: Profile | None = None,
+        window: str | float = "5m",
     ) -> None:
         if not isinstance(model, str) or not model:
             raise TypeError(f"model must be a non-empty string, got {model!r}")
@@ -97,6 +103,7 @@ class ModelSpec:
             long_input_quantile=long_input_quantile,
             prediction_range=prediction_range,
         )
+        self.drift = _drift_windows(model, baseline, window, self.features)
         self._state: State | None = None
         self._metric_attrs: dict[tuple[Any, ...], dict[str, AttributeValue]] = {}
 
@@ -178,6 +185,8 @@ class Inference:
             # Everything known now goes into one attribute set: cheaper than setting it later.
             attributes = {**spec.span_attributes, **scope.attributes}
             summary = self._summarize_input(x, None) if x is not NO_INPUT else None
+            if spec.drift is not None and x is not NO_INPUT:
+                spec.drift.add(x)
             findings = spec.checks.inspect_input(summary) if summary is not None else []
             if summary is not None:
                 attributes.update(summary.attributes())
@@ -270,6 +279,8 @@ class Inference:
             summary = self._summarize_input(x, features)
             if state is None or summary is None:
                 return None
+            if self._spec.drift is not None:
+                self._spec.drift.add(x)
             findings = self._spec.checks.inspect_input(summary)
             self.span.set_attributes(summary.attributes())
             for finding in findings:
@@ -450,6 +461,8 @@ def inference(
     max_input_length: int | None = None,
     long_input_quantile: float | None = 0.999,
     prediction_range: tuple[float, float] | None = None,
+    baseline: Profile | None = None,
+    window: str | float = "5m",
 ) -> Inference:
     """The explicit form of `monitor`: a context manager yielding the record (sync or async).
 
@@ -457,13 +470,15 @@ def inference(
     ...     rec.record_input(X); rec.record_prediction(model(X))
     """
     key = (model, version, tuple(features or ()), prediction_kind, tuple(class_names or ()),
-           max_input_length, long_input_quantile, prediction_range)  # fmt: skip
+           max_input_length, long_input_quantile, prediction_range, id(baseline),
+           window)  # fmt: skip
     spec = _specs.get(key)
     if spec is None:
         spec = ModelSpec(
             model, version, features=features, prediction_kind=prediction_kind,
             class_names=class_names, max_input_length=max_input_length,
             long_input_quantile=long_input_quantile, prediction_range=prediction_range,
+            baseline=baseline, window=window,
         )  # fmt: skip
         if len(_specs) < _MAX_CACHED_ATTRIBUTE_SETS:
             _specs[key] = spec
@@ -472,6 +487,21 @@ def inference(
 
 # One spec per distinct `inference(...)` arguments, so its caches outlive a single call.
 _specs: dict[tuple[Any, ...], ModelSpec] = {}
+
+
+def _drift_windows(
+    model: str, baseline: Profile | None, window: str | float, features: list[str] | None
+) -> DriftWindows | None:
+    """Live drift windows for a model given a baseline; the window is checked right here."""
+    if baseline is None:
+        return None
+    if not isinstance(baseline, Profile):
+        raise TypeError(f"baseline must be an iw.Profile, got {type(baseline).__name__}")
+    seconds = parse_duration(window) if isinstance(window, str) else float(window)
+    if seconds is None or not seconds > 0:
+        raise ValueError(f"window {window!r} is not a positive duration like {FORMS}")
+    meter = metrics.get_meter(semconv.INSTRUMENTATION_NAME)  # follows every configure()
+    return DriftWindows(model, baseline, seconds, features=features, meter=meter)
 
 
 def _record_error(span: Span, exc: BaseException, error_type: str) -> None:

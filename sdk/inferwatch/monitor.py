@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequen
 from typing import Any, TypeVar, cast
 
 from inferwatch._internal import handle_internal_error
+from inferwatch.drift.profile import Profile
 from inferwatch.inference import NO_INPUT, Inference, ModelSpec
 from inferwatch.signals import PredictionKind
 
@@ -76,6 +77,8 @@ def monitor(
     max_input_length: int | None = None,
     long_input_quantile: float | None = 0.999,
     prediction_range: tuple[float, float] | None = None,
+    baseline: Profile | None = None,
+    window: str | float = "5m",
 ) -> Callable[[F], F]:
     """Trace every call of a predict function as an inference span with metrics.
 
@@ -87,12 +90,15 @@ def monitor(
     ``tags_from`` lists arguments whose values become tags (a mapping renames them).
     Data checks log rate-limited events: inputs longer than ``max_input_length`` (or than the
     ``long_input_quantile`` of lengths seen so far), all-NaN rows, and predictions outside
-    ``prediction_range``.
+    ``prediction_range``. With a ``baseline`` profile, inputs feed live drift windows of
+    ``window`` (e.g. ``"5m"``): each closed window, and the running total, is compared with the
+    baseline off the request thread; results are ``ml.drift.*`` gauges and log events.
     """
     spec = ModelSpec(
         model, version, features=features, prediction_kind=prediction_kind,
         class_names=class_names, max_input_length=max_input_length,
         long_input_quantile=long_input_quantile, prediction_range=prediction_range,
+        baseline=baseline, window=window,
     )  # fmt: skip
     tag_names = dict(tags_from) if isinstance(tags_from, Mapping) else {t: t for t in tags_from}
 
@@ -101,13 +107,18 @@ def monitor(
         if not record_input:
             arguments.input = None
         begin = functools.partial(_begin, spec, arguments)
+        wrapper: Callable[..., Any]
         if inspect.isasyncgenfunction(fn):
-            return cast(F, _wrap_async_generator(fn, begin))
-        if inspect.isgeneratorfunction(fn):
-            return cast(F, _wrap_generator(fn, begin))
-        if inspect.iscoroutinefunction(fn):
-            return cast(F, _wrap_coroutine(fn, begin, record_prediction))
-        return cast(F, _wrap_function(fn, begin, record_prediction))
+            wrapper = _wrap_async_generator(fn, begin)
+        elif inspect.isgeneratorfunction(fn):
+            wrapper = _wrap_generator(fn, begin)
+        elif inspect.iscoroutinefunction(fn):
+            wrapper = _wrap_coroutine(fn, begin, record_prediction)
+        else:
+            wrapper = _wrap_function(fn, begin, record_prediction)
+        # The live drift windows (or None): `predict.drift.close_window()`, `.latest`, `.stop()`.
+        wrapper.__dict__["drift"] = spec.drift
+        return cast(F, wrapper)
 
     return decorate
 

@@ -92,6 +92,22 @@ PREDICTION_BUCKETS: Final = (
     1.0, 2.0, 5.0, 10.0, 100.0, 1000.0, 10000.0,
 )  # fmt: skip
 
+# -- Drift (live windows of `monitor(baseline=...)`) ----------------------------------------------
+METRIC_DRIFT_SCORE: Final = "ml.drift.score"
+"""Gauge: effect size of a feature (normalised Wasserstein for numeric, JS for categorical)."""
+METRIC_DRIFT_P_VALUE: Final = "ml.drift.p_value"
+"""Gauge: p-value of the feature's drift test (unadjusted; detection uses the BH-adjusted one)."""
+METRIC_DRIFT_DETECTED: Final = "ml.drift.detected"
+"""Gauge: 1 when the feature drifted in that window, else 0."""
+ML_DRIFT_TEST: Final = "ml.drift.test"
+"""Attribute: the test, "ks" (numeric) or "chi2" (categorical)."""
+ML_WINDOW: Final = "ml.window"
+"""Attribute: the tumbling window's label (e.g. "5m") or "cumulative"."""
+ML_DRIFT_P_VALUE: Final = "ml.drift.p_value"
+ML_DRIFT_SCORE: Final = "ml.drift.score"
+EVENT_DRIFT_DETECTED: Final = "ml.drift.detected"
+WINDOW_CUMULATIVE: Final = "cumulative"
+
 # -- Resource ------------------------------------------------------------------------------------
 SERVICE_NAME: Final = "service.name"
 SERVICE_VERSION: Final = "service.version"
