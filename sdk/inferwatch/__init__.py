@@ -20,14 +20,19 @@ from inferwatch.context import (
 from inferwatch.drift import Profile
 from inferwatch.inference import Inference, Stage, inference
 from inferwatch.monitor import monitor
+from inferwatch.validation import Feature, Relation, Schema, SchemaViolationError
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConfigurationError",
     "ContextThreadPoolExecutor",
+    "Feature",
     "Inference",
     "Profile",
+    "Relation",
+    "Schema",
+    "SchemaViolationError",
     "Settings",
     "Stage",
     "__version__",

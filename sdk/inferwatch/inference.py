@@ -40,6 +40,7 @@ from inferwatch.signals import (
     summarize_input,
     summarize_prediction,
 )
+from inferwatch.validation import Schema, Violations
 
 # Exemplars (a trace id on a metric point) are worth their cost on latency, where "show me a slow
 # request" is the question; per-value histograms are recorded in an empty context instead.
@@ -62,6 +63,7 @@ class ModelSpec:
         "features",
         "model",
         "prediction_kind",
+        "schema",
         "span_attributes",
         "span_name",
         "version",
@@ -80,6 +82,7 @@ class ModelSpec:
         prediction_range: tuple[float, float] | None = None,
         baseline: Profile | None = None,
         window: str | float = "5m",
+        schema: Schema | None = None,
     ) -> None:
         if not isinstance(model, str) or not model:
             raise TypeError(f"model must be a non-empty string, got {model!r}")
@@ -104,6 +107,9 @@ class ModelSpec:
             prediction_range=prediction_range,
         )
         self.drift = _drift_windows(model, baseline, window, self.features)
+        if schema is not None and not isinstance(schema, Schema):
+            raise TypeError(f"schema must be an iw.Schema, got {type(schema).__name__}")
+        self.schema = schema
         self._state: State | None = None
         self._metric_attrs: dict[tuple[Any, ...], dict[str, AttributeValue]] = {}
 
@@ -149,12 +155,14 @@ class Inference:
         "_tags",
         "request_id",
         "span",
+        "violations",
     )
 
     def __init__(self, spec: ModelSpec) -> None:
         self._spec = spec
         self.span: Span = trace.INVALID_SPAN
         self.request_id: str | None = None
+        self.violations: Violations | None = None
         self._state: State | None = None
         self._tags: Any = {}
         self._metric_tags: dict[str, AttributeValue] | None = None
@@ -192,6 +200,9 @@ class Inference:
                 attributes.update(summary.attributes())
                 for finding in findings:
                     attributes.update(finding.span_attributes)
+            if spec.schema is not None and x is not NO_INPUT:
+                self.violations = spec.schema.check(x, spec.features)
+                attributes.update(self.violations.attributes())
             self.span = state.tracer.start_span(spec.span_name, attributes=attributes)
             # Metrics name this context explicitly so exemplars link them to the span.
             self._context = trace.set_span_in_context(self.span)
@@ -199,6 +210,10 @@ class Inference:
                 self._otel_token = otel_context.attach(self._context)
             if summary is not None:
                 self._record_input_metrics(state, summary)
+            if self.violations is not None and self.violations.total:
+                attrs = self._metric_attributes()
+                for count, labels in self.violations.metric_points():
+                    state.violations.add(count, {**attrs, **labels})
             if findings:
                 log_findings(spec.model, findings)
         except Exception as exc:
@@ -463,6 +478,7 @@ def inference(
     prediction_range: tuple[float, float] | None = None,
     baseline: Profile | None = None,
     window: str | float = "5m",
+    schema: Schema | None = None,
 ) -> Inference:
     """The explicit form of `monitor`: a context manager yielding the record (sync or async).
 
@@ -471,14 +487,14 @@ def inference(
     """
     key = (model, version, tuple(features or ()), prediction_kind, tuple(class_names or ()),
            max_input_length, long_input_quantile, prediction_range, id(baseline),
-           window)  # fmt: skip
+           window, id(schema))  # fmt: skip
     spec = _specs.get(key)
     if spec is None:
         spec = ModelSpec(
             model, version, features=features, prediction_kind=prediction_kind,
             class_names=class_names, max_input_length=max_input_length,
             long_input_quantile=long_input_quantile, prediction_range=prediction_range,
-            baseline=baseline, window=window,
+            baseline=baseline, window=window, schema=schema,
         )  # fmt: skip
         if len(_specs) < _MAX_CACHED_ATTRIBUTE_SETS:
             _specs[key] = spec

@@ -16,6 +16,7 @@ from inferwatch._internal import handle_internal_error
 from inferwatch.drift.profile import Profile
 from inferwatch.inference import NO_INPUT, Inference, ModelSpec
 from inferwatch.signals import PredictionKind
+from inferwatch.validation import Schema, SchemaViolationError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -79,6 +80,8 @@ def monitor(
     prediction_range: tuple[float, float] | None = None,
     baseline: Profile | None = None,
     window: str | float = "5m",
+    schema: Schema | None = None,
+    strict_schema: bool = False,
 ) -> Callable[[F], F]:
     """Trace every call of a predict function as an inference span with metrics.
 
@@ -92,13 +95,16 @@ def monitor(
     ``long_input_quantile`` of lengths seen so far), all-NaN rows, and predictions outside
     ``prediction_range``. With a ``baseline`` profile, inputs feed live drift windows of
     ``window`` (e.g. ``"5m"``): each closed window, and the running total, is compared with the
-    baseline off the request thread; results are ``ml.drift.*`` gauges and log events.
+    baseline off the request thread; results are ``ml.drift.*`` gauges and log events. With a
+    ``schema`` (`iw.Schema`), inputs are validated: violations are counted by feature and rule
+    (``ml.input.violations``) and put on the span; ``strict_schema=True`` instead raises
+    `SchemaViolationError` to the caller without calling the function.
     """
     spec = ModelSpec(
         model, version, features=features, prediction_kind=prediction_kind,
         class_names=class_names, max_input_length=max_input_length,
         long_input_quantile=long_input_quantile, prediction_range=prediction_range,
-        baseline=baseline, window=window,
+        baseline=baseline, window=window, schema=schema,
     )  # fmt: skip
     tag_names = dict(tags_from) if isinstance(tags_from, Mapping) else {t: t for t in tags_from}
 
@@ -106,7 +112,7 @@ def monitor(
         arguments = _Arguments(fn, input_arg if record_input else None, tag_names)
         if not record_input:
             arguments.input = None
-        begin = functools.partial(_begin, spec, arguments)
+        begin = functools.partial(_begin, spec, arguments, strict_schema=strict_schema)
         wrapper: Callable[..., Any]
         if inspect.isasyncgenfunction(fn):
             wrapper = _wrap_async_generator(fn, begin)
@@ -129,6 +135,8 @@ def _begin(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     activate: bool = True,
+    *,
+    strict_schema: bool = False,
 ) -> Inference:
     rec = Inference(spec)
     try:
@@ -148,6 +156,14 @@ def _begin(
         except BaseException as exc:  # strict mode re-raised an internal error: leave no context
             rec.finish(exc)
             raise
+    if (
+        strict_schema
+        and rec.violations is not None
+        and (rec.violations.total or rec.violations.unsupported)
+    ):
+        error = SchemaViolationError(rec.violations)  # asked for: the function is not called
+        rec.finish(error)
+        raise error
     return rec
 
 
