@@ -22,6 +22,7 @@ from opentelemetry import metrics, trace
 
 import inferwatch as iw
 from inferwatch import _internal, semconv
+from tests._otlp import free_port
 
 if TYPE_CHECKING:
     from tests._otlp import OtlpReceiver
@@ -89,12 +90,6 @@ def _requests_from(receiver: OtlpReceiver, signal: str, transport: str, service:
         return {decode_attributes(r.resource.attributes).get("service.name") for r in per_resource}
 
     return [r for r in receiver.requests(signal, transport) if service in services(r)]
-
-
-def _closed_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -297,7 +292,7 @@ def test_endpoint_down_never_blocks_or_raises(
     protocol: str, failure: str, iw_session: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     hung = _HungEndpoint() if failure == "hung" else None
-    port = hung.port if hung is not None else _closed_port()
+    port = hung.port if hung is not None else free_port()
     route = Route("nowhere", protocol, f"http://127.0.0.1:{port}")
     caplog.set_level(logging.CRITICAL)  # the exporters' own error logs are expected here
     try:

@@ -32,6 +32,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from examples.fastapi_service import loadgen
 from examples.fastapi_service.app import FEATURES, create_app
 from examples.fastapi_service.features import RANGES
+from tests._otlp import free_port
 
 if TYPE_CHECKING:
     from tests.conftest import Captured
@@ -355,9 +356,7 @@ def test_loadgen_against_uvicorn(
 
 
 def test_loadgen_reports_an_unreachable_service(capsys: pytest.CaptureFixture[str]) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again below: nothing listens there
+    port = free_port()  # closed again once found: nothing listens there
     code = loadgen.main(["--url", f"http://127.0.0.1:{port}", "--requests", "3", "--timeout", "2"])
     out = capsys.readouterr().out
     assert code == 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from typing import Any
 
@@ -10,12 +9,7 @@ import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import inferwatch as iw
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests._otlp import free_port
 
 
 def _points(reader: InMemoryMetricReader, name: str) -> list[tuple[dict[str, Any], Any]]:
@@ -35,7 +29,7 @@ def test_queue_drops_and_export_failures_are_counted(protocol: str) -> None:
     reader = InMemoryMetricReader()
     iw.configure(
         service_name="health",
-        endpoint=f"http://127.0.0.1:{_closed_port()}",
+        endpoint=f"http://127.0.0.1:{free_port()}",
         protocol=protocol,
         metric_readers=[reader],
         schedule_delay_ms=20,
