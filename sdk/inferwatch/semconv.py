@@ -113,6 +113,18 @@ ML_DRIFT_SCORE: Final = "ml.drift.score"
 EVENT_DRIFT_DETECTED: Final = "ml.drift.detected"
 WINDOW_CUMULATIVE: Final = "cumulative"
 
+# -- Delayed labels (`iw.feedback`) ---------------------------------------------------------------
+# (section: feedback)
+
+# -- Ranked outputs (`rec.record_ranking`) -------------------------------------------------------
+# (section: ranking)
+
+# -- Alerts --------------------------------------------------------------------------------------
+# (section: alerts)
+
+# -- Privacy -------------------------------------------------------------------------------------
+# (section: privacy)
+
 # -- Resource ------------------------------------------------------------------------------------
 SERVICE_NAME: Final = "service.name"
 SERVICE_VERSION: Final = "service.version"
