@@ -140,7 +140,7 @@ def bubble_up(
     docstring for the method and the columns.
     """
     _check_options(max_order, min_support, alpha, max_distinct, top, fdr)
-    relation = spans.engine.relation()
+    relation = spans.relation(outcome)
     where_sql, params = spans._window(since, until, where, model)
     notes = spans._outcome_params(relation, where_sql, params, outcome, slow_ms, slow_quantile)
     ((requests, outcomes),) = spans.engine.query(

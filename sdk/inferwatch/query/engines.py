@@ -108,8 +108,9 @@ class ChdbEngine:
         self.directory = Path(directory).expanduser().resolve()
         if not self.directory.is_dir():
             raise FileNotFoundError(
-                f"no telemetry store at {str(self.directory)!r}: run a monitored service "
-                "without an OTLP endpoint to create it, or pass a directory of OTLP JSON files"
+                f"no telemetry store at {without_credentials(str(self.directory))!r}: run a "
+                "monitored service without an OTLP endpoint to create it, or pass a directory of "
+                "OTLP JSON files"
             )
         digest = hashlib.sha1(str(self.directory).encode()).hexdigest()[:12]
         self._database = f"store_{digest}"
@@ -193,6 +194,12 @@ class ChdbEngine:
         line = self._session.query(text, "CSV").bytes().decode().strip() or "0"
         return tuple(int(value) for value in line.split(","))
 
+    def logs_relation(self) -> str:
+        """The store's ``ml.feedback`` log records: delayed labels (`inferwatch.query.labels`)."""
+        from inferwatch.query.labels import StoreLabels  # it builds on this module
+
+        return StoreLabels(self._session, self._database, self.directory).relation()
+
     def query(self, text: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         return _chdb_rows(self._session, f"{text}\nSETTINGS {_LENIENT}, {_NUMBERS}", params)
 
@@ -210,16 +217,25 @@ def _chdb_rows(session: Any, text: str, params: dict[str, Any]) -> list[tuple[An
     return [tuple(row) for row in data.get("data", [])]
 
 
+def _qualified(table: str) -> str:
+    database, _, name = table.rpartition(".")
+    return ".".join(identifier(p, "table") for p in (database, name) if p)
+
+
 class ChdbTableEngine:
     """An otel_traces table inside the chDB session (tests: the exporter's exact DDL)."""
 
-    def __init__(self, table: str) -> None:
-        database, _, name = table.rpartition(".")
-        self._table = ".".join(identifier(p, "table") for p in (database, name) if p)
+    def __init__(self, table: str, logs_table: str | None = None) -> None:
+        self._table = _qualified(table)
+        self._logs = None if logs_table is None else _qualified(logs_table)
         self._session = _ChdbSession.get()
 
     def relation(self) -> str:
         return self._table
+
+    def logs_relation(self) -> str | None:
+        """The exporter's ``otel_logs`` table, where delayed labels are, if one was given."""
+        return self._logs
 
     def query(self, text: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         return _chdb_rows(self._session, f"{text}\nSETTINGS {_NUMBERS}", params)
@@ -230,17 +246,21 @@ class ClickHouseEngine:
 
     ``clickhouse://user:password@host:8123/database?table=otel_traces&secure=1``; user and
     password may also come from ``CLICKHOUSE_USER`` / ``CLICKHOUSE_PASSWORD``. Credentials are
-    never part of this object's repr or of any message.
+    never part of this object's repr or of any message. Delayed labels are read from the
+    exporter's logs table, ``?logs_table=otel_logs`` by default.
     """
 
     def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
+        address, user, password = _split_credentials(url)
+        parts = urlsplit(address)
         if parts.scheme not in ("clickhouse", "clickhouses"):
-            raise ValueError(f"not a clickhouse:// URL: {parts.scheme}://{parts.hostname}")
+            raise ValueError(f"not a clickhouse:// URL (scheme {parts.scheme!r})")
         options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         database = identifier(parts.path.strip("/") or "otel", "database")
         table = identifier(options.get("table", "otel_traces"), "table")
         self._table = f"{database}.{table}"
+        self._logs = f"{database}.{identifier(options.get('logs_table', 'otel_logs'), 'table')}"
+        self._logs_exist: bool | None = None
         self.host = parts.hostname or "localhost"
         self.port = parts.port or 8123
         secure = parts.scheme == "clickhouses" or options.get("secure") in ("1", "true")
@@ -249,8 +269,8 @@ class ClickHouseEngine:
         self._client = clickhouse_connect.get_client(
             host=self.host,
             port=self.port,
-            username=unquote(parts.username or os.environ.get("CLICKHOUSE_USER", "default")),
-            password=unquote(parts.password or os.environ.get("CLICKHOUSE_PASSWORD", "")),
+            username=user or os.environ.get("CLICKHOUSE_USER", "default"),
+            password=password or os.environ.get("CLICKHOUSE_PASSWORD", ""),
             database=database,
             secure=secure,
         )
@@ -258,8 +278,36 @@ class ClickHouseEngine:
     def __repr__(self) -> str:
         return f"ClickHouseEngine({self.host}:{self.port}, {self._table})"
 
+    def logs_relation(self) -> str | None:
+        """The exporter's logs table (``?logs_table=``, default otel_logs), None if missing."""
+        if self._logs_exist is None:
+            rows = self._client.query(f"EXISTS TABLE {self._logs}").result_rows
+            self._logs_exist = bool(rows and rows[0][0])
+        return self._logs if self._logs_exist else None
+
     def relation(self) -> str:
         return self._table
 
     def query(self, text: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in self._client.query(text, parameters=params).result_rows]
+
+
+def _split_credentials(url: str) -> tuple[str, str | None, str | None]:
+    """``(url without user info, user, password)``, user and password percent-decoded.
+
+    The user info ends at the *last* ``@`` (no database, table or option name holds one), so a
+    password with an unescaped ``/``, ``?``, ``#`` or ``:`` stays whole and out of the host,
+    port, path and of every message about them.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url, None, None
+    userinfo, _, address = rest.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    return f"{scheme}://{address}", unquote(user) or None, unquote(password) if colon else None
+
+
+def without_credentials(location: str) -> str:
+    """A store location fit for a message: anything before an ``@`` (user info) masked."""
+    _, at, address = location.rpartition("@")
+    return f"***@{address}" if at else location

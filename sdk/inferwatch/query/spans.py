@@ -110,7 +110,7 @@ class Spans:
         counted under ``(missing)``.
         """
         keys = _tag_names(by)
-        relation = self.engine.relation()
+        relation = self.relation(outcome)
         where_sql, params = self._window(since, until, where, model)
         params.update({f"k{i}": key for i, key in enumerate(keys)})
         params["limit"] = int(limit)
@@ -169,6 +169,23 @@ class Spans:
         from inferwatch.query.outliers import outliers
 
         return outliers(self, since=since, **options)
+
+    def relation(self, outcome: str = "error") -> str:
+        """The spans to query for ``outcome``: for "wrong", joined to their delayed labels.
+
+        Labels come from the ``ml.feedback`` log records where the engine has them (the store's
+        log segments, a ClickHouse ``otel_logs`` table), joined by request id (see
+        `sql.labelled_spans`); spans that carry ``ml.prediction.correct`` themselves keep it
+        unless a label says otherwise.
+        """
+        relation = self.engine.relation()
+        logs = getattr(self.engine, "logs_relation", None)
+        if outcome != "wrong" or logs is None:
+            return relation
+        labels = logs()
+        if labels is None:
+            return relation
+        return sql.labelled_spans(relation, sql.labels_query(labels))
 
     def _outcome_params(
         self,

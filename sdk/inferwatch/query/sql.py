@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from inferwatch import semconv
+
 # OTLP/JSON (the collector file exporter's format) as a typed ClickHouse schema: one row per line.
 _ANY_VALUE = (
     "Tuple(stringValue Nullable(String), intValue Nullable(String), "
@@ -76,7 +78,7 @@ OUTCOMES = {
     "error": "StatusCode = 'Error'",
     "slow": "Duration > {slow_ns:UInt64}",
     "nan": "toInt64OrZero(SpanAttributes['ml.input.nan_count']) > 0",
-    "wrong": "SpanAttributes['ml.prediction.correct'] = 'false'",
+    "wrong": f"SpanAttributes['{semconv.ML_PREDICTION_CORRECT}'] = 'false'",
 }
 
 
@@ -166,3 +168,90 @@ SELECT {", ".join(f"g{i}" for i in range(n_keys))}, count() AS size, countIf(out
 FROM (SELECT {columns}, {OUTCOMES[outcome]} AS outcome FROM {relation} WHERE {where})
 GROUP BY GROUPING SETS ({grouping})
 HAVING size >= {{min_support:UInt64}}"""
+
+
+# -- delayed labels: `ml.feedback` log records joined to spans --------------------------------
+# The logs as the ClickHouse exporter's otel_logs table has them (the columns used here).
+LOG_COLUMNS = "Timestamp, EventName, LogAttributes"
+_LOG = (
+    "Tuple(timeUnixNano String, observedTimeUnixNano String, eventName String, "
+    f"attributes {_ATTRIBUTES})"
+)
+OTLP_JSON_LOGS_SCHEMA = (
+    f"resourceLogs Array(Tuple(scopeLogs Array(Tuple(logRecords Array({_LOG})))))"
+)
+
+
+def otlp_json_feedback(file_expression: str) -> str:
+    """SELECT `LOG_COLUMNS` of the ``ml.feedback`` records of ``file(...)`` OTLP/JSON logs."""
+    return f"""
+SELECT
+    fromUnixTimestamp64Nano(toInt64OrZero(if(toInt64OrZero(lr.timeUnixNano) > 0,
+        lr.timeUnixNano, lr.observedTimeUnixNano))) AS Timestamp,
+    lr.eventName AS EventName,
+    {_attribute_map("lr.attributes")} AS LogAttributes
+FROM {file_expression}
+ARRAY JOIN resourceLogs AS rl
+ARRAY JOIN rl.scopeLogs AS sl
+ARRAY JOIN sl.logRecords AS lr
+WHERE lr.eventName = '{semconv.EVENT_FEEDBACK}'"""
+
+
+def labels_query(logs: str) -> str:
+    """Per request id, the first label of each model: [(model, (correct, label))].
+
+    A record made where the prediction was known says whether it was correct; one from another
+    process carries only the label (and the model, if given). "First" is by the label's time,
+    as in the serving process, where a second label for a prediction is a duplicate.
+    """
+    attribute = "LogAttributes['{}']".format
+    return f"""
+SELECT RequestId, groupArray((Model, First)) AS Labels
+FROM (
+    SELECT
+        {attribute(semconv.ML_REQUEST_ID)} AS RequestId,
+        {attribute(semconv.ML_MODEL_NAME)} AS Model,
+        argMin(({attribute(semconv.ML_PREDICTION_CORRECT)},
+                {attribute(semconv.ML_LABEL_VALUE)}), Timestamp) AS First
+    FROM {logs}
+    WHERE EventName = '{semconv.EVENT_FEEDBACK}'
+      AND Timestamp >= fromUnixTimestamp64Nano({{since_ns:Int64}})
+      AND RequestId != ''
+    GROUP BY RequestId, Model
+)
+GROUP BY RequestId"""
+
+
+# A label's verdict on one span: its own correctness if it has one, else (a label from another
+# process) the label against the span's predicted class, for a single prediction only.
+_CORRECT = f"'{semconv.ML_PREDICTION_CORRECT}'"
+_VERDICTS = f"""arrayMap(x -> multiIf(
+        x.1 != '' AND x.1 != Attributes['{semconv.ML_MODEL_NAME}'], '',
+        x.2.1 != '', x.2.1,
+        x.2.2 != '' AND mapContains(Attributes, '{semconv.ML_PREDICTION_CLASS}')
+            AND NOT mapContains(Attributes, '{semconv.ML_PREDICTION_COUNT}'),
+            if(x.2.2 = Attributes['{semconv.ML_PREDICTION_CLASS}'], 'true', 'false'),
+        ''), Labels)"""
+
+
+def labelled_spans(relation: str, labels: str) -> str:
+    """The spans of ``relation`` with ``ml.prediction.correct`` set from joined labels.
+
+    Same columns (`SPAN_COLUMNS`), so every query runs on it unchanged. A span some label judges
+    wrong reads "false", one judged right "true"; a span without a label keeps its attributes.
+    """
+    return f"""(
+SELECT Timestamp, TraceId, SpanId, ParentSpanId, SpanName, ServiceName, ResourceAttributes,
+    ScopeName,
+    if(Verdict = '', Attributes, mapUpdate(Attributes, map({_CORRECT}, Verdict)))
+        AS SpanAttributes,
+    Duration, StatusCode, StatusMessage
+FROM (
+    SELECT Timestamp, TraceId, SpanId, ParentSpanId, SpanName, ServiceName, ResourceAttributes,
+        ScopeName, CAST(s.SpanAttributes, 'Map(String, String)') AS Attributes, Duration,
+        StatusCode, StatusMessage,
+        {_VERDICTS} AS Verdicts,
+        multiIf(has(Verdicts, 'false'), 'false', has(Verdicts, 'true'), 'true', '') AS Verdict
+    FROM {relation} AS s
+    LEFT JOIN ({labels}) AS l ON s.SpanAttributes['{semconv.ML_REQUEST_ID}'] = l.RequestId
+))"""

@@ -1,0 +1,326 @@
+"""The serving process's memory of recent predictions, by request id, for delayed labels.
+
+Each remembered prediction is an `Entry`: the request id, the model's metric group, when it was
+served, what was predicted (a class name, a value, or a batch's array), and the inference span's
+trace and span ids. Entries live in a dict (look-up by request id) and in a FIFO deque (age
+order), so remembering, expiring and evicting are each O(1): the deque's head is the oldest.
+
+Bounds: an entry leaves after ``ttl_s`` (expiry) or when ``max_predictions`` are held (eviction of
+the oldest, counted when it had no label yet). The request ids of the last entries to leave are
+kept a while longer (a quarter of ``max_predictions``) so that a label arriving after its
+prediction left is told apart ("expired") from one for a request never seen ("unknown").
+
+Counts per serving window (`WindowScores`) are kept per metric group (model, version, metric
+tags) for the last ``windows`` windows of ``window_s`` seconds; an older window is dropped with
+its counts, and a label for a prediction served in it is "expired".
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from inferwatch import semconv
+from inferwatch._attributes import AttributeValue
+from inferwatch.drift.windows import window_label
+from inferwatch.labels.scores import WindowScores
+
+# What a batch's predictions are stored as: (array, one of these).
+VALUES, CLASSES, INDICES = 0, 1, 2
+"""Regression values (NaN: none); raw class labels; argmax indices into class names (-1: none)."""
+Predicted = str | float | tuple[np.ndarray, int]
+MAX_GROUPS = 4096
+_MAX_INTERNED = 1024
+
+# An entry's state: not labelled yet, or labelled (kept so a second label is a duplicate).
+_OPEN, _LABELLED = 0, 1
+
+
+class Group:
+    """One metric group: a model (version, metric tags) and its recent serving windows."""
+
+    __slots__ = ("_names", "attributes", "latest", "model", "spec", "windows")
+
+    def __init__(self, attributes: dict[str, AttributeValue], spec: Any) -> None:
+        self.attributes = attributes
+        self.spec = spec
+        self.model: str = spec.model
+        self.windows: dict[int, WindowScores] = {}
+        self.latest = -1
+        self._names: dict[str, str] = {}
+
+    def intern(self, name: str) -> str:
+        """One shared string per class name, so entries do not each hold a copy."""
+        known = self._names.get(name)
+        if known is not None:
+            return known
+        if len(self._names) < _MAX_INTERNED:
+            self._names[name] = name
+        return name
+
+
+class Entry:
+    """One remembered prediction (or batch of predictions) of one request and model."""
+
+    __slots__ = ("group", "n", "other", "predicted", "request_id", "served_at", "span_id", "state",
+                 "trace_flags", "trace_id")  # fmt: skip
+
+    def __init__(self, request_id: str, group: Group, served_at: float, predicted: Predicted,
+                 n: int, trace_id: int, span_id: int, trace_flags: int) -> None:  # fmt: skip
+        self.request_id = request_id
+        self.group = group
+        self.served_at = served_at
+        self.predicted = predicted
+        self.n = n
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.trace_flags = trace_flags
+        self.state = _OPEN
+        self.other: Entry | None = None
+        """The same request's prediction by another model (rare: a chain of one or two)."""
+
+    @property
+    def regression(self) -> bool:
+        predicted = self.predicted
+        return type(predicted) is float or (type(predicted) is tuple and predicted[1] == VALUES)
+
+
+class PredictionIndex:
+    """Bounded, thread-safe request id -> `Entry` index with per-window label counts."""
+
+    def __init__(
+        self,
+        ttl_s: float,
+        max_predictions: int,
+        window_s: float,
+        windows: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.ttl_s = ttl_s
+        self.max_predictions = max_predictions
+        self.window_s = window_s
+        self.windows = windows
+        self.window_label = window_label(window_s)
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[str, Entry] = {}
+        self._order: deque[Entry] = deque()
+        self._gone: dict[str, None] = {}
+        self._gone_order: deque[str] = deque()
+        self._gone_max = max_predictions // 4
+        self._groups: dict[tuple[tuple[str, AttributeValue], ...], Group] = {}
+        self._by_id: dict[int, tuple[dict[str, AttributeValue], Group]] = {}
+        self.evicted: dict[tuple[tuple[str, AttributeValue], ...], int] = {}
+        self.unjoined: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    # -- the hot path --------------------------------------------------------------------------
+
+    def remember(
+        self,
+        request_id: str,
+        spec: Any,
+        attributes: dict[str, AttributeValue],
+        predicted: Predicted,
+        n: int,
+        trace_id: int,
+        span_id: int,
+        trace_flags: int,
+    ) -> bool:
+        """Remember one request's prediction(s); False when the group limit is reached."""
+        now = self.clock()
+        window = math.floor(now / self.window_s)
+        with self._lock:
+            group = self._group(attributes, spec)
+            if group is None:
+                return False
+            if type(predicted) is str:
+                predicted = group.intern(predicted)
+            entry = Entry(request_id, group, now, predicted, n, trace_id, span_id, trace_flags)
+            self._expire(now)
+            head = self._entries.get(request_id)
+            if head is not None:
+                entry.other = _without(head, group.model)
+            self._entries[request_id] = entry
+            order = self._order
+            order.append(entry)
+            if len(order) > self.max_predictions:
+                self._drop(order.popleft(), evicted=True)
+            scores = group.windows.get(window)
+            if scores is None:
+                scores = self._new_window(group, window)
+            scores.served += n
+        return True
+
+    def _group(self, attributes: dict[str, AttributeValue], spec: Any) -> Group | None:
+        hit = self._by_id.get(id(attributes))
+        if hit is not None and hit[0] is attributes:
+            hit[1].spec = spec
+            return hit[1]
+        key = tuple(attributes.items())
+        group = self._groups.get(key)
+        if group is None:
+            if len(self._groups) >= MAX_GROUPS:
+                return None
+            group = self._groups[key] = Group(dict(attributes), spec)
+        group.spec = spec
+        if len(self._by_id) >= MAX_GROUPS:
+            self._by_id.clear()
+        self._by_id[id(attributes)] = (attributes, group)  # holding it keeps the id unique
+        return group
+
+    def _new_window(self, group: Group, window: int) -> WindowScores:
+        start = datetime.fromtimestamp(window * self.window_s, timezone.utc)
+        attributes = {
+            **group.attributes,
+            semconv.ML_WINDOW: self.window_label,
+            semconv.ML_WINDOW_START: start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        scores = group.windows[window] = WindowScores(attributes)
+        if window > group.latest:
+            group.latest = window
+            for old in [w for w in group.windows if w <= window - self.windows]:
+                del group.windows[old]
+        return scores
+
+    def _expire(self, now: float) -> None:
+        order, deadline = self._order, now - self.ttl_s
+        while order and order[0].served_at < deadline:
+            self._drop(order.popleft(), evicted=False)
+
+    def _drop(self, entry: Entry, evicted: bool) -> None:
+        """Take an entry that left the deque out of the dict; remember its id for a while."""
+        request_id = entry.request_id
+        head = self._entries.get(request_id)
+        if head is entry:
+            if entry.other is None:
+                del self._entries[request_id]
+                self._bury(request_id)
+            else:
+                self._entries[request_id] = entry.other
+        elif head is not None:  # further down the chain, or already replaced
+            previous = head
+            while previous.other is not None and previous.other is not entry:
+                previous = previous.other
+            if previous.other is entry:
+                previous.other = entry.other
+        if evicted and entry.state == _OPEN:
+            key = tuple(entry.group.attributes.items())
+            self.evicted[key] = self.evicted.get(key, 0) + 1
+
+    def _bury(self, request_id: str) -> None:
+        if self._gone_max == 0:
+            return
+        if request_id not in self._gone:
+            self._gone[request_id] = None
+            self._gone_order.append(request_id)
+            if len(self._gone_order) > self._gone_max:
+                self._gone.pop(self._gone_order.popleft(), None)
+
+    # -- labels --------------------------------------------------------------------------------
+
+    def lookup(self, request_id: str, model: str | None, now: float) -> tuple[str, list[Entry]]:
+        """(status, entries): entries of the request (of ``model`` if given) still open.
+
+        The status is "joined" when there are any (the label may still turn out invalid),
+        else why not: "duplicate", "expired" or "unknown".
+        """
+        with self._lock:
+            self._expire(now)
+            entry = self._entries.get(request_id)
+            if entry is None:
+                return (semconv.LABEL_EXPIRED if request_id in self._gone
+                        else semconv.LABEL_UNKNOWN), []  # fmt: skip
+            found: list[Entry] = []
+            status = semconv.LABEL_UNKNOWN
+            while entry is not None:
+                if model is None or entry.group.model == model:
+                    if entry.state == _LABELLED:
+                        status = semconv.LABEL_DUPLICATE
+                    elif now - entry.served_at > self.ttl_s:
+                        status = semconv.LABEL_EXPIRED
+                    else:
+                        found.append(entry)
+                entry = entry.other
+            return (semconv.LABEL_JOINED, found) if found else (status, [])
+
+    def commit(self, entry: Entry, n: int, pairs: list[tuple[str, str]] | None, correct: int,
+               errors: np.ndarray | None) -> str:  # fmt: skip
+        """Count a checked label into its window: "joined", else "duplicate" or "expired"."""
+        window = math.floor(entry.served_at / self.window_s)
+        with self._lock:
+            if entry.state == _LABELLED:  # another thread labelled it first
+                return semconv.LABEL_DUPLICATE
+            entry.state = _LABELLED
+            scores = entry.group.windows.get(window)
+            if scores is None:  # the window was dropped with its counts
+                return semconv.LABEL_EXPIRED
+            scores.labelled += n
+            if pairs is not None:
+                scores.add_classes(pairs, correct)
+            if errors is not None:
+                scores.add_errors(errors)
+        return semconv.LABEL_JOINED
+
+    def count_unjoined(self, status: str) -> None:
+        with self._lock:
+            self.unjoined[status] = self.unjoined.get(status, 0) + 1
+
+    # -- what the metric reader sees -----------------------------------------------------------
+
+    def snapshot(self) -> list[WindowScores]:
+        """Copies of the counts of every retained window (windows too old are dropped now)."""
+        oldest = math.floor(self.clock() / self.window_s) - self.windows
+        with self._lock:
+            views = []
+            for group in self._groups.values():
+                for window in [w for w in group.windows if w <= oldest]:
+                    del group.windows[window]
+                views += [scores.copy() for scores in group.windows.values()]
+            return views
+
+    def counts(self) -> tuple[dict[tuple[tuple[str, AttributeValue], ...], int], dict[str, int]]:
+        """(evictions by metric group, unjoined labels by status), cumulative."""
+        with self._lock:
+            return dict(self.evicted), dict(self.unjoined)
+
+
+def _without(head: Entry, model: str) -> Entry | None:
+    """The chain from ``head`` minus the entry of ``model`` (a newer prediction replaces it)."""
+    if head.group.model == model:
+        return head.other
+    previous = head
+    while previous.other is not None:
+        if previous.other.group.model == model:
+            previous.other = previous.other.other
+            break
+        previous = previous.other
+    return head
+
+
+DEFAULT_TTL_S = 86400.0
+DEFAULT_MAX_PREDICTIONS = 100_000
+DEFAULT_WINDOW_S = 3600.0
+DEFAULT_WINDOWS = 24
+_current = PredictionIndex(
+    DEFAULT_TTL_S, DEFAULT_MAX_PREDICTIONS, DEFAULT_WINDOW_S, DEFAULT_WINDOWS
+)
+
+
+def current_index() -> PredictionIndex:
+    """The process's index (`iw.configure_feedback` replaces it)."""
+    return _current
+
+
+def set_index(index: PredictionIndex) -> None:
+    global _current
+    _current = index
