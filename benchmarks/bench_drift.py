@@ -1,7 +1,8 @@
-"""Drift detection: `Profile.build` speed on 1M x 20 and the calibration of `compare`.
+"""Drift detection: `Profile.build` speed on 1M x 20, live windows, calibration of `compare`.
 
-    .venv/bin/python benchmarks/bench_drift.py                  # everything, ~2.5-3 min on 2 cores
-    .venv/bin/python benchmarks/bench_drift.py --skip-speed     # calibration only
+    .venv/bin/python benchmarks/bench_drift.py                  # everything, ~3 min on 2 cores
+    .venv/bin/python benchmarks/bench_drift.py --skip-speed     # windows and calibration
+    .venv/bin/python benchmarks/bench_drift.py --skip-speed --skip-calibration   # windows, ~20 s
     .venv/bin/python benchmarks/bench_drift.py --skip-speed --trials 1000 --only "categories, unch"
                                                   # tighter rates for the cases whose label matches
 
@@ -11,6 +12,13 @@ same run, on the same array, round-robin: the exact numpy equivalents (`np.quant
 column at 100 points; mean, var, min, max and NaN counts per column) and, when it imports,
 whylogs `why.log(pandas=df).view()` (not warmed up: ~12 s a call; imported beforehand). A
 one-off check, untimed, compares the profile's quantiles with the exact ranks.
+
+Live windows (`DriftWindows`, the serving path): the hot-path cost of `add(X)` plus
+`add_predictions(P)` per call, for a batch of 1 and of 100 rows x 20 features with 3-class
+scores, against the least a buffer can do (append a reference to a list under a lock, twice);
+then the cost of `close_window()` on a window of 100,000 such rows (profile + tests of the
+window and the cumulative merge), and of the close that completes an hour roll-up (adds the
+hour's merge and its tests), against `Profile.build` of the same rows in one call.
 
 Calibration: each case repeats ``--trials`` times (default 100), every trial with a fresh seed
 (``SeedSequence([--seed, case, trial])``). A trial draws a baseline and a current sample of one
@@ -37,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
 import statistics
 import sys
 import time
@@ -49,7 +58,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from _common import print_environment, print_table
+from _common import fmt_ratio, fmt_us, measure, paired_ratios, print_environment, print_table
 
 DISTRIBUTIONS = ("inferwatch", "numpy", "pandas", "scipy", "datasketches", "whylogs", "evidently")
 ALPHA = 0.05
@@ -199,6 +208,110 @@ def speed(rows: int, cols: int, repeats: int, drift: Any) -> list[str]:
         )
     print()
     return summary
+
+
+# -- live windows --------------------------------------------------------------------------------
+
+
+def windows_speed(repeats: int) -> list[str]:
+    import threading
+
+    from inferwatch.drift.windows import DriftWindows
+
+    rng = np.random.default_rng(1)
+    cols = 20
+    names = [f"f{i:02d}" for i in range(cols)]
+    classes = ["a", "b", "c"]
+    train = rng.standard_normal((20_000, cols))
+    baseline = build_profile(train, names, rng.dirichlet([2, 1, 1], 20_000), classes)
+    print("Live windows: 20 float features, predictions = 3-class scores (argmax profiled).")
+    logging.getLogger("inferwatch.events").setLevel(logging.ERROR)  # chance alarms: not timed
+    cases: dict[str, Callable[[], object]] = {}
+    lock = threading.Lock()
+    buffer: list[tuple[Any, int]] = []
+    for rows in (1, 100):
+        x, p = rng.standard_normal((rows, cols)), rng.dirichlet([2, 1, 1], rows)
+        w = DriftWindows("bench", baseline, 3600, max_rows_per_window=10**9)
+
+        def hot(w: Any = w, x: np.ndarray = x, p: np.ndarray = p) -> None:
+            w.add(x)
+            w.add_predictions(p)
+            if w._rows > 200_000:  # keep the buffer small; not part of the hot path's cost
+                w._buf.clear()
+                w._pending["ml.prediction"].clear()
+                w._rows = 0
+                w._pending_rows["ml.prediction"] = 0
+
+        def bare(x: np.ndarray = x, p: np.ndarray = p) -> None:
+            with lock:
+                buffer.append((x, len(x)))
+            with lock:
+                buffer.append((p, len(p)))
+            if len(buffer) > 100_000:
+                buffer.clear()
+
+        cases[f"add(X) + add_predictions(P), {rows} row(s)"] = hot
+        cases[f"  list.append under a lock x2, {rows} row(s)"] = bare
+    results = measure(cases, repeats=7, min_time=0.1)
+    labels = list(cases)
+    table = []
+    for label, peer in zip(labels[::2], labels[1::2], strict=True):
+        case, base = results[label], results[peer]
+        table.append([label, fmt_us(case.min), fmt_us(case.median), ""])
+        ratio = f"{case.min / base.min:.2f} ({fmt_ratio(paired_ratios(case, base))})"
+        table.append([peer, fmt_us(base.min), fmt_us(base.median), ratio])
+    print_table(["case", "min us", "median us", "add / append (paired)"], table)
+
+    n = 100_000
+    chunks = [
+        (rng.standard_normal((100, cols)), rng.dirichlet([2, 1, 1], 100)) for _ in range(n // 100)
+    ]
+    every_x = np.vstack([c[0] for c in chunks])
+    every_p = np.vstack([c[1] for c in chunks])
+    closes: list[float] = []
+    hour_closes: list[float] = []
+    builds: list[float] = []
+    for _ in range(repeats):
+        w = DriftWindows("bench", baseline, 300, max_rows_per_window=10**9)  # 12 make an hour
+        for i in range(12):
+            for x, p in chunks:
+                w.add(x)
+                w.add_predictions(p)
+            gc.collect()
+            start = time.perf_counter()
+            w.close_window()
+            (hour_closes if i == 11 else closes).append(time.perf_counter() - start)
+        assert len(w.rollups["1h"]) == 1 and w.rollups["1h"][0].n_rows == 12 * n
+        gc.collect()
+        start = time.perf_counter()
+        build_profile(every_x, names, every_p, classes)
+        builds.append(time.perf_counter() - start)
+    build = min(builds)
+    print()
+    print_table(
+        ["case (100,000 rows x 20 + predictions)", "min ms", "median ms", "x Profile.build"],
+        [
+            [label, f"{min(t) * 1e3:.1f}", f"{statistics.median(t) * 1e3:.1f}",
+             f"{min(t) / build:.2f}"]
+            for label, t in (
+                ("Profile.build of the same rows (one call)", builds),
+                ("close_window() (window + cumulative tests)", closes),
+                ("close_window() completing the 1h roll-up", hour_closes),
+            )
+        ],
+    )  # fmt: skip
+    print()
+    return [
+        f"windows: close_window() of 100k rows {min(closes) * 1e3:.1f} ms "
+        f"({min(closes) / build:.2f} x Profile.build), completing an hour "
+        f"{min(hour_closes) * 1e3:.1f} ms"
+    ]
+
+
+def build_profile(x: np.ndarray, names: list[str], scores: np.ndarray, classes: list[str]) -> Any:
+    from inferwatch.drift import Profile
+
+    return Profile.build(x, columns=names, predictions=scores, class_names=classes)
 
 
 # -- calibration ---------------------------------------------------------------------------------
@@ -440,6 +553,7 @@ def main() -> None:
     parser.add_argument("--only", help="run only the calibration cases whose label contains this")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-calibration", action="store_true")
+    parser.add_argument("--skip-windows", action="store_true")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -457,6 +571,8 @@ def main() -> None:
     summary_speed: list[str] = []
     if not args.skip_speed:
         summary_speed = speed(args.rows, args.cols, args.repeats, drift)
+    if not args.skip_windows and drift is not None:
+        summary_speed += windows_speed(args.repeats)
     summary: list[list[str]] = []
     if not args.skip_calibration:
         summary = calibration(args.trials, args.seed, drift, args.only)

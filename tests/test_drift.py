@@ -241,3 +241,69 @@ def test_power_for_a_tenth_sigma_shift_at_100k() -> None:
         for _ in range(4)
     )
     assert hits == 4
+
+
+# ---- predictions and labels ---------------------------------------------------------------
+def test_predictions_and_labels_become_reserved_columns(rng: np.random.Generator) -> None:
+    x = rng.normal(size=(1000, 2))
+    scores = rng.dirichlet([3, 1, 1], 1000)
+    scores[:5, 1] = np.nan  # no predicted class for these rows
+    labels = rng.integers(0, 3, 1000)
+    p = Profile.build(
+        x, columns=["a", "b"], predictions=scores, labels=labels, class_names=["u", "v", "w"]
+    )
+    assert list(p.columns) == ["a", "b", "ml.prediction", "ml.label"] and p.n_rows == 1000
+    pred, label = p.columns["ml.prediction"], p.columns["ml.label"]
+    assert (pred.kind, pred.count, pred.null_count) == ("categorical", 1000, 5)
+    winners = np.argmax(scores[5:], axis=1)
+    assert pred.counts() == {n: int((winners == i).sum()) for i, n in enumerate("uvw")}
+    assert label.counts() == {n: int((labels == i).sum()) for i, n in enumerate("uvw")}
+    assert p.class_names == ["u", "v", "w"]
+    loaded = Profile.from_bytes(p.to_bytes())
+    assert loaded.class_names == ["u", "v", "w"] and loaded.to_bytes() == p.to_bytes()
+    assert Profile.from_bytes(Profile.build(x).to_bytes()).class_names is None
+
+
+def test_how_predictions_are_read() -> None:
+    values = np.array([0.5, 1.5, np.nan, 2.5])
+    regression = Profile.build(predictions=values, labels=[1.0, 2.0, 2.0, 3.0])
+    pred = regression.columns["ml.prediction"]
+    assert (pred.kind, pred.n, pred.null_count, pred.min, pred.max) == ("numeric", 3, 1, 0.5, 2.5)
+    assert regression.columns["ml.label"].kind == "numeric"
+    forced = Profile.build(labels=[1.0, 0.0, 1.0, None], categorical=["ml.label"])
+    assert forced.columns["ml.label"].counts() == {"1": 2, "0": 1}  # as ml.prediction.class
+    assert forced.columns["ml.label"].null_count == 1
+    classes = Profile.build(
+        predictions=["cat", "dog", None, "cat"], labels=[True, False, True, True]
+    )
+    assert classes.columns["ml.prediction"].counts() == {"cat": 2, "dog": 1}
+    assert classes.columns["ml.label"].counts() == {"True": 3, "False": 1}
+    named = Profile.build(predictions=np.array([[0.1, 0.9], [0.8, 0.2]]), class_names=["n", "y"])
+    assert named.columns["ml.prediction"].counts() == {"y": 1, "n": 1}
+    one_column = Profile.build(predictions=np.array([[0.1], [0.7]]))
+    assert one_column.columns["ml.prediction"].kind == "numeric"
+
+
+def test_prediction_mistakes_are_configuration_errors(rng: np.random.Generator) -> None:
+    x = rng.normal(size=(10, 2))
+    with pytest.raises(ValueError, match="9 predictions for 10 rows"):
+        Profile.build(x, predictions=np.zeros(9))
+    with pytest.raises(ValueError, match="reserved"):
+        Profile.build({"ml.label": [1, 2]}, labels=[1, 2])
+    with pytest.raises(TypeError, match="shape"):
+        Profile.build(x, predictions=np.zeros((10, 2, 2)))
+    a = Profile.build(labels=[0, 1], class_names=["n", "y"])
+    with pytest.raises(ValueError, match="different class names"):
+        a.merge(Profile.build(labels=[0, 1], class_names=["no", "yes"]))
+    merged = a.merge(Profile.build(labels=["y", "y"]))  # labels given as names already
+    assert merged.class_names == ["n", "y"]
+    assert merged.columns["ml.label"].counts() == {"n": 1, "y": 3}
+
+
+def test_prediction_shift_is_tested_like_a_feature(rng: np.random.Generator) -> None:
+    base = Profile.build(rng.normal(size=(5000, 1)), predictions=rng.dirichlet([2, 1], 5000))
+    same = Profile.build(rng.normal(size=(5000, 1)), predictions=rng.dirichlet([2, 1], 5000))
+    moved = Profile.build(rng.normal(size=(5000, 1)), predictions=rng.dirichlet([1, 2], 5000))
+    assert compare(base, same).drifted_columns == []
+    report = compare(base, moved)
+    assert report.drifted_columns == ["ml.prediction"] and report["ml.prediction"].test == "chi2"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from typing import Any
 
@@ -13,12 +14,14 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
+from inferwatch import _internal
 from inferwatch.drift import Profile
 from inferwatch.drift.windows import (
     METRIC_DRIFT_DETECTED,
     METRIC_DRIFT_P_VALUE,
     METRIC_DRIFT_SCORE,
     DriftWindows,
+    rollup_levels,
     window_label,
 )
 
@@ -248,6 +251,18 @@ def test_background_thread(baseline: Profile, rng: np.random.Generator) -> None:
     assert not w.running
 
 
+def test_background_thread_completes_rollups(baseline: Profile, rng: np.random.Generator) -> None:
+    w = DriftWindows("m", baseline, 0.05, rollups=(0.1,))  # two 50ms windows make a 100ms one
+    assert w.levels == ["100ms"]
+    w.add(rng.normal(size=(200, 3)))  # in the first window, whenever the thread runs
+    w.start()
+    deadline = time.monotonic() + 5
+    while not w.rollups["100ms"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    w.stop()
+    assert [p.n_rows for p in w.rollups["100ms"]] == [200] and "100ms" in w.latest
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_fork_child_starts_clean(baseline: Profile, rng: np.random.Generator) -> None:
     w = DriftWindows("m", baseline, 60)
@@ -272,3 +287,247 @@ def test_fork_child_starts_clean(baseline: Profile, rng: np.random.Generator) ->
     assert os.waitstatus_to_exitcode(status) == 0
     assert w.running and w._rows == 100  # the parent is untouched
     w.stop()
+
+
+# ---- predictions and labels ---------------------------------------------------------------
+CLASSES = ["deny", "review", "approve"]
+
+
+@pytest.fixture
+def classifier_baseline(rng: np.random.Generator) -> Profile:
+    n = 6000
+    return Profile.build(
+        rng.normal(size=(n, 3)),
+        columns=NAMES,
+        predictions=rng.dirichlet([4, 1, 1], n),
+        labels=rng.choice(3, n, p=[0.6, 0.2, 0.2]),
+        class_names=CLASSES,
+    )
+
+
+def test_predictions_drift_and_labels_without_false_alarm(
+    classifier_baseline: Profile,
+    reader: InMemoryMetricReader,
+    rng: np.random.Generator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    w = _windows(classifier_baseline, reader)
+    assert w.targets == ["ml.prediction", "ml.label"] and w.features == NAMES
+    assert w.class_names == CLASSES  # from the baseline
+    for _ in range(20):  # the model now favours "approve"; inputs unchanged; no labels yet
+        w.add(rng.normal(size=(100, 3)))
+        w.add_predictions(rng.dirichlet([1, 1, 4], 100))
+    with caplog.at_level(logging.WARNING, logger="inferwatch.events"):
+        report = w.close_window()
+    assert report is not None and report.drifted_columns == ["ml.prediction"]
+    assert "ml.label" not in report  # a window without labels says nothing about them
+    assert report["ml.prediction"].test == "chi2" and w.windows[-1].n_rows == 2000
+    detected = _gauges(reader, METRIC_DRIFT_DETECTED)
+    assert detected[("ml.prediction", "chi2", "5m")] == 1
+    assert not [k for k in detected if k[0] == "ml.label"]
+    events = [r.__dict__ for r in caplog.records if r.name == "inferwatch.events"]
+    assert {(e["ml.feature"], e["ml.window"]) for e in events} == {
+        ("ml.prediction", "5m"),
+        ("ml.prediction", "cumulative"),
+    }
+    # delayed labels arrive one at a time (class names, as iw.feedback passes them) and in
+    # batches of indices: same distribution as the baseline, so no label shift
+    for label in rng.choice(CLASSES, 500, p=[0.6, 0.2, 0.2]):
+        w.add_labels(str(label))
+    w.add_labels(rng.choice(3, 1500, p=[0.6, 0.2, 0.2]))
+    report = w.close_window()
+    assert report is not None and list(report.columns) == ["ml.label"]
+    assert not report.drifted and report["ml.label"].n_current == 2000
+    assert w.windows[-1].columns["ml.label"].counts().keys() == set(CLASSES)
+    assert _gauges(reader, METRIC_DRIFT_DETECTED)[("ml.label", "chi2", "5m")] == 0
+    # label shift: the share of "approve" labels doubles
+    w.add_labels(rng.choice(CLASSES, 2000, p=[0.4, 0.2, 0.4]))
+    report = w.close_window()
+    assert report is not None and report.drifted_columns == ["ml.label"]
+    assert w.rejected == 0 and w.dropped_rows == 0
+
+
+def test_numeric_predictions_from_scalars_and_arrays(rng: np.random.Generator) -> None:
+    base = Profile.build(rng.normal(size=(2000, 3)), columns=NAMES, predictions=rng.random(2000))
+    w = _windows(base, max_rows_per_window=1000)
+    parts: list[Any] = [0.25, np.float32(0.5), rng.random(300), rng.random((200, 1)), 3, 0.75]
+    parts += [pd.Series(rng.random(50))]
+    for part in parts:
+        w.add_predictions(part)
+    bad: list[Any] = [None, {"y": 1.0}, np.array(["a", "b"]), rng.random((4, 2)), object()]
+    for part in bad:
+        w.add_predictions(part)  # never raises
+    w.add_labels([1.0, 2.0])  # the baseline has no labels: ignored
+    report = w.close_window()  # a window of predictions only: they alone are tested
+    assert report is not None and list(report.columns) == ["ml.prediction"]
+    col = w.windows[-1].columns["ml.prediction"]
+    good = np.concatenate([[0.25, 0.5, 3, 0.75], parts[2], parts[3][:, 0], parts[6].to_numpy()])
+    assert (col.count, col.n) == (len(good), len(good))
+    assert (col.min, col.max) == (good.min(), good.max())
+    assert col.mean == pytest.approx(good.mean(), rel=1e-12)
+    assert w.rejected == 3 + 2 + 4  # None, dict and object: 1 each; the arrays: their rows
+    assert "ml.label" not in w.windows[-1].columns
+    w.add_predictions(rng.random(1500))
+    assert w.dropped_rows == 500
+
+
+def test_tensor_predictions(classifier_baseline: Profile) -> None:
+    torch = pytest.importorskip("torch")
+    w = _windows(classifier_baseline)
+    w.add_predictions(torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]]))
+    w.add_predictions(torch.tensor([0.2, 0.5, 0.3]).reshape(1, 3))
+    w.close_window()
+    assert w.windows[-1].columns["ml.prediction"].counts() == {"deny": 1, "approve": 1, "review": 1}
+
+
+def test_class_names_must_match_the_baseline(rng: np.random.Generator) -> None:
+    x = rng.normal(size=(100, 3))
+    named = Profile.build(x, columns=NAMES, labels=rng.integers(0, 2, 100), class_names=["n", "y"])
+    with pytest.raises(ValueError, match="differ from the baseline"):
+        DriftWindows("m", named, 60, class_names=["no", "yes"])
+    indices = Profile.build(x, columns=NAMES, predictions=rng.integers(0, 2, 100))
+    with pytest.raises(ValueError, match="class indices"):
+        DriftWindows("m", indices, 60, class_names=["no", "yes"])
+    w = DriftWindows("m", indices, 60)  # indices on both sides: fine
+    w.add_predictions(np.array([0, 1, 1]))
+    w.close_window()
+    assert w.windows[-1].columns["ml.prediction"].counts() == {"0": 1, "1": 2}
+    with pytest.raises(ValueError, match="reserved"):
+        DriftWindows("m", named, 60, features=["a", "ml.label"])
+    labels_only = DriftWindows("m", Profile.build(labels=["a", "b"]), 60)
+    assert labels_only.features == [] and labels_only.targets == ["ml.label"]
+    labels_only.add(x)  # no features to test: inputs are not kept
+    assert labels_only.close_window() is None and labels_only.rejected == 0
+
+
+# ---- roll-ups -----------------------------------------------------------------------------
+def test_rollup_levels() -> None:
+    assert rollup_levels(300, "auto") == [(3600.0, 12), (86400.0, 24)]
+    assert rollup_levels(60, "auto") == [(3600.0, 60), (86400.0, 24)]
+    assert rollup_levels(7200, "auto") == [(86400.0, 12)]
+    assert rollup_levels(420, "auto") == []  # 7m divides neither an hour nor a day
+    assert rollup_levels(86400, "auto") == [] and rollup_levels(300, None) == []
+    assert rollup_levels(60, ["2m", 360]) == [(120.0, 2), (360.0, 3)]
+    for bad in (["90s"], ["1h", "90m"], ["soon"], [-5], ["1m"]):
+        with pytest.raises(ValueError):
+            rollup_levels(60, bad)
+    with pytest.raises(ValueError, match="auto"):
+        rollup_levels(60, "hourly")  # type: ignore[arg-type]
+
+
+def test_an_hour_is_the_merge_of_its_minutes(
+    baseline: Profile,
+    reader: InMemoryMetricReader,
+    rng: np.random.Generator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    meter = MeterProvider(metric_readers=[reader]).get_meter("t")
+    w = DriftWindows("m", baseline, 60, meter=meter, clock=FakeClock())
+    assert w.levels == ["1h", "1d"] and w.label == "1m"
+    minutes: list[Profile] = []
+    rows: list[np.ndarray] = []
+    for minute in range(60):
+        if minute % 7 == 3:  # a quiet minute: nothing to profile, but it is an hour's minute
+            assert w.close_window() is None
+            continue
+        x = rng.normal(size=(int(rng.integers(50, 150)), 3))
+        x[:, 2] += 0.5  # feature c drifted
+        rows.append(x)
+        w.add(x)
+        assert w.close_window() is not None
+        minutes.append(w.windows[-1])
+        if minute < 59:
+            assert w.rollups == {"1h": [], "1d": []} and "1h" not in w.latest
+    assert len(w.windows) == 12  # the ring of minutes stays bounded
+    (hour,) = w.rollups["1h"]
+    every = np.vstack(rows)
+    merged = minutes[0]
+    for m in minutes[1:]:
+        merged = merged.merge(m)
+    assert hour.n_rows == merged.n_rows == len(every)
+    for j, name in enumerate(NAMES):
+        h, m = hour.columns[name], merged.columns[name]
+        exact = ("count", "n", "null_count", "min", "max", "mean", "m2")
+        assert [getattr(h, k) for k in exact] == [getattr(m, k) for k in exact]
+        assert (h.min, h.max) == (every[:, j].min(), every[:, j].max())
+        assert h.mean == pytest.approx(every[:, j].mean(), rel=1e-12)
+    report = w.latest["1h"]
+    assert report.drifted_columns == ["c"] and report["c"].n_current == len(every)
+    detected = _gauges(reader, METRIC_DRIFT_DETECTED)
+    assert detected[("c", "ks", "1h")] == 1 and detected[("a", "ks", "1h")] == 0
+    assert {k[2] for k in detected} == {"1m", "1h", "cumulative"}  # no day yet
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="inferwatch.events"):
+        for _ in range(60):  # a quiet hour: completes, with nothing to test or keep
+            w.close_window()
+    assert len(w.rollups["1h"]) == 1 and w.latest["1h"] is report and not caplog.records
+    assert w.sliding(1, level="1h") is not None and w.sliding(1, level="1h").n_rows == len(every)
+    with pytest.raises(KeyError):
+        w.sliding(1, level="2h")
+
+
+def test_days_from_hours_and_bounded_rings(
+    baseline: Profile, rng: np.random.Generator, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 1m windows rolled up to 2m and 6m: the same chain as minutes -> hours -> days, shorter
+    w = DriftWindows("m", baseline, 60, keep_windows=4, rollups=("2m", "6m"), keep_rollups=2)
+    sizes = [int(rng.integers(20, 60)) for _ in range(30)]
+    rows = []
+    with caplog.at_level(logging.WARNING, logger="inferwatch.events"):
+        for i, n in enumerate(sizes):
+            x = rng.normal(size=(n, 3))
+            if i >= 24:
+                x[:, 0] += 3.0  # the last 6m window drifts in feature a
+            rows.append(x)
+            w.add(x)
+            w.close_window()
+    assert [len(w.windows), len(w.rollups["2m"]), len(w.rollups["6m"])] == [4, 2, 2]
+    assert [p.n_rows for p in w.windows] == sizes[-4:]
+    assert [p.n_rows for p in w.rollups["2m"]] == [sum(sizes[26:28]), sum(sizes[28:30])]
+    assert [p.n_rows for p in w.rollups["6m"]] == [sum(sizes[18:24]), sum(sizes[24:30])]
+    six, last = w.rollups["6m"][-1].columns["a"], np.vstack(rows[24:])[:, 0]
+    assert (six.count, six.min, six.max) == (len(last), last.min(), last.max())
+    assert w.latest["6m"].drifted_columns == ["a"]
+    assert w.cumulative.n_rows == sum(sizes)
+    windows = {r.__dict__["ml.window"] for r in caplog.records}
+    assert windows == {"1m", "2m", "6m", "cumulative"}
+
+
+def test_concurrent_adds_and_closes_lose_no_row(baseline: Profile) -> None:
+    _internal.reset_internal_errors()
+    w = DriftWindows("m", baseline, 60, keep_windows=10**5, rollups=("10m",), keep_rollups=10**5)
+    per_thread, threads_n = 300, 4
+    closes = 0
+    done = threading.Event()
+
+    def feed(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        for i in range(per_thread):
+            w.add(rng.normal(size=(1 + i % 5, 3)))
+            w.add({"a": 0.1, "b": 0.2, "c": 0.3})
+
+    def close() -> None:
+        nonlocal closes
+        while not done.is_set():
+            w.close_window()
+            closes += 1
+
+    closer = threading.Thread(target=close)
+    closer.start()
+    feeders = [threading.Thread(target=feed, args=(s,)) for s in range(threads_n)]
+    for t in feeders:
+        t.start()
+    for t in feeders:
+        t.join()
+    done.set()
+    closer.join()
+    w.close_window()  # what was added after the closer's last close
+    closes += 1
+    while closes % 10:  # complete the last 10m roll-up
+        w.close_window()
+        closes += 1
+    total = threads_n * sum(1 + i % 5 + 1 for i in range(per_thread))
+    assert sum(p.n_rows for p in w.windows) == total == w.cumulative.n_rows
+    assert sum(p.n_rows for p in w.rollups["10m"]) == total
+    assert len(w.rollups["10m"]) <= closes // 10
+    assert w.rejected == 0 and w.dropped_rows == 0 and _internal.internal_errors() == {}

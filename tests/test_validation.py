@@ -337,3 +337,89 @@ def test_models_are_frozen() -> None:
     with pytest.raises(ValidationError):
         SCHEMA.features[0].min = 5  # type: ignore[misc]
     assert hash(SCHEMA.features[0]) == hash(SCHEMA.features[0].model_copy())
+
+
+ROW_SCHEMA = Schema(
+    features=(
+        Feature(name="x", dtype="number", min=-1, max=1, nullable=False),
+        Feature(name="k", dtype="integer", allowed={"0", "1", "2", "7"}),
+        Feature(name="b", dtype="bool"),
+        Feature(name="s", dtype="string", pattern=r"[a-c]\d", nullable=False),
+        Feature(name="p", pattern=r"\d"),
+        Feature(name="lo", max=0.5),
+        Feature(name="hi"),
+    ),
+    relations=("lo <= hi",),
+)
+
+
+def _messy_value(rng: np.random.Generator, name: str) -> Any:
+    """A value for feature `name`: usually a fitting one, sometimes any odd thing."""
+    odd = [None, math.nan, math.inf, -math.inf, "1.5", "abc", "a1", True, False, np.bool_(True),
+           np.float32(0.25), np.int64(7), 3, 2**70, pd.NA, [1], {"a": 1}, 1.0, 7.0, 0.5 + 1e-9,
+           b"a1", complex(1, 0)]  # fmt: skip
+    if rng.random() < 0.15:
+        return odd[rng.integers(len(odd))]
+    if name == "s":
+        return str(rng.choice(["a1", "b2", "c3", "d4"]))
+    if name == "b":
+        return bool(rng.random() < 0.5)
+    if name == "k":
+        return int(rng.integers(0, 9))
+    return float(rng.normal(0, 0.8))
+
+
+def _object_array(values: list[Any]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):  # element by element: a list value stays one value
+        out[i] = v
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("n", [3, 9, 300])
+def test_batches_count_what_rows_count_one_by_one(seed: int, n: int) -> None:
+    """Every batch form finds exactly the violations of checking each row on its own."""
+    rng = np.random.default_rng(seed)
+    names = [f.name for f in ROW_SCHEMA.features]
+    rows: list[dict[Any, Any]] = []
+    for _ in range(n):
+        row = {name: _messy_value(rng, name) for name in names if rng.random() > 0.05}
+        if rng.random() < 0.1:
+            row["unknown"] = "ignored"
+        rows.append(row)
+    expected: Counter[Any] = Counter()
+    bad_rows = 0
+    for row in rows:
+        one = ROW_SCHEMA.check(row)
+        assert one.unsupported == 0 and one.n == 1
+        expected.update(one.counts)
+        bad_rows += one.rows
+    assert sum(expected.values()) > 0
+    columns = {name: [r.get(name) for r in rows] for name in names}
+    batches = {
+        "records": rows,
+        "columns": columns,
+        "object arrays": {k: _object_array(v) for k, v in columns.items()},
+        "frame": pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in columns.items()}),
+    }
+    for form, batch in batches.items():
+        v = ROW_SCHEMA.check(batch)
+        assert (v.n, v.unsupported) == (n, 0), form
+        assert Counter(v.counts) == expected, form
+        assert v.rows == bad_rows, form
+
+
+def test_records_of_numbers_read_as_a_matrix() -> None:
+    """Numeric dict rows: nulls and bounds counted; an int beyond float range is unreadable."""
+    schema = Schema(features=(Feature(name="a", min=0), Feature(name="b", nullable=False)))
+    rows = [{"a": float(i % 5) - 1, "b": i if i % 7 else None} for i in range(50)]
+    v = schema.check(rows)
+    assert v.counts == {("a", "min"): 10, ("b", "missing"): 8} and v.rows == 16
+    rows[3]["a"] = 10**400  # beyond float: the rules cannot read it either
+    assert schema.check(rows).unsupported == 1
+    assert schema.check([{"a": 10**400}]).unsupported == 1
+    keyed = [{1: -1.0, "b": 1.0}] * 20  # keys are matched by their text, as for one row
+    one_feature = Schema(features=(Feature(name="1", min=0),))
+    assert one_feature.check(keyed).counts == {("1", "min"): 20}
+    assert one_feature.check(keyed[0]).counts == {("1", "min"): 1}

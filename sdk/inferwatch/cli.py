@@ -3,15 +3,20 @@
     inferwatch slice --by region,cohort --since 1h
     inferwatch bubble-up --outcome error --since 1h
     inferwatch outliers --since 10m --by duration
+    inferwatch profile train.parquet -o baseline.iwp
+    inferwatch drift baseline.iwp today.parquet --html drift.html
 
 Each command reads the local store (``--store``, default ``$INFERWATCH_STORE`` or
 ``.inferwatch``), any directory of OTLP JSON lines files (the collector's ``file`` exporter),
 or a ClickHouse server fed by the collector (``--store clickhouse://host:8123/otel``), and
 prints a table, JSON or CSV on stdout. Notes about what a result does not show go with the
-table, or to stderr for JSON and CSV so stdout stays machine-readable.
+table, or to stderr for JSON and CSV so stdout stays machine-readable. ``profile`` and ``drift``
+(in :mod:`inferwatch.drift.cli`) read data files and saved profiles instead of the store.
 
-Exit codes: 0 success; 1 the query failed (server unreachable, SQL error); 2 bad arguments or
-no store at the given path. Errors are one line on stderr; ``--debug`` shows the traceback.
+Exit codes: 0 success; 1 the query failed (server unreachable, SQL error), or ``drift
+--fail-on-drift`` found drift; 2 bad arguments, no store at the given path, or an input file
+that is missing, unreadable or of an unsupported format or version. Errors are one line on
+stderr; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from datetime import datetime, timezone
 from typing import Any, NoReturn
 
 from inferwatch import query
+from inferwatch.drift import cli as drift_cli
 from inferwatch.query import Result, Spans, render
 from inferwatch.query.engines import ChdbEngine
 from inferwatch.query.outliers import RANKINGS
@@ -81,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="Slice stored inference spans: where do errors, slow or NaN-laden "
-        "requests concentrate?",
+        "requests concentrate? Profile data and test it for drift.",
         epilog="Run 'inferwatch COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -164,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--since", default="10m", metavar="TIME", help=since.format("10m"))
     sub.add_argument("--by", choices=list(RANKINGS), default="duration", help="rank by (duration)")
     sub.add_argument("--limit", type=_positive_int, default=20, metavar="N", help="rows (20)")
+    drift_cli.add_commands(commands)
     return parser
 
 
@@ -204,6 +211,11 @@ def _main(parser: argparse.ArgumentParser, argv: Sequence[str] | None, debug: bo
         if args.command is None:
             parser.print_help(sys.stderr)
             return EXIT_USAGE
+        handler = getattr(args, "handler", None)
+        if handler is not None:  # profile, drift: files, not the store
+            output: drift_cli.Output = handler(args)
+            _emit(output.text + "\n", output.notes)
+            return output.code
         options = _options(args)
         return _run(args, options)
     except SystemExit as done:  # --help, --version
@@ -333,6 +345,11 @@ def _write(result: Result, fmt: str) -> None:
         text = render.to_json(result.columns, result.rows) + "\n"
     else:
         text = render.to_csv(result.columns, result.rows)
+    _emit(text, result.notes if fmt != "table" else ())
+
+
+def _emit(text: str, notes: Sequence[str]) -> None:
+    """`text` on stdout, then `notes` on stderr (tables carry their notes themselves)."""
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -340,9 +357,8 @@ def _write(result: Result, fmt: str) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return
-    if fmt != "table":
-        for note in result.notes:
-            print(f"note: {note}", file=sys.stderr)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def _version() -> str:

@@ -21,18 +21,22 @@ Value semantics, the same on every input form:
 * ``pattern`` must match the whole of ``str(value)``, integral numbers written without ``.0``.
 * a relation is checked on rows where both sides are numbers; other rows are skipped.
 
-Numeric 2-D arrays, DataFrames and dicts of columns are checked a rule at a time over the whole
-batch with numpy; object columns (strings, mixed values), dict rows and lists of dict rows are
-checked value by value.
+Numeric 2-D arrays, DataFrames, dicts of columns and lists of dict rows are checked a rule at a
+time over the whole batch with numpy: Python values are read into a float matrix in one pass
+(None as NaN), and only the values that are not numbers (a string or a bool among numbers) are
+checked one by one. Columns that hold mostly non-numbers (strings) and single rows are checked
+value by value. Every path gives the counts of :meth:`_Spec.rules` applied to each value.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
 import numbers
 import operator
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -419,6 +423,10 @@ class _Acc:
         return Violations(self.counts, rows, self.n, unsupported)
 
 
+Odd = list[tuple[int, Any]]
+"""(row, value) of the values of a matrix column that are not numbers: NaN in the matrix."""
+
+
 @dataclass
 class _Input:
     """An input as a numeric matrix (named columns) plus object columns, all ``n`` rows."""
@@ -428,6 +436,7 @@ class _Input:
     matrix_names: Sequence[str] = ()
     objects: Mapping[str, Sequence[Any]] | None = None
     unsupported: int = 0
+    odd: Mapping[str, Odd] | None = None
 
 
 class _Plan:
@@ -439,7 +448,7 @@ class _Plan:
 
     # -- entry point -----------------------------------------------------------------------------
     def check(self, x: Any, features: Sequence[str] | None) -> Violations:
-        data = _read(x, features)
+        data = _read(x, features, self.specs)
         if data is None:
             return Violations(unsupported=1)
         acc = _Acc(data.n)
@@ -447,8 +456,11 @@ class _Plan:
             return acc.result(data.unsupported)
         if data.matrix is not None and data.n <= _SMALL_BATCH:  # numpy overhead would dominate
             columns = dict(zip(data.matrix_names, data.matrix.T.tolist(), strict=True))
+            for name, items in (data.odd or {}).items():
+                for i, v in items:
+                    columns[name][i] = v
             data.objects = {**columns, **(data.objects or {})}
-            data.matrix = None
+            data.matrix, data.odd = None, None
         present: set[str] = set()
         numeric: dict[str, FloatArray] = {}
         if data.matrix is not None:
@@ -457,14 +469,22 @@ class _Plan:
             present.update(spec.name for _, spec in cols)
             if cols:
                 sub = data.matrix[:, [j for j, _ in cols]]
-                self._check_matrix(sub, [spec for _, spec in cols], acc)
+                odd = data.odd or {}
+                odd_mask: BoolArray | None = None
+                if any(spec.name in odd for _, spec in cols):
+                    odd_mask = np.zeros(sub.shape, dtype=np.bool_)
+                    for k, (_, spec) in enumerate(cols):
+                        odd_mask[[i for i, _ in odd.get(spec.name, ())], k] = True
+                self._check_matrix(sub, [spec for _, spec in cols], acc, odd_mask)
+                for _, spec in cols:
+                    self._check_values(spec, odd.get(spec.name, ()), acc)
                 numeric = {spec.name: sub[:, k] for k, (_, spec) in enumerate(cols)}
         objects = data.objects or {}
         for name, spec in self.specs.items():
             if name in present or name not in objects:
                 continue
             present.add(name)
-            self._check_objects(spec, objects[name], acc)
+            self._check_values(spec, enumerate(objects[name]), acc)
         for name, spec in self.specs.items():
             if name not in present and spec.required:  # absent from the input: null everywhere
                 acc.add(name, "missing", data.n)
@@ -480,7 +500,12 @@ class _Plan:
 
     # -- vectorised: a float matrix whose columns are `specs` ------------------------------------
     @staticmethod
-    def _check_matrix(x: FloatArray, specs: list[_Spec], acc: _Acc) -> None:
+    def _check_matrix(
+        x: FloatArray, specs: list[_Spec], acc: _Acc, odd: BoolArray | None = None
+    ) -> None:
+        """``odd``: True where a NaN stands for a value that is not a number (not a null); such
+        values are checked by :meth:`_check_values`, and NaN breaks no rule here but ``missing``.
+        """
         names = [s.name for s in specs]
 
         def select(keep: Callable[[_Spec], bool]) -> list[int]:
@@ -496,7 +521,7 @@ class _Plan:
             acc.add_mask([names[k] for k in cols], rule, mask)
 
         if nan is not None and (cols := select(lambda s: s.required)):
-            put(cols, "missing", nan[:, cols])
+            put(cols, "missing", nan[:, cols] if odd is None else nan[:, cols] & ~odd[:, cols])
         if cols := select(lambda s: s.dtype == "integer"):
             sub = x[:, cols]
             mask = ~(np.isfinite(sub) & (sub == np.floor(sub)))
@@ -529,12 +554,12 @@ class _Plan:
                 )
                 put([k], "pattern", mask.reshape(-1, 1))
 
-    # -- value by value: a column of Python objects ----------------------------------------------
+    # -- value by value: (row, value) pairs of Python objects --------------------------------------
     @staticmethod
-    def _check_objects(spec: _Spec, values: Sequence[Any], acc: _Acc) -> None:
+    def _check_values(spec: _Spec, values: Iterable[tuple[int, Any]], acc: _Acc) -> None:
         rules = spec.rules
         bad = acc.bad
-        for i, v in enumerate(values):
+        for i, v in values:
             broken = rules(v)
             if broken:
                 bad[i] = True
@@ -560,7 +585,8 @@ def _numbers(
 # ---- reading inputs -----------------------------------------------------------------------------
 
 
-def _read(x: Any, features: Sequence[str] | None) -> _Input | None:
+def _read(x: Any, features: Sequence[str] | None, wanted: Iterable[str]) -> _Input | None:
+    """``x`` as matrix and object columns; ``wanted``: the features the schema checks."""
     if isinstance(x, np.ndarray):
         return _read_array(x, features)
     module = type(x).__module__
@@ -588,7 +614,7 @@ def _read(x: Any, features: Sequence[str] | None) -> _Input | None:
         if not x:
             return _Input(0)
         if any(isinstance(r, Mapping) for r in x):
-            return _read_records(x)
+            return _read_records(x, wanted)
         return _read_array(np.asarray(x), features)
     return None
 
@@ -611,13 +637,102 @@ def _read_row(row: Mapping[str, Any]) -> _Input:
     return _Input(1, objects={k: [v] for k, v in row.items()})
 
 
-def _read_records(records: Sequence[Any]) -> _Input:
+def _read_records(records: Sequence[Any], wanted: Iterable[str]) -> _Input:
+    """Dict rows as one float matrix of the ``wanted`` features (a missing key is a null)."""
     rows = [r for r in records if isinstance(r, Mapping)]
-    keys: dict[str, None] = {}
-    for r in rows:
-        keys.update(dict.fromkeys(r))
-    objects = {str(k): [r.get(k) for r in rows] for k in keys}
-    return _Input(len(rows), objects=objects, unsupported=len(records) - len(rows))
+    n, unsupported = len(rows), len(records) - len(rows)
+    names = list(wanted)
+    if n <= _SMALL_BATCH or not names:
+        keys: dict[str, None] = {}
+        for r in rows:
+            keys.update(dict.fromkeys(r))
+        objects = {str(k): [r.get(k) for r in rows] for k in keys}
+        return _Input(n, objects=objects, unsupported=unsupported)
+    table = _table(rows, names)
+    read = _as_floats(list(itertools.chain.from_iterable(table)), n * len(names))
+    if read is None:  # numbers numpy cannot hold (huge ints): value by value, as the rules do
+        columns = {name: [row[j] for row in table] for j, name in enumerate(names)}
+        return _Input(n, objects=columns, unsupported=unsupported)
+    floats, odd_flat = read
+    odd: dict[str, Odd] = {}
+    for p, v in odd_flat:
+        i, j = divmod(p, len(names))
+        odd.setdefault(names[j], []).append((i, v))
+    # Columns of mostly non-numbers (strings) are cheaper to check as objects.
+    strings = {j for j, name in enumerate(names) if 2 * len(odd.get(name, ())) > n}
+    objects = {names[j]: [row[j] for row in table] for j in strings}
+    keep = [j for j in range(len(names)) if j not in strings]
+    matrix = floats.reshape(n, len(names))[:, keep] if strings else floats.reshape(n, len(names))
+    kept = [names[j] for j in keep]
+    odd = {name: odd[name] for name in kept if name in odd}
+    return _Input(n, matrix, kept, objects, unsupported, odd)
+
+
+def _table(rows: list[Mapping[Any, Any]], names: list[str]) -> list[tuple[Any, ...]]:
+    """The ``names`` values of every row (None where a row lacks one), a tuple per row."""
+    get = operator.itemgetter(*names)
+    if len(names) == 1:
+        name = names[0]
+        return [(r.get(name) if name in r else _get_str(r, name),) for r in rows]
+    try:
+        return list(map(get, rows))
+    except KeyError:  # some rows lack a feature: those rows one key at a time
+        out = []
+        for r in rows:
+            try:
+                out.append(get(r))
+            except KeyError:
+                out.append(tuple(r[k] if k in r else _get_str(r, k) for k in names))
+        return out
+
+
+def _get_str(row: Mapping[Any, Any], name: str) -> Any:
+    """The value of the key whose ``str()`` is ``name`` (keys are named by their text)."""
+    for key, value in row.items():
+        if not isinstance(key, str) and str(key) == name:
+            return value
+    return None
+
+
+_READS_AS_FLOAT: dict[type, bool] = {float: True, int: True, type(None): True, bool: False}
+
+
+def _reads_as_float(t: type) -> bool:
+    """Whether values of type ``t`` are real numbers (or None): as float64 they keep their
+    meaning under the rules. Bools, strings and other objects do not."""
+    ok = _READS_AS_FLOAT.get(t)
+    if ok is None:
+        ok = issubclass(t, numbers.Real) and not issubclass(t, bool | np.bool_)
+        if len(_READS_AS_FLOAT) < 256:
+            _READS_AS_FLOAT[t] = ok
+    return ok
+
+
+def _as_floats(values: list[Any], max_odd: int) -> tuple[FloatArray, Odd] | None:
+    """``values`` as float64 (None and NaN as NaN) and the (position, value) of every value that
+    is not a number, which is NaN in the array. None when there are more than ``max_odd`` of
+    those, or numpy cannot convert a number (an int beyond float range)."""
+    types = list(map(type, values))
+    odd: Odd = []
+    if types.count(float) != len(types):  # all floats: the usual case, one C-level pass
+        odd_types = [t for t in set(types) if not _reads_as_float(t)]
+        if odd_types:
+            values = list(values)
+            for t in odd_types:  # one C-level scan per type (they are few)
+                if max_odd < len(values) and len(odd) + types.count(t) > max_odd:
+                    return None  # e.g. a column of strings: no need to find them all
+                i = -1
+                with contextlib.suppress(ValueError):
+                    while True:
+                        i = types.index(t, i + 1)
+                        odd.append((i, values[i]))
+                        values[i] = None
+                if len(odd) > max_odd:
+                    return None
+    try:
+        return np.array(values, dtype=np.float64), odd
+    except (OverflowError, TypeError, ValueError):
+        return None
 
 
 def _column_length(v: Any) -> int | None:
@@ -633,25 +748,30 @@ def _column_length(v: Any) -> int | None:
 def _read_columns(columns: Mapping[str, Any], n: int) -> _Input:
     numeric: dict[str, FloatArray] = {}
     objects: dict[str, Sequence[Any]] = {}
+    odd: dict[str, Odd] = {}
     for name, col in columns.items():
         values = _numeric_column(col)
         if values is not None and values.shape == (n,):
             numeric[name] = values
-        else:
-            objects[name] = _object_column(col)
+            continue
+        items = _object_column(col)
+        read = _as_floats(items, len(items) // 2) if len(items) == n else None
+        if read is None:  # mostly strings (or not one value per row): value by value
+            objects[name] = items
+            continue
+        numeric[name] = read[0]
+        if read[1]:
+            odd[name] = read[1]
     matrix = np.column_stack(list(numeric.values())) if numeric else None
-    return _Input(n, matrix, list(numeric), objects)
+    return _Input(n, matrix, list(numeric), objects, odd=odd)
 
 
 def _numeric_column(col: Any) -> FloatArray | None:
-    """A column as float64 (NaN = null) when it holds numbers other than bools, else None."""
+    """A numeric array or Series as float64 (NaN = null); None for other columns."""
     if isinstance(col, np.ndarray):
         return col.astype(np.float64, copy=False) if col.dtype.kind in "fiu" else None
     if isinstance(col, list | tuple):
-        if col and type(col[0]) not in (float, int):
-            return None
-        arr = np.asarray(col)
-        return arr.astype(np.float64, copy=False) if arr.dtype.kind in "fiu" else None
+        return None
     dtype = getattr(col, "dtype", None)  # a pandas Series
     kind = getattr(dtype, "kind", "O")
     if kind in "fiu" and hasattr(col, "to_numpy"):

@@ -290,6 +290,7 @@ def _categorical(
     pool = (a + b) / (a.sum() + b.sum())
     n1, n2 = int(a.sum()), int(b.sum())
     a, b = n1 * (pool + d * n2 / (n1 + n2)), n2 * (pool - d * n1 / (n1 + n2))
+    a, b = np.maximum(a, 0.0), np.maximum(b, 0.0)  # rounding leaves -1e-13 in one-sided cells
     # Pool rare categories so the chi-square approximation holds.
     rare = pool * min(n1, n2) < _RARE
     if rare.any():

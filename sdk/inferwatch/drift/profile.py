@@ -4,6 +4,20 @@ A :class:`Profile` summarises a window of data column by column: exact counts, m
 variance (merged with Chan's parallel formula), a KLL quantile sketch for numeric columns, and a
 frequent-items sketch plus an HLL distinct-count sketch for categorical ones. Profiles merge,
 serialise to a small versioned binary blob, and feed :func:`inferwatch.drift.compare`.
+
+The model's predictions and the ground-truth labels can be profiled with the features, under the
+reserved column names ``"ml.prediction"`` and ``"ml.label"`` (``semconv.DRIFT_PREDICTION`` and
+``DRIFT_LABEL``), so they are tested like features and never collide with one:
+
+* floats (1-D, or one column) are numeric: regression outputs, scores;
+* ints, bools and strings are class labels: categorical;
+* a 2-D array of several columns holds class scores: the predicted class is the argmax of each
+  row (a row with a NaN has none: null);
+* a class is named as on the ``ml.prediction.class`` metric: with ``class_names``, an int ``i``
+  (an argmax, or an int label) is ``class_names[i]``; an integral float is written as an int.
+
+``categorical=["ml.label"]`` makes float class labels (``0.0``/``1.0``) categorical; integer
+regression targets profile as numbers once cast to float.
 """
 
 from __future__ import annotations
@@ -11,13 +25,16 @@ from __future__ import annotations
 import json
 import math
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import datasketches as ds
 import numpy as np
+
+from inferwatch.semconv import DRIFT_LABEL, DRIFT_PREDICTION
+from inferwatch.signals import _class_name
 
 FORMAT_VERSION = 1
 MAGIC = b"IWPROF\x00\x01"
@@ -27,6 +44,8 @@ _HEADER = struct.Struct("<8sHI")  # magic, format version, JSON metadata length
 _ABSENT = "\x00inferwatch-absent\x00"
 
 Kind = Literal["numeric", "categorical"]
+TARGETS = (DRIFT_PREDICTION, DRIFT_LABEL)
+"""Reserved column names: predictions and labels, profiled apart from the features."""
 _META_KEYS = (
     *("name", "kind", "dtype", "count", "null_count", "inf_count", "mixed_types"),
     *("n", "min", "max", "mean", "m2"),
@@ -141,12 +160,23 @@ class ColumnProfile:
         self._merge_moments(n, float(values[0]), float(values[-1]), mean, float(dev @ dev))
 
     def add_counts(self, counts: Iterable[tuple[str, int]], nulls: int, total: int) -> None:
+        """Add category counts, ``nulls`` null values and ``total`` rows (nulls included)."""
         self.count += total
         self.null_count += nulls
         for value, cnt in counts:
             if cnt > 0:
                 self.frequent.update(value, int(cnt))
                 self.hll.update(value)
+
+    def add_values(self, values: Any, class_names: Sequence[str] | None = None) -> None:
+        """Add predictions or labels (see the module docstring for how they are read)."""
+        arr = target_array(values)
+        if self.kind == "numeric":
+            if arr.ndim != 1:
+                raise TypeError(f"{arr.shape[1]} class scores per row for numeric {self.name!r}")
+            self.add_numeric(numeric_values(arr))
+        else:
+            self.add_counts(*class_counts(arr, class_names))
 
     def _merge_moments(self, n: int, lo: float, hi: float, mean: float, m2: float) -> None:
         if n == 0:
@@ -225,42 +255,71 @@ class Profile:
     format_version: int = FORMAT_VERSION
 
     def __init__(
-        self, columns: Mapping[str, ColumnProfile], n_rows: int, kll_k: int = 1000
+        self,
+        columns: Mapping[str, ColumnProfile],
+        n_rows: int,
+        kll_k: int = 1000,
+        *,
+        class_names: Sequence[str] | None = None,
     ) -> None:
         self.columns: dict[str, ColumnProfile] = dict(columns)
         self.n_rows = n_rows
         self.kll_k = kll_k
+        self.class_names = None if class_names is None else [str(c) for c in class_names]
+        """The class names the prediction and label columns were named with (None: none)."""
         self.format_version = FORMAT_VERSION
 
     @classmethod
     def build(
         cls,
-        data: Any,
+        data: Any = None,
         *,
         columns: list[str] | None = None,
         categorical: Iterable[str] | None = None,
         kll_k: int = 1000,
+        predictions: Any = None,
+        labels: Any = None,
+        class_names: Sequence[str] | None = None,
     ) -> Profile:
         """Profile a DataFrame, a mapping of column -> array-like, or a 2-D array.
 
+        >>> baseline = Profile.build(X_train, columns=names, predictions=model.predict_proba(
+        ...     X_train), labels=y_train, class_names=["deny", "approve"])
+
         ``columns`` names the columns of a 2-D array (for a DataFrame or mapping it selects
         columns). ``categorical`` forces columns to be treated as categories; object, string,
-        bool and category dtypes are categorical automatically.
+        bool and category dtypes are categorical automatically. ``predictions`` and ``labels``
+        (one per row) become the reserved columns ``"ml.prediction"`` and ``"ml.label"``, read
+        as the module docstring says; ``class_names`` names class indices.
         """
         forced = set(categorical or ())
         out: dict[str, ColumnProfile] = {}
         n_rows = 0
-        for name, kind, dtype, payload, n, mixed in _iter_columns(data, columns, forced):
-            n_rows = max(n_rows, n)
-            col = ColumnProfile.empty(name, kind, dtype, kll_k)
-            if kind == "numeric":
-                col.add_numeric(payload)
-            else:
-                counts, nulls = payload
-                col.add_counts(counts, nulls, n)
-                col.mixed_types = mixed
+        if data is not None:
+            for name, kind, dtype, payload, n, mixed in _iter_columns(data, columns, forced):
+                n_rows = max(n_rows, n)
+                col = ColumnProfile.empty(name, kind, dtype, kll_k)
+                if kind == "numeric":
+                    col.add_numeric(payload)
+                else:
+                    counts, nulls = payload
+                    col.add_counts(counts, nulls, n)
+                    col.mixed_types = mixed
+                out[name] = col
+        for name, values in ((DRIFT_PREDICTION, predictions), (DRIFT_LABEL, labels)):
+            if values is None:
+                continue
+            if name in out:
+                raise ValueError(f"column {name!r} is reserved: pass it as {name[3:]}s=...")
+            arr = target_array(values)
+            target: Kind = "categorical" if name in forced else target_kind(arr)
+            col = ColumnProfile.empty(name, target, str(arr.dtype), kll_k)
+            col.add_values(arr, class_names)
+            if data is not None and col.count != n_rows:
+                raise ValueError(f"{col.count} {name[3:]}s for {n_rows} rows of data")
+            n_rows = max(n_rows, col.count)
             out[name] = col
-        return cls(out, n_rows, kll_k)
+        return cls(out, n_rows, kll_k, class_names=class_names)
 
     def merge(self, other: Profile) -> Profile:
         """A new profile covering both windows (columns are unioned)."""
@@ -271,6 +330,11 @@ class Profile:
                 f"cannot merge profiles of different format versions "
                 f"({self.format_version} and {other.format_version})"
             )
+        if self.class_names and other.class_names and self.class_names != other.class_names:
+            raise ValueError(
+                f"cannot merge profiles of different class names ({self.class_names} and "
+                f"{other.class_names})"
+            )
         cols: dict[str, ColumnProfile] = {}
         for name in list(self.columns) + [c for c in other.columns if c not in self.columns]:
             a, b = self.columns.get(name), other.columns.get(name)
@@ -280,7 +344,8 @@ class Profile:
                 src = a if a is not None else b
                 assert src is not None
                 cols[name] = ColumnProfile.from_dict(src.to_dict(), src._sketch_bytes())
-        return Profile(cols, self.n_rows + other.n_rows, self.kll_k)
+        class_names = self.class_names or other.class_names
+        return Profile(cols, self.n_rows + other.n_rows, self.kll_k, class_names=class_names)
 
     # ---- serialisation ------------------------------------------------------------------
     def to_bytes(self) -> bytes:
@@ -291,10 +356,10 @@ class Profile:
             sk = col._sketch_bytes()
             meta_cols.append({**col.to_dict(), "sketches": [len(b) for b in sk]})
             blobs.extend(sk)
-        meta = json.dumps(
-            {"n_rows": self.n_rows, "kll_k": self.kll_k, "columns": meta_cols},
-            separators=(",", ":"),
-        ).encode()
+        head: dict[str, Any] = {"n_rows": self.n_rows, "kll_k": self.kll_k}
+        if self.class_names is not None:  # optional: older readers ignore it
+            head["class_names"] = self.class_names
+        meta = json.dumps({**head, "columns": meta_cols}, separators=(",", ":")).encode()
         return _HEADER.pack(MAGIC, FORMAT_VERSION, len(meta)) + meta + b"".join(blobs)
 
     @classmethod
@@ -319,7 +384,8 @@ class Profile:
             cols[cmeta["name"]] = ColumnProfile.from_dict(cmeta, blobs)
         if pos != len(data):
             raise ValueError("corrupt profile: trailing or missing bytes")
-        return cls(cols, int(meta["n_rows"]), int(meta["kll_k"]))
+        names = meta.get("class_names")
+        return cls(cols, int(meta["n_rows"]), int(meta["kll_k"]), class_names=names)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_bytes(self.to_bytes())
@@ -454,6 +520,103 @@ def _categorical(series: Any, pd: Any) -> tuple[tuple[list[tuple[str, int]], int
     counts = [(str(k), int(c)) for k, c in zip(vc.index, vc.to_numpy(), strict=True)]
     nulls = n - int(vc.sum())
     return (counts, nulls), n, sorted(types) if len(types) > 1 else []
+
+
+# ---- predictions and labels -------------------------------------------------------------------
+def target_array(values: Any) -> np.ndarray:
+    """Predictions or labels as an array of one value (1-D) or one score vector (2-D) per row."""
+    module = type(values).__module__
+    if isinstance(values, np.ndarray):
+        arr = values
+    elif hasattr(values, "to_numpy") and module.startswith("pandas"):
+        arr = values.to_numpy()
+    elif hasattr(values, "detach") and module.startswith("torch"):
+        arr = values.detach().cpu().numpy()
+    else:
+        arr = np.asarray(values)
+        if arr.dtype.kind in "US":  # keep the types of a list (1 stays an int, not "1")
+            arr = np.asarray(values, dtype=object)
+    if arr.ndim == 0:
+        return arr.reshape(1)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        return arr[:, 0]
+    if arr.ndim > 2 or (arr.ndim == 2 and arr.dtype.kind not in "iuf"):
+        raise TypeError(f"predictions or labels of shape {arr.shape} and dtype {arr.dtype}")
+    return arr
+
+
+def target_kind(arr: np.ndarray) -> Kind:
+    """Numeric for float values, categorical for class labels and 2-D class scores."""
+    if arr.ndim == 2:
+        return "categorical"
+    if arr.dtype.kind == "f":
+        return "numeric"
+    if arr.dtype.kind == "O":
+        import pandas as pd
+
+        inferred = pd.api.types.infer_dtype(arr, skipna=True)
+        return "numeric" if inferred in ("floating", "mixed-integer-float") else "categorical"
+    return "categorical"
+
+
+def numeric_values(values: np.ndarray) -> np.ndarray:
+    """Numbers (and nulls) as float64, any shape; raises on strings or other objects."""
+    if values.dtype.kind in "iufb":
+        return values.astype(np.float64, copy=False)
+    if values.dtype.kind != "O":
+        raise TypeError(f"non-numeric values ({values.dtype}) in a numeric column")
+    import pandas as pd
+
+    if pd.api.types.infer_dtype(values.ravel(), skipna=True) not in _NUMERIC_INFERRED:
+        raise TypeError("non-numeric values in a numeric column")
+    return np.where(pd.isna(values), np.nan, values).astype(np.float64)
+
+
+def class_counts(
+    arr: np.ndarray, class_names: Sequence[str] | None
+) -> tuple[list[tuple[str, int]], int, int]:
+    """(count per class name, nulls, rows) of class labels, or of 2-D class scores (argmax)."""
+    total = len(arr)
+    nulls = 0
+    if arr.ndim == 2:  # class scores: the predicted class of each row without a NaN
+        scores = arr.astype(np.float64, copy=False)
+        valid = ~np.isnan(scores).any(axis=1)
+        nulls = total - int(np.count_nonzero(valid))
+        arr = np.argmax(scores[valid] if nulls else scores, axis=1)
+    elif arr.dtype.kind == "f":
+        valid = ~np.isnan(arr)
+        nulls = total - int(np.count_nonzero(valid))
+        arr = arr[valid] if nulls else arr
+    elif arr.dtype.kind == "O":
+        import pandas as pd
+
+        valid = ~pd.isna(arr)
+        nulls = total - int(np.count_nonzero(valid))
+        arr = arr[valid] if nulls else arr
+    counts: dict[str, int] = {}
+    for value, count in _distinct(arr):
+        if isinstance(value, np.generic):  # from an object array: named as the Python value
+            value = value.item()
+        name = _class_name(value, class_names)
+        counts[name] = counts.get(name, 0) + count
+    return list(counts.items()), nulls, total
+
+
+def _distinct(arr: np.ndarray) -> list[tuple[Any, int]]:
+    """(Python value, count) of each distinct value of a 1-D array."""
+    if arr.dtype.kind in "iu" and arr.size and arr.min() >= 0 and arr.max() < 4 * arr.size + 64:
+        per_value = np.bincount(arr)  # class indices: cheaper than sorting
+        present = np.flatnonzero(per_value)
+        return list(zip(present.tolist(), per_value[present].tolist(), strict=True))
+    try:
+        values, counts = np.unique(arr, return_counts=True)
+        return list(zip(values.tolist(), counts.tolist(), strict=True))
+    except TypeError:  # unorderable mixed objects
+        found: dict[tuple[type, Any], int] = {}
+        for v in arr.tolist():
+            key = (type(v), v)
+            found[key] = found.get(key, 0) + 1
+        return [(v, n) for (_t, v), n in found.items()]
 
 
 def render(columns: list[str], rows: list[dict[str, Any]], notes: list[str]) -> str:

@@ -1,10 +1,28 @@
-"""Live drift detection in the serving path: tumbling windows compared against a baseline.
+"""Live drift detection in the serving path: tumbling windows and roll-ups against a baseline.
 
-``add()`` only keeps a reference to each input (O(1), never raises); ``close_window()`` (called
-by a daemon thread every ``window_s``, or directly) turns the buffered rows into a
-:class:`Profile` in one vectorised pass, compares it and the running merge of all closed windows
-with the baseline, logs one ``ml.drift.detected`` event per drifted feature and publishes the
-results through observable gauges.
+``add()`` (inputs), ``add_predictions()`` and ``add_labels()`` only keep a reference to what they
+are given (O(1), never raise); ``close_window()`` (called by a daemon thread every ``window_s``,
+or directly) turns the buffered rows into a :class:`Profile` in one vectorised pass, compares it
+and the running merge of all closed windows with the baseline, logs one ``ml.drift.detected``
+event per drifted feature and publishes the results through observable gauges.
+
+Predictions and labels are tested like features (``ml.feature`` = ``"ml.prediction"`` /
+``"ml.label"``) when the baseline profile has them (``Profile.build(..., predictions=,
+labels=)``). Labels are windowed by arrival time, so a window tests the label shift of the labels
+that arrived in it; a window without labels reports nothing about them.
+
+Roll-ups: every ``S / window_s`` closed windows (empty ones included) are merged into a window
+of ``S`` seconds, tested and published under its own ``ml.window`` label ("1h"); levels chain
+(days from hours). By default the levels are 1h and 1d, those that are whole multiples of the
+level below (a 5m window rolls up to 1h and 1d; a 7m one does not roll up).
+
+Memory is bounded by profiles, not rows: ``keep_windows`` tumbling windows, ``keep_rollups``
+completed windows plus one in progress per roll-up level, and the cumulative profile; with the
+defaults (12, 1h and 1d keeping 7 each) that is 29 profiles. A profile holds about 8 kB per
+numeric column at 1,000 rows and 23 kB from 200,000 rows on (KLL k=1000; it grows with log n), and
+1-16 kB per categorical column (up to ~750 tracked categories): at most ~0.7 MB per numeric
+column in all. The current window also holds references to at most ``max_rows_per_window`` rows
+of each stream (inputs, predictions, labels) until it closes.
 
 Inputs are kept by reference until their window closes: do not mutate an array after ``add()``.
 """
@@ -21,16 +39,19 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import reduce
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from inferwatch import _internal, semconv
+from inferwatch._durations import FORMS, parse_duration
 from inferwatch.drift.compare import ColumnDrift, DriftReport, compare
-from inferwatch.drift.profile import Profile
+from inferwatch.drift.profile import TARGETS, ColumnProfile, Profile, numeric_values, target_array
 from inferwatch.semconv import (
+    DRIFT_LABEL,
+    DRIFT_PREDICTION,
     EVENT_DRIFT_DETECTED,
     METRIC_DRIFT_DETECTED,
     METRIC_DRIFT_P_VALUE,
@@ -44,8 +65,10 @@ from inferwatch.semconv import (
 
 _events = logging.getLogger("inferwatch.events")
 _TESTS = {"numeric": "ks", "categorical": "chi2"}
-_NUMERIC_INFERRED = {"floating", "integer", "mixed-integer-float", "decimal", "empty"}
+_AUTO_ROLLUPS = (3600.0, 86400.0)
 _live: weakref.WeakSet[DriftWindows] = weakref.WeakSet()
+_gauges_lock = threading.Lock()
+_gauge_meters: list[metrics.Meter] = []  # meters that have the drift gauges (a few per process)
 
 
 def window_label(seconds: float) -> str:
@@ -58,8 +81,82 @@ def window_label(seconds: float) -> str:
     return f"{seconds * 1000:g}ms"
 
 
+def rollup_levels(
+    window_s: float, rollups: Sequence[str | float] | Literal["auto"] | None
+) -> list[tuple[float, int]]:
+    """(seconds, windows of the level below it) of each roll-up level.
+
+    >>> rollup_levels(300, "auto")
+    [(3600.0, 12), (86400.0, 24)]
+
+    ``"auto"`` keeps those of 1h and 1d that are whole multiples of the level below; explicit
+    sizes (seconds or durations like "1h") must be, or a ValueError says why.
+    """
+    if rollups is None:
+        return []
+    auto = isinstance(rollups, str)
+    if auto and rollups != "auto":
+        raise ValueError(f"rollups must be 'auto', None or a list of durations, not {rollups!r}")
+    sizes = _AUTO_ROLLUPS if auto else [_seconds(size) for size in rollups]
+    levels: list[tuple[float, int]] = []
+    below = window_s
+    for size in sizes:
+        ratio = size / below
+        factor = round(ratio)
+        if factor < 2 or abs(ratio - factor) > 1e-9 * ratio:
+            if auto:
+                continue
+            raise ValueError(
+                f"roll-up {window_label(size)} is not a whole multiple (2 or more) of the "
+                f"{window_label(below)} window below it"
+            )
+        levels.append((size, factor))
+        below = size
+    return levels
+
+
+def _seconds(size: str | float) -> float:
+    seconds = parse_duration(size) if isinstance(size, str) else float(size)
+    if seconds is None or not (seconds > 0 and math.isfinite(seconds)):
+        raise ValueError(f"roll-up {size!r} is not a positive duration like {FORMS}")
+    return seconds
+
+
+class _Level:
+    """A roll-up level: merges ``factor`` consecutive windows of the level below into one."""
+
+    __slots__ = ("factor", "label", "pending", "ring", "seen")
+
+    def __init__(self, seconds: float, factor: int, keep: int) -> None:
+        self.label = window_label(seconds)
+        self.factor = factor
+        self.ring: deque[Profile] = deque(maxlen=keep)
+        self.pending: Profile | None = None
+        self.seen = 0
+
+    def push(self, profile: Profile | None) -> tuple[bool, Profile | None]:
+        """Count one window of the level below: (this level completed, its profile or None)."""
+        self.seen += 1
+        if profile is not None:
+            self.pending = profile if self.pending is None else self.pending.merge(profile)
+        if self.seen < self.factor:
+            return False, None
+        done, self.pending, self.seen = self.pending, None, 0
+        return True, done
+
+
 class DriftWindows:
-    """Buffers live inputs of one model and tests each closed window for drift."""
+    """Buffers live inputs, predictions and labels of one model; tests each closed window.
+
+    >>> windows = DriftWindows("fraud", baseline, 300, meter=meter)   # 5m, rolled up to 1h, 1d
+    >>> windows.add(X); windows.add_predictions(y); windows.start()
+
+    ``features`` defaults to the baseline's columns but the reserved prediction and label ones,
+    which are tested when the baseline has them. ``class_names`` names class indices of live
+    predictions (the baseline's own are used when not given; they must agree). ``rollups``:
+    "auto", None, or sizes like ``("1h", "1d")``; ``keep_rollups`` completed windows are kept per
+    roll-up level, ``keep_windows`` tumbling ones.
+    """
 
     def __init__(
         self,
@@ -75,16 +172,25 @@ class DriftWindows:
         meter: metrics.Meter | None = None,
         clock: Callable[[], float] = time.monotonic,
         label: str | None = None,
+        class_names: Sequence[str] | None = None,
+        rollups: Sequence[str | float] | Literal["auto"] | None = "auto",
+        keep_rollups: int = 7,
+        autostart: bool = False,
     ) -> None:
         if not isinstance(baseline, Profile):
             raise TypeError(f"baseline must be a Profile, not {type(baseline).__name__}")
         if not (window_s > 0 and math.isfinite(window_s)):
             raise ValueError(f"window_s must be a positive number of seconds, got {window_s!r}")
-        if max_rows_per_window < 1 or keep_windows < 1:
-            raise ValueError("max_rows_per_window and keep_windows must be at least 1")
-        names = list(features) if features is not None else list(baseline.columns)
+        if max_rows_per_window < 1 or keep_windows < 1 or keep_rollups < 1:
+            raise ValueError("max_rows_per_window, keep_windows and keep_rollups must be >= 1")
+        targets = {t: baseline.columns[t].kind for t in TARGETS if t in baseline.columns}
+        default = [c for c in baseline.columns if c not in targets]
+        names = list(features) if features is not None else default
+        reserved = [f for f in names if f in TARGETS]
+        if reserved:
+            raise ValueError(f"{reserved} are reserved for predictions and labels, not features")
         missing = [f for f in names if f not in baseline.columns]
-        if missing or not names:
+        if missing or not (names or targets):
             raise ValueError(f"features not in the baseline profile: {missing or names}")
         self.model = model
         self.baseline = baseline
@@ -94,7 +200,10 @@ class DriftWindows:
         self.min_effect = min_effect
         self.max_rows_per_window = max_rows_per_window
         self.label = label or window_label(self.window_s)
+        self.class_names = _class_names(baseline, class_names, targets)
         self._clock = clock
+        self._targets = targets
+        self._tested = [*names, *targets]
         kinds = {f: baseline.columns[f].kind for f in names}
         self._num = [f for f in names if kinds[f] == "numeric"]
         self._cat = [f for f in names if kinds[f] == "categorical"]
@@ -106,18 +215,23 @@ class DriftWindows:
         self._buf: list[tuple[Any, int]] = []
         self._rows = 0
         self._window_start = clock()
-        self.dropped_rows = 0  # rows over max_rows_per_window, not kept (all windows)
-        self.rejected = 0  # rows that could not be read (all windows)
+        self._pending: dict[str, list[tuple[Any, int]]] = {t: [] for t in targets}
+        self._pending_rows = dict.fromkeys(targets, 0)
+        self.dropped_rows = 0  # rows over max_rows_per_window, not kept (all windows, streams)
+        self.rejected = 0  # rows that could not be read (all windows, streams)
         # closed windows (written by close_window under _close_lock, read without locks)
         self._close_lock = threading.Lock()
         self._ring: deque[Profile] = deque(maxlen=keep_windows)
+        levels = rollup_levels(self.window_s, rollups)
+        self._levels = [_Level(seconds, factor, keep_rollups) for seconds, factor in levels]
         self._cumulative: Profile | None = None
         self._latest: tuple[tuple[str, DriftReport], ...] = ()
         self._cumulative_drifted: set[str] = set()
         # background thread
         self._thread: threading.Thread | None = None
         self._stop_event = threading.Event()
-        self._restart = False
+        self._restart = autostart  # the thread starts with the first row, not at import
+        self._meter: metrics.Meter | None = None
         _live.add(self)
         if meter is not None:
             self._instruments(meter)
@@ -125,10 +239,11 @@ class DriftWindows:
     # ---- hot path -----------------------------------------------------------------------
     def add(self, x: Any) -> None:
         """Buffer one input (2-D array, DataFrame, dict row or dict of columns); never raises."""
+        if not self.features:
+            return
         try:
-            if self._restart:  # first add in a forked child: the thread did not survive
-                self._restart = False
-                self.start()
+            if self._restart:
+                self._restart_thread()
             n = self._row_count(x)
             with self._lock:
                 if n < 0:
@@ -141,6 +256,47 @@ class DriftWindows:
                 if n:
                     self._buf.append((x, n))
                     self._rows += n
+        except Exception as exc:
+            _internal.log_internal_error("drift.add", exc)
+
+    def add_predictions(self, y: Any) -> None:
+        """Buffer predictions (O(1), by reference; never raises) if the baseline has them.
+
+        >>> windows.add_predictions(model.predict_proba(X))   # or values, or class labels
+        """
+        if DRIFT_PREDICTION in self._targets:
+            self._add_target(DRIFT_PREDICTION, y)
+
+    def add_labels(self, y: Any) -> None:
+        """Buffer ground-truth labels as they arrive (O(1), never raises) if the baseline has
+        them: each window tests the labels that arrived in it (label shift).
+
+        >>> windows.add_labels(["approve"])    # delayed labels, one or a batch at a time
+        """
+        if DRIFT_LABEL in self._targets:
+            self._add_target(DRIFT_LABEL, y)
+
+    @property
+    def targets(self) -> list[str]:
+        """The reserved columns this model's windows test: "ml.prediction", "ml.label"."""
+        return list(self._targets)
+
+    def _add_target(self, name: str, y: Any) -> None:
+        try:
+            if self._restart:
+                self._restart_thread()
+            n = _target_rows(y)
+            with self._lock:
+                if n < 0:
+                    self.rejected += 1
+                    return
+                room = self.max_rows_per_window - self._pending_rows[name]
+                if n > room:
+                    self.dropped_rows += n - max(room, 0)
+                    n = max(room, 0)
+                if n:
+                    self._pending[name].append((y, n))
+                    self._pending_rows[name] += n
         except Exception as exc:
             _internal.log_internal_error("drift.add", exc)
 
@@ -170,37 +326,67 @@ class DriftWindows:
 
     # ---- windows ------------------------------------------------------------------------
     def close_window(self) -> DriftReport | None:
-        """Profile and test the buffered rows; None when the window holds no readable row."""
+        """Profile and test the buffered rows, and every roll-up this window completes.
+
+        Returns the window's report; None when it holds no readable row (it still counts
+        towards the roll-ups: an hour of 5m windows is 12 closes).
+        """
         with self._close_lock:
             now = self._clock()
             with self._lock:
                 buf, self._buf, self._rows = self._buf, [], 0
+                pending, self._pending = self._pending, {t: [] for t in self._targets}
+                self._pending_rows = dict.fromkeys(self._targets, 0)
                 self._window_start = now
-            if not buf:
-                return None
-            profile = self._profile(buf)
-            if profile is None:
-                return None
-            cumulative = profile if self._cumulative is None else self._cumulative.merge(profile)
-            kw: dict[str, Any] = {"alpha": self.alpha, "min_effect": self.min_effect}
-            report = compare(self.baseline, profile, columns=self.features, **kw)
-            overall = compare(self.baseline, cumulative, columns=self.features, **kw)
-            self._cumulative = cumulative
-            self._latest = ((self.label, report), (WINDOW_CUMULATIVE, overall))
-            self._ring.append(profile)  # last: a reader seeing the window sees its results
-            for col in report:
-                if col.drifted:
-                    self._log(col, self.label)
-            now_drifted = set(overall.drifted_columns)
-            for col in overall:  # cumulative: only when a feature starts drifting
+            profile = self._profile(buf, pending)
+            results: dict[str, DriftReport] = {}
+            if profile is not None:
+                results[self.label] = self._test(profile)
+                merged = profile if self._cumulative is None else self._cumulative.merge(profile)
+                results[WINDOW_CUMULATIVE] = self._test(merged)
+                self._cumulative = merged
+            completed: list[tuple[_Level, Profile]] = []
+            carry = profile
+            for level in self._levels:  # an hour completes with its 12th window, a day ...
+                done, carry = level.push(carry)
+                if not done:
+                    break
+                if carry is not None:
+                    results[level.label] = self._test(carry)
+                    completed.append((level, carry))
+            self._latest = tuple({**dict(self._latest), **results}.items())
+            # last: a reader seeing a window sees its results
+            if profile is not None:
+                self._ring.append(profile)
+            for level, rolled in completed:
+                level.ring.append(rolled)
+            self._log_results(results)
+            return results.get(self.label)
+
+    def _test(self, profile: Profile) -> DriftReport:
+        columns = [c for c in self._tested if c in profile.columns]  # no labels: no label test
+        return compare(
+            self.baseline, profile, alpha=self.alpha, min_effect=self.min_effect, columns=columns
+        )
+
+    def _log_results(self, results: Mapping[str, DriftReport]) -> None:
+        for window, report in results.items():
+            if window != WINDOW_CUMULATIVE:
+                for col in report:
+                    if col.drifted:
+                        self._log(col, window)
+                continue
+            now_drifted = set(report.drifted_columns)
+            for col in report:  # cumulative: only when a feature starts drifting
                 if col.drifted and col.column not in self._cumulative_drifted:
                     self._log(col, WINDOW_CUMULATIVE)
             self._cumulative_drifted = now_drifted
-            return report
 
-    def sliding(self, n: int) -> Profile | None:
-        """The merge of the last `n` closed windows (of at most `keep_windows`)."""
-        last = list(self._ring)[-n:] if n > 0 else []
+    def sliding(self, n: int, level: str | None = None) -> Profile | None:
+        """The merge of the last `n` closed windows (of at most `keep_windows`), or of the last
+        `n` completed windows of the roll-up ``level`` (e.g. "1h")."""
+        ring = self._ring if level is None else self._level(level).ring
+        last = list(ring)[-n:] if n > 0 else []
         return reduce(Profile.merge, last) if last else None
 
     @property
@@ -209,23 +395,67 @@ class DriftWindows:
         return list(self._ring)
 
     @property
+    def levels(self) -> list[str]:
+        """Labels of the roll-up levels, shortest first (e.g. ["1h", "1d"])."""
+        return [level.label for level in self._levels]
+
+    @property
+    def rollups(self) -> dict[str, list[Profile]]:
+        """Completed roll-up windows still kept, by level label, oldest first."""
+        return {level.label: list(level.ring) for level in self._levels}
+
+    def _level(self, label: str) -> _Level:
+        for level in self._levels:
+            if level.label == label:
+                return level
+        raise KeyError(f"no roll-up level {label!r}; the levels are {self.levels}")
+
+    @property
     def cumulative(self) -> Profile | None:
         """The merge of every closed window."""
         return self._cumulative
 
     @property
     def latest(self) -> dict[str, DriftReport]:
-        """The last results: {window label: report, "cumulative": report}."""
+        """The last results: {window label: report, roll-up label: report, "cumulative": ...}."""
         return dict(self._latest)
 
-    def _profile(self, buf: list[tuple[Any, int]]) -> Profile | None:
+    def _profile(
+        self, buf: list[tuple[Any, int]], pending: Mapping[str, list[tuple[Any, int]]]
+    ) -> Profile | None:
+        """The window's profile: inputs, then predictions and labels; None when empty."""
+        inputs = self._input_profile(buf) if buf else None
+        columns = dict(inputs.columns) if inputs is not None else {}
+        n_rows = inputs.n_rows if inputs is not None else 0
+        for name, items in pending.items():
+            col = self._target_profile(name, items) if items else None
+            if col is not None:
+                columns[name] = col
+                n_rows = max(n_rows, col.count)
+        return Profile(columns, n_rows) if columns else None
+
+    def _target_profile(self, name: str, items: list[tuple[Any, int]]) -> ColumnProfile | None:
+        col = ColumnProfile.empty(name, self._targets[name], "")
+        bad = 0
+        for values, n in _batches(items):
+            try:
+                col.add_values(values, self.class_names)
+                col.dtype = col.dtype or str(values.dtype)
+            except Exception:
+                bad += n
+        if bad:
+            with self._lock:
+                self.rejected += bad
+        return col if col.count else None
+
+    def _input_profile(self, buf: list[tuple[Any, int]]) -> Profile | None:
         num_blocks: list[np.ndarray] = []
         cat_blocks: list[np.ndarray] = []
         bad = 0
         rows = [x for x, n in buf if _is_dict_row(x, n)]
         if len(rows) > 1:  # dict rows: convert them together, one by one only if that fails
             try:
-                num_blocks.append(_numeric(_take(rows, self._num)))
+                num_blocks.append(numeric_values(_take(rows, self._num)))
                 cat_blocks.append(_take(rows, self._cat))
                 buf = [(x, n) for x, n in buf if not _is_dict_row(x, n)]
             except Exception:
@@ -265,22 +495,22 @@ class DriftWindows:
             arr = x.reshape(1, -1) if x.ndim == 1 else x[:n]
             if self._all_numeric and arr.dtype.kind in "iufb":
                 return arr, _EMPTY_OBJ
-            return _numeric(arr[:, self._num_idx]), arr[:, self._cat_idx].astype(object)
+            return numeric_values(arr[:, self._num_idx]), arr[:, self._cat_idx].astype(object)
         if _is_dataframe(x):
             frame = x.iloc[:n]
             num = np.empty((n, len(self._num)))
             for i, f in enumerate(self._num):
-                num[:, i] = _numeric(frame[f].to_numpy())
+                num[:, i] = numeric_values(frame[f].to_numpy())
             cat = np.empty((n, len(self._cat)), dtype=object)
             for i, f in enumerate(self._cat):
                 cat[:, i] = frame[f].to_numpy(dtype=object)
             return num, cat
         if isinstance(x, Mapping):
             if _is_dict_row(x, n):
-                return _numeric(_take([x], self._num)), _take([x], self._cat)
+                return numeric_values(_take([x], self._num)), _take([x], self._cat)
             num = np.empty((n, len(self._num)))
             for i, f in enumerate(self._num):
-                num[:, i] = _numeric(np.asarray(x[f])[:n])
+                num[:, i] = numeric_values(np.asarray(x[f])[:n])
             cat = np.empty((n, len(self._cat)), dtype=object)
             for i, f in enumerate(self._cat):
                 cat[:, i] = np.asarray(x[f], dtype=object)[:n]
@@ -307,15 +537,14 @@ class DriftWindows:
         )  # fmt: skip
 
     def _instruments(self, meter: metrics.Meter) -> None:
-        def gauge(name: str, value: Callable[[ColumnDrift], float | None], what: str) -> None:
-            def observe(options: CallbackOptions) -> Iterable[Observation]:
-                return list(self._observations(value))
-
-            meter.create_observable_gauge(name, callbacks=[observe], unit="1", description=what)
-
-        gauge(METRIC_DRIFT_SCORE, lambda c: c.effect, "Drift effect size of a feature")
-        gauge(METRIC_DRIFT_P_VALUE, lambda c: c.p_value, "Drift test p-value of a feature")
-        gauge(METRIC_DRIFT_DETECTED, lambda c: float(c.drifted), "1 when a feature drifted")
+        """Publish through `meter`'s drift gauges, created once per meter for every window given
+        that meter: the SDK keeps only the first callbacks of a repeated instrument name."""
+        self._meter = meter
+        with _gauges_lock:
+            if any(m is meter for m in _gauge_meters):
+                return
+            _gauge_meters.append(meter)
+        drift_gauges(meter, owner=meter)
 
     def _observations(self, value: Callable[[ColumnDrift], float | None]) -> Iterable[Observation]:
         for window, report in self._latest:
@@ -347,6 +576,11 @@ class DriftWindows:
             )  # fmt: skip
             self._thread.start()
 
+    def _restart_thread(self) -> None:
+        """First add in a forked child: the parent's thread did not survive the fork."""
+        self._restart = False
+        self.start()
+
     def stop(self, timeout: float | None = None) -> None:
         """Stop the thread and wait for it (the current window stays buffered)."""
         self._restart = False
@@ -372,10 +606,33 @@ class DriftWindows:
         self._lock = threading.Lock()
         self._close_lock = threading.Lock()
         self._buf, self._rows = [], 0
+        self._pending = {t: [] for t in self._targets}
+        self._pending_rows = dict.fromkeys(self._targets, 0)
         self._window_start = self._clock()
         self._restart = self._thread is not None and not self._stop_event.is_set()
         self._thread = None
         self._stop_event = threading.Event()
+
+
+def drift_gauges(meter: metrics.Meter, owner: metrics.Meter | None = None) -> None:
+    """Create the three drift gauges on `meter`, observing every live window built with
+    ``meter=owner`` — ``None`` for the serving path's windows, which each `configure()`'s
+    meter publishes (an instrument stays bound to the provider it was created on)."""
+
+    def gauge(name: str, value: Callable[[ColumnDrift], float | None], what: str) -> None:
+        def observe(options: CallbackOptions) -> Iterable[Observation]:
+            return [
+                obs
+                for windows in list(_live)
+                if windows._meter is owner
+                for obs in windows._observations(value)
+            ]
+
+        meter.create_observable_gauge(name, callbacks=[observe], unit="1", description=what)
+
+    gauge(METRIC_DRIFT_SCORE, lambda c: c.effect, "Drift effect size of a feature")
+    gauge(METRIC_DRIFT_P_VALUE, lambda c: c.p_value, "Drift test p-value of a feature")
+    gauge(METRIC_DRIFT_DETECTED, lambda c: float(c.drifted), "1 when a feature drifted")
 
 
 _EMPTY_OBJ = np.empty((0, 0), dtype=object)
@@ -401,17 +658,64 @@ def _take(rows: list[Any], names: list[str]) -> np.ndarray:
     return out
 
 
-def _numeric(values: np.ndarray) -> np.ndarray:
-    """Numbers (and nulls) as float64; raises on strings or other objects."""
-    if values.dtype.kind in "iufb":
-        return values.astype(np.float64, copy=False)
-    if values.dtype.kind != "O":
-        raise TypeError(f"non-numeric values ({values.dtype}) in a numeric feature")
-    import pandas as pd
+def _target_rows(y: Any) -> int:
+    """Predictions or labels in `y` (O(1)); -1 when it cannot hold any."""
+    shape = getattr(y, "shape", None)
+    if isinstance(shape, tuple):  # arrays, numpy scalars, Series, DataFrames, tensors
+        return int(shape[0]) if shape else 1
+    if isinstance(y, float | int | str):
+        return 1
+    if isinstance(y, list | tuple):
+        return len(y)
+    return -1
 
-    if pd.api.types.infer_dtype(values.ravel(), skipna=True) not in _NUMERIC_INFERRED:
-        raise TypeError("non-numeric values in a numeric feature")
-    return np.where(pd.isna(values), np.nan, values).astype(np.float64)
+
+def _batches(items: list[tuple[Any, int]]) -> list[tuple[Any, int]]:
+    """The buffered predictions (or labels) as few arrays: one of the scalars, and one per
+    shape and dtype kind of the arrays, each with its row count. Unreadable items come back
+    as they are, for the caller to fail on and count."""
+    scalars: list[Any] = []
+    groups: dict[tuple[int, int, str], list[np.ndarray]] = {}
+    out: list[tuple[Any, int]] = []
+    for y, n in items:
+        if isinstance(y, float | int | str | np.generic):
+            scalars.append(y.item() if isinstance(y, np.generic) else y)
+            continue
+        try:
+            arr = target_array(y)[:n]
+        except Exception:
+            out.append((y, n))
+            continue
+        key = (arr.ndim, arr.shape[1] if arr.ndim == 2 else 0, arr.dtype.kind)
+        groups.setdefault(key, []).append(arr)
+    if scalars:
+        kinds = set(map(type, scalars))
+        same = len(kinds) == 1 and kinds <= {float, int, bool, str}
+        array = np.asarray(scalars) if same else np.array(scalars, dtype=object)
+        out.append((array, len(scalars)))
+    for arrays in groups.values():
+        joined = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+        out.append((joined, len(joined)))
+    return out
+
+
+def _class_names(
+    baseline: Profile, given: Sequence[str] | None, targets: Mapping[str, str]
+) -> list[str] | None:
+    """The class names live predictions are named with: the model's, or the baseline's."""
+    names = None if given is None else [str(c) for c in given]
+    known = baseline.class_names
+    if names and known and names != known:
+        raise ValueError(f"class_names {names} differ from the baseline's {known}")
+    if names and not known:  # class indices in the baseline would never match the names
+        for target, kind in targets.items():
+            seen = set(baseline.columns[target].counts()) if kind == "categorical" else set()
+            if seen and all(c.isdigit() for c in seen) and not seen & set(names):
+                raise ValueError(
+                    f"the baseline's {target} are class indices {sorted(seen)}, but live ones "
+                    f"are named {names}: build it with Profile.build(..., class_names=...)"
+                )
+    return names or known
 
 
 def _reset_after_fork() -> None:
