@@ -6,7 +6,7 @@
 ... def predict(X): ...
 """
 
-from inferwatch import drift, logs, query
+from inferwatch import alerts, drift, logs, privacy, query, ranking
 from inferwatch._internal import internal_errors
 from inferwatch.config import ConfigurationError, Settings, configure, shutdown
 from inferwatch.context import (
@@ -19,6 +19,7 @@ from inferwatch.context import (
 )
 from inferwatch.drift import Profile
 from inferwatch.inference import Inference, Stage, inference
+from inferwatch.labels import configure_feedback, feedback
 from inferwatch.monitor import monitor
 from inferwatch.validation import Feature, Relation, Schema, SchemaViolationError
 
@@ -36,17 +37,22 @@ __all__ = [
     "Settings",
     "Stage",
     "__version__",
+    "alerts",
     "configure",
+    "configure_feedback",
     "context",
     "current_request_id",
     "current_tags",
     "drift",
+    "feedback",
     "inference",
     "internal_errors",
     "logs",
     "monitor",
     "new_request_id",
+    "privacy",
     "query",
+    "ranking",
     "shutdown",
     "wrap",
 ]

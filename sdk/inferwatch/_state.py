@@ -10,6 +10,8 @@ from opentelemetry.sdk.metrics import MeterProvider
 
 from inferwatch import _internal, semconv
 from inferwatch._counters import LocalCounter
+from inferwatch.drift.windows import drift_gauges
+from inferwatch.labels.instruments import FeedbackInstruments
 
 _VERSION = "0.1.0"
 OTHER_CLASS = "__other__"
@@ -61,6 +63,8 @@ class State:
         self.prediction_count = LocalCounter(
             meter, semconv.METRIC_PREDICTION_COUNT, "{prediction}", "Predictions by class"
         )
+        self.feedback = FeedbackInstruments(meter)
+        drift_gauges(meter)  # every model's serving-path drift windows
         internal_errors = meter.create_counter(
             semconv.METRIC_INTERNAL_ERRORS, unit="{error}", description="Errors inside inferwatch"
         )
@@ -104,6 +108,13 @@ def _shutdown_within(processor: Any, timeout_ms: float) -> None:
         inner = getattr(processor, "_batch_processor", None)
         if inner is not None and hasattr(inner, "shutdown"):
             inner.shutdown(timeout_millis=int(timeout_ms))
+            # Past the deadline the SDK abandons what is still queued, uncounted: count it.
+            left = len(getattr(inner, "_queue", ()))
+            if left:
+                what = str(getattr(inner, "_exporting", "record")).lower()
+                _internal.log_internal_error(
+                    "shutdown", TimeoutError(f"{left} {what}s still queued at the deadline: lost")
+                )
         else:  # an SDK without the shared batch processor: its own bound
             processor.shutdown()
     except Exception as exc:

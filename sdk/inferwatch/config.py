@@ -7,9 +7,13 @@ Environment variables follow the OpenTelemetry SDK specification (``OTEL_SERVICE
 
 from __future__ import annotations
 
+import atexit
+import functools
 import importlib
 import logging
+import multiprocessing.util
 import os
+import signal
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -27,12 +31,14 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretBytes, ValidationError, field_validator
 
 from inferwatch import _internal, semconv
 from inferwatch import logs as _logs
+from inferwatch import privacy as _privacy
 from inferwatch._providers import SwitchingMeterProvider, SwitchingTracerProvider
 from inferwatch._state import State, set_state
+from inferwatch.alerts import AlertReader, AlertRules, AlertsArgument, PolicyError, rules_from
 from inferwatch.context import ScopeSpanProcessor
 from inferwatch.store import StoreLogExporter, StoreSpanExporter, default_directory
 
@@ -54,7 +60,7 @@ class Settings(BaseModel):
     environment: str | None = None
     endpoint: str | None = None
     protocol: Protocol = "http/protobuf"
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict, repr=False)  # credentials, often
     sampling_ratio: float | None = Field(default=None, ge=0.0, le=1.0)
     metric_tags: tuple[str, ...] = ()
     max_queue_size: int | None = Field(default=None, gt=0)
@@ -67,7 +73,18 @@ class Settings(BaseModel):
     internal_metrics: bool = True
     store: str | None = None
     """The local store directory traces and logs go to without an OTLP endpoint (None: off)."""
+    redact: bool = True
+    """Scrub tags and log attributes with the default patterns (`inferwatch.privacy`)."""
+    redact_keys: tuple[str, ...] = ()
+    redact_values: dict[str, str] = Field(default_factory=dict)
+    scrub: _privacy.Hook | None = None
+    hash_tags: tuple[str, ...] = ()
+    hash_key: SecretBytes | None = None
+    """From ``hash_key`` or ``$INFERWATCH_HASH_KEY``; never shown (repr: ``**********``)."""
     strict: bool = False
+    flush_on_sigterm: bool = False
+    alerts: AlertRules | None = None
+    """Alert policies evaluated in the process (`inferwatch.alerts`); None: none."""
 
     @field_validator("endpoint")
     @classmethod
@@ -121,15 +138,31 @@ def configure(
     logs: bool = True,
     internal_metrics: bool = True,
     store: str | os.PathLike[str] | Literal[False] | None = None,
+    redact: bool = True,
+    redact_keys: Sequence[str] = (),
+    redact_values: Mapping[str, str] | None = None,
+    scrub: _privacy.Hook | None = None,
+    hash_tags: Sequence[str] = (),
+    hash_key: str | bytes | None = None,
     span_processors: Sequence[SpanProcessor] = (),
     metric_readers: Sequence[MetricReader] = (),
     log_processors: Sequence[LogRecordProcessor] = (),
     strict: bool = False,
+    flush_on_sigterm: bool = False,
+    alerts: AlertsArgument | None = None,
 ) -> Settings:
     """Set up tracing and metrics for inferwatch; safe to call again (same settings: no-op).
 
     >>> iw.configure(service_name="fraud-api", endpoint="http://collector:4318",
     ...              metric_tags=["region"])
+
+    Privacy (`inferwatch.privacy`, docs/privacy.md): tags and log attributes are scrubbed with
+    default patterns (credential-like keys; e-mail addresses, bearer tokens, JWTs in values)
+    unless ``redact=False``; ``redact_keys`` (regexes on tag names) and ``redact_values``
+    (name -> regex on values) add rules; ``scrub(key, value)`` sees every value last and
+    returns what to export (None drops it). Tags named in ``hash_tags`` are exported as keyed
+    HMAC-SHA256 pseudonyms, keyed by ``hash_key`` (else ``$INFERWATCH_HASH_KEY``, else a random
+    key per process: then pseudonyms cannot be linked across restarts).
 
     ``endpoint`` None means ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or the per-signal
     ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``/``_METRICS_ENDPOINT``); with none, traces and logs go
@@ -139,10 +172,19 @@ def configure(
     ``metric_tags`` names the low-cardinality tags allowed on metrics. With ``logs`` (the
     default) structlog events and stdlib log records are bridged to OTel logs. With
     ``internal_metrics`` the SDK's own ``otel.sdk.*`` metrics count queue drops and export
-    failures of inferwatch's pipelines.
+    failures of inferwatch's pipelines. What is queued is flushed at interpreter exit (within
+    `EXIT_FLUSH_TIMEOUT_MS`, 5 s). ``flush_on_sigterm=True`` (main thread only) flushes before
+    a SIGTERM's default action ends the process; a handler the application installed earlier
+    is called instead, and an ignored SIGTERM stays ignored.
+    ``alerts`` (policies, `AlertRules` or a YAML path) are evaluated in the process on their
+    own interval and stopped within `shutdown()`'s deadline (docs/alerts.md).
     """
     global _current
     settings = _settings(locals())
+    scrubber = _scrubber(settings)
+    if settings.flush_on_sigterm and threading.current_thread() is not threading.main_thread():
+        raise ConfigurationError("flush_on_sigterm installs a signal handler: configure() from "
+                                 "the main thread")  # fmt: skip
     extras = (*span_processors, *metric_readers, *log_processors)
     with _lock:
         if _current is not None and _current[0] == settings and _current[1] == extras:
@@ -158,20 +200,116 @@ def configure(
         except Exception as exc:  # e.g. a metric reader already registered elsewhere
             raise ConfigurationError(f"could not set up telemetry providers: {exc}") from exc
         _current = (settings, extras, state)
+        _privacy.install(scrubber)
         set_state(state)
+        _sigterm.enable(settings.flush_on_sigterm)
     return settings
 
 
 def shutdown(timeout_ms: float = 30_000) -> None:
-    """Flush and stop what `configure()` set up. Spans started afterwards are not exported."""
+    """Flush and stop what `configure()` set up, within ``timeout_ms``; later spans are dropped.
+
+    Another thread holding the configuration (a `configure()` or `shutdown()` under way) is
+    waited for within the same deadline, after which this call gives up and returns.
+    """
     global _current
-    with _lock:
+    if not _lock.acquire(timeout=max(timeout_ms, 0) / 1000):
+        _internal.log_internal_error("shutdown", TimeoutError("configuration busy past deadline"))
+        return
+    try:
         if _current is None:
             return
         _logs.uninstall()
         _current[2].shutdown(timeout_ms)
         _current = None
         set_state(None)
+        _privacy.install(None)
+    finally:
+        _lock.release()
+        _sigterm.enable(False)
+
+
+EXIT_FLUSH_TIMEOUT_MS = 5_000.0
+"""The deadline of the flush at interpreter exit and on SIGTERM: well inside the usual grace
+period between SIGTERM and SIGKILL (30 s on Kubernetes) and the SDK's own 30 s per processor."""
+
+
+def _flush_at_exit() -> None:
+    """atexit (and multiprocessing workers' exit): flush what is queued, within a deadline.
+
+    The providers are built with ``shutdown_on_exit=False``: theirs would wait up to 30 s per
+    processor and ignore inferwatch's store and ordering.
+    """
+    try:
+        shutdown(EXIT_FLUSH_TIMEOUT_MS)
+    except Exception as exc:
+        _internal.log_internal_error("shutdown.exit", exc)
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # a thread of the parent may have held it at fork time
+
+
+def _register_exit_flush_in_worker(_: object) -> None:
+    # multiprocessing workers end in os._exit(), which skips atexit, after running these.
+    multiprocessing.util.Finalize(None, _flush_at_exit, exitpriority=0)
+
+
+atexit.register(_flush_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+multiprocessing.util.register_after_fork(_switching, _register_exit_flush_in_worker)
+
+
+class _SigtermFlush:
+    """``configure(flush_on_sigterm=True)``: flush queued telemetry before SIGTERM kills us.
+
+    Python's default SIGTERM action ends the process without running atexit, so queued spans
+    are lost. The handler is opt-in because signal handling belongs to the application:
+
+    * the application's own handler, installed before: called instead, and nothing else (its
+      graceful shutdown ends in a normal exit, where the atexit flush runs; flushing first
+      would lose what in-flight requests still record);
+    * the default action: flush within `EXIT_FLUSH_TIMEOUT_MS`, then restore the default and
+      re-send SIGTERM, so the process still dies of SIGTERM (exit status -15) as it would have;
+    * ignored: stays ignored.
+
+    The flush runs on a helper thread, joined with the deadline: the handler interrupts the
+    main thread wherever it was, perhaps holding a lock the flush needs.
+    """
+
+    def __init__(self) -> None:
+        self.previous: Any = None
+        self.installed = False
+
+    def enable(self, on: bool) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread may set handlers; configure() checked when it mattered
+        if on and not self.installed:
+            self.previous = signal.getsignal(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, self._handle)
+            self.installed = True
+        elif not on and self.installed:
+            if signal.getsignal(signal.SIGTERM) == self._handle:  # nobody replaced it since
+                signal.signal(signal.SIGTERM, self.previous or signal.SIG_DFL)
+            self.installed = False
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        previous = self.previous
+        if callable(previous):
+            previous(signum, frame)
+            return
+        if previous == signal.SIG_IGN:
+            return
+        flush = threading.Thread(target=_flush_at_exit, name="inferwatch-sigterm", daemon=True)
+        flush.start()
+        flush.join(EXIT_FLUSH_TIMEOUT_MS / 1000 + 1)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+_sigterm = _SigtermFlush()
 
 
 def _settings(arguments: dict[str, Any]) -> Settings:
@@ -187,6 +325,11 @@ def _settings(arguments: dict[str, Any]) -> Settings:
         )
     values["headers"] = _parse_headers(arguments["headers"])
     values["metric_tags"] = tuple(arguments["metric_tags"])
+    try:
+        values["alerts"] = rules_from(arguments["alerts"])
+    except PolicyError as exc:
+        raise ConfigurationError(f"invalid alert policies: {exc}") from None
+    values.update(_privacy_values(arguments))
     store = arguments["store"]
     values["store"] = (
         None
@@ -204,13 +347,44 @@ def _settings(arguments: dict[str, Any]) -> Settings:
         raise ConfigurationError(f"invalid inferwatch configuration: {problems}") from None
 
 
+def _privacy_values(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The privacy options as Settings fields; strings where lists belong are refused."""
+    values: dict[str, Any] = {}
+    for name in ("redact_keys", "hash_tags"):
+        given = arguments[name]
+        if isinstance(given, str | bytes):
+            raise ConfigurationError(f"{name} is a list of names, e.g. [{given!r}]")
+        values[name] = tuple(given)
+    values["redact_values"] = dict(arguments["redact_values"] or {})
+    key = arguments["hash_key"]
+    if key is None:
+        key = os.environ.get(_privacy.HASH_KEY_ENV) or None
+    values["hash_key"] = key.encode() if isinstance(key, str) else key
+    return values
+
+
+def _scrubber(settings: Settings) -> _privacy.Scrubber:
+    try:
+        return _privacy.Scrubber(
+            defaults=settings.redact,
+            redact_keys=settings.redact_keys,
+            redact_values=settings.redact_values,
+            scrub=settings.scrub,
+            hash_tags=settings.hash_tags,
+            hash_key=settings.hash_key.get_secret_value() if settings.hash_key else None,
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"invalid inferwatch configuration: {exc}") from None
+
+
 def _parse_headers(headers: Mapping[str, str] | str | None) -> dict[str, str]:
     if headers is None:
         return {}
     if isinstance(headers, str):  # the OTEL_EXPORTER_OTLP_HEADERS form: k=v,k2=v2
         pairs = [item.split("=", 1) for item in headers.split(",") if item.strip()]
         if any(len(p) != 2 or not p[0].strip() for p in pairs):
-            raise ConfigurationError(f"headers {headers!r} are not of the form key=value,key=value")
+            # Not echoed: headers carry credentials (Authorization, API keys).
+            raise ConfigurationError("headers are not of the form key=value,key=value")
         return {k.strip(): v.strip() for k, v in pairs}
     return {str(k): str(v) for k, v in headers.items()}
 
@@ -253,9 +427,38 @@ def _otlp_exporter(
         endpoint = f"{endpoint}/v1/{signal}"  # as OTEL_EXPORTER_OTLP_ENDPOINT is read for HTTP
     timeout = settings.export_timeout_ms / 1000 if settings.export_timeout_ms else None
     options: dict[str, Any] = {"meter_provider": meter_provider} if meter_provider else {}
-    return exporter_class(
+    exporter = exporter_class(
         endpoint=endpoint, headers=settings.headers or None, timeout=timeout, **options
     )
+    if hasattr(getattr(exporter, "_metrics", None), "export_operation"):
+        exporter._metrics = _RefusalsCounted(exporter._metrics)
+    return exporter
+
+
+class _RefusalsCounted:
+    """Counts an export the collector refused with an HTTP status as failed, not as exported.
+
+    The OTLP/HTTP exporters put an ``error.type`` on ``otel.sdk.exporter.*.exported`` only when
+    the transport raised; a 413, 429 or 503 answer fails the export without an exception, and
+    they count it as exported. This gives it one, named by the status (``error.type="503"``, as
+    OTel's HTTP conventions do), so a refusing collector shows up as lost telemetry.
+    """
+
+    def __init__(self, metrics: Any) -> None:
+        self._metrics = metrics
+
+    @contextmanager
+    def export_operation(self, num_items: int) -> Iterator[Any]:
+        with self._metrics.export_operation(num_items) as result:
+            yield result
+            status = (result.error_attrs or {}).get("http.response.status_code")
+            if result.error is None and status is not None:
+                result.error = _status_error(int(status))()
+
+
+@functools.cache
+def _status_error(status: int) -> type[Exception]:
+    return type(str(status), (Exception,), {"__module__": __name__})
 
 
 def _build_state(
@@ -266,7 +469,9 @@ def _build_state(
 ) -> State:
     build = _Build(settings)
     with _sdk_self_metrics(settings.internal_metrics):
-        meter_provider = build.meter_provider(metric_readers)  # first: the others report into it
+        alert_readers = [AlertReader(settings.alerts)] if settings.alerts else []
+        # First: the others report into it.
+        meter_provider = build.meter_provider([*metric_readers, *alert_readers])
         tracer_provider = build.tracer_provider(span_processors, meter_provider)
         logger_provider = None
         if settings.logs:

@@ -22,7 +22,9 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from inferwatch import semconv
-from inferwatch._attributes import AttributeValue, clean_value
+from inferwatch._attributes import AttributeValue
+from inferwatch._internal import log_internal_error
+from inferwatch.privacy import scrub_request_id, scrub_tags
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -101,19 +103,26 @@ class context:
     >>> with iw.context(request_id="r-1", region="eu", cohort="new"):
     ...     predict(X)
 
-    Without ``request_id`` the outer scope's id is kept, or a fresh one is generated.
+    Without ``request_id`` the outer scope's id is kept, or a fresh one is generated (one per
+    entry: a ``context`` object kept and entered by many requests, even concurrently from
+    threads or tasks, gives each its own id).
     Tag values must be str, bool, int or float; anything else is stored as its ``str()``.
+    Tags and the request id are scrubbed as they enter (`inferwatch.privacy`).
     """
 
-    __slots__ = ("_attached", "_request_id", "_tags", "_tokens")
+    __slots__ = ("_attached", "_entered_id", "_request_id", "_tags", "_tokens")
 
     def __init__(
         self, request_id: str | None = None, *, _otel: Context | None = None, **tags: Any
     ) -> None:
-        self._request_id = str(request_id) if request_id not in (None, "") else None
-        self._tags = {str(k): clean_value(v) for k, v in tags.items()}
+        # The one place scope tags enter (from_headers too): scrubbed here, once per scope.
+        self._request_id = scrub_request_id(request_id)
+        self._tags = scrub_tags(tags)
         self._attached = _otel
-        self._tokens: list[tuple[contextvars.Token[Scope | None], object | None]] = []
+        self._entered_id: str | None = None
+        # By scope, not a stack: entries of one shared object from many threads or tasks
+        # interleave, and each exit must undo its own entry, in its own context.
+        self._tokens: dict[int, tuple[contextvars.Token[Scope | None], object | None]] = {}
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str], **tags: Any) -> context:
@@ -138,17 +147,19 @@ class context:
 
     @property
     def request_id(self) -> str | None:
-        """The request id once entered (None before)."""
-        return self._request_id
+        """The request id given, else the one of the latest entry (None before)."""
+        return self._request_id or self._entered_id
 
     def __enter__(self) -> Scope:
         outer = _SCOPE.get()
-        if self._request_id is None:
-            self._request_id = outer.request_id if outer is not None else new_request_id()
+        request_id = self._request_id
+        if request_id is None:
+            request_id = outer.request_id if outer is not None else new_request_id()
+        self._entered_id = request_id
         tags = {**outer.tags, **self._tags} if outer is not None else self._tags
         otel_token = otel_context.attach(self._attached) if self._attached is not None else None
-        scope = Scope(self._request_id, tags)
-        self._tokens.append((_SCOPE.set(scope), otel_token))
+        scope = Scope(request_id, tags)
+        self._tokens[id(scope)] = (_SCOPE.set(scope), otel_token)
         return scope
 
     def __exit__(
@@ -157,7 +168,11 @@ class context:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        token, otel_token = self._tokens.pop()
+        entry = self._tokens.pop(id(_SCOPE.get()), None)
+        if entry is None:  # exited out of order, or in a context it was not entered in
+            log_internal_error("context.exit", RuntimeError("iw.context exited out of order"))
+            return
+        token, otel_token = entry
         _SCOPE.reset(token)
         if otel_token is not None:
             otel_context.detach(otel_token)  # type: ignore[arg-type]

@@ -14,12 +14,12 @@ from types import TracebackType
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry import metrics, trace
+from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
 
-from inferwatch import semconv
-from inferwatch._attributes import AttributeValue, clean_value, qualified_name
+from inferwatch import privacy, semconv
+from inferwatch._attributes import AttributeValue, qualified_name
 from inferwatch._durations import FORMS, parse_duration
 from inferwatch._internal import (
     handle_internal_error,
@@ -32,6 +32,7 @@ from inferwatch.checks import DataChecks, log_findings
 from inferwatch.context import Scope, current_scope, enter_scope, exit_scope, new_request_id
 from inferwatch.drift.profile import Profile
 from inferwatch.drift.windows import DriftWindows
+from inferwatch.labels.api import remember_prediction
 from inferwatch.signals import (
     InputSummary,
     PredictionKind,
@@ -106,7 +107,7 @@ class ModelSpec:
             long_input_quantile=long_input_quantile,
             prediction_range=prediction_range,
         )
-        self.drift = _drift_windows(model, baseline, window, self.features)
+        self.drift = _drift_windows(model, baseline, window, self.features, self.class_names)
         if schema is not None and not isinstance(schema, Schema):
             raise TypeError(f"schema must be an iw.Schema, got {type(schema).__name__}")
         self.schema = schema
@@ -331,6 +332,8 @@ class Inference:
             if state is None:
                 return None
             spec = self._spec
+            if spec.drift is not None:  # by reference: profiled when the window closes
+                spec.drift.add_predictions(y)
             checks = spec.checks
             summary = summarize_prediction(
                 y, spec.prediction_kind, spec.class_names, checks.prediction_range
@@ -350,6 +353,7 @@ class Inference:
             for label, count in summary.classes:
                 label = state.class_label(spec.model, label)
                 state.prediction_count.add(count, {**attrs, semconv.ML_PREDICTION_CLASS: label})
+            remember_prediction(self.request_id, self.span, spec, attrs, summary, y)  # labels
             return summary
         except Exception as exc:
             handle_internal_error("inference.record_prediction", exc)
@@ -366,10 +370,25 @@ class Inference:
                 attrs[semconv.ML_STREAM_TIME_TO_FIRST_ITEM] = first_item_s
             self.span.set_attributes(attrs)
 
+    def record_ranking(self, items: Any, positions: Any = None, clicks: Any = None) -> None:
+        """The ranked list this inference served, best first, for the feedback-loop signals.
+
+        >>> rec.record_ranking(["i42", "i7", "i3"], clicks=[False, True, False])
+
+        It feeds the model's ranking windows (coverage, exposure Gini, long-tail share, CTR by
+        position: see `inferwatch.ranking`) and sets ``ml.ranking.size`` on the span.
+        """
+        with handle_internal_errors("inference.record_ranking"):
+            from inferwatch import ranking  # the ranking windows matter to ranking models only
+
+            attributes = ranking.record_ranking(self._spec.model, items, positions, clicks)
+            if attributes:
+                self.span.set_attributes(attributes)
+
     def tag(self, **tags: Any) -> None:
         """Add tags to this inference's span (and to its metrics, for declared metric tags)."""
         with handle_internal_errors("inference.tag"):
-            cleaned = {str(k): clean_value(v) for k, v in tags.items()}
+            cleaned = privacy.scrub_tags(tags)  # monitor(tags_from=...) arrives here too
             self.span.set_attributes(cleaned)
             if self._state is not None:
                 declared = {k: v for k, v in cleaned.items() if k in self._state.metric_tags}
@@ -506,7 +525,11 @@ _specs: dict[tuple[Any, ...], ModelSpec] = {}
 
 
 def _drift_windows(
-    model: str, baseline: Profile | None, window: str | float, features: list[str] | None
+    model: str,
+    baseline: Profile | None,
+    window: str | float,
+    features: list[str] | None,
+    class_names: list[str] | None = None,
 ) -> DriftWindows | None:
     """Live drift windows for a model given a baseline; the window is checked right here."""
     if baseline is None:
@@ -516,19 +539,22 @@ def _drift_windows(
     seconds = parse_duration(window) if isinstance(window, str) else float(window)
     if seconds is None or not seconds > 0:
         raise ValueError(f"window {window!r} is not a positive duration like {FORMS}")
-    meter = metrics.get_meter(semconv.INSTRUMENTATION_NAME)  # follows every configure()
-    return DriftWindows(model, baseline, seconds, features=features, meter=meter)
+    return DriftWindows(
+        model, baseline, seconds, features=features, class_names=class_names,
+        autostart=True,
+    )  # fmt: skip
 
 
 def _record_error(span: Span, exc: BaseException, error_type: str) -> None:
     span.set_status(Status(StatusCode.ERROR, _message(exc)))
     span.set_attribute(semconv.ERROR_TYPE, error_type)
-    span.record_exception(exc)
+    # The exception's own text may quote user data: scrubbed like any string value.
+    span.record_exception(exc, attributes=privacy.active().exception_attributes(exc))
 
 
 def _message(exc: BaseException) -> str:
     try:
-        return f"{type(exc).__name__}: {exc}"
+        return f"{type(exc).__name__}: {privacy.active().text(str(exc))}"
     except Exception as error:
         log_internal_error("inference.message", error)
         return type(exc).__name__

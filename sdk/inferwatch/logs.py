@@ -3,7 +3,8 @@
 After ``iw.configure()`` (``logs=True`` by default) every structlog event and every stdlib log
 record becomes an OTel log record carrying the active span's trace and span ids, the request id
 and the tags of the current `iw.context`. Rendering to the console stays the application's
-choice: the processors add fields and pass the event on unchanged otherwise.
+choice: the processors add fields and pass the event on unchanged otherwise. What is exported
+(attributes, body, exception text) is scrubbed first by `inferwatch.privacy`, in both bridges.
 
 >>> structlog.configure(processors=[*iw.logs.processors(), structlog.dev.ConsoleRenderer()])
 """
@@ -21,6 +22,7 @@ from opentelemetry._logs import LoggerProvider, LogRecord, SeverityNumber
 from opentelemetry.context import get_current
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 
+from inferwatch import privacy
 from inferwatch._attributes import clean_value
 from inferwatch._internal import handle_internal_error
 from inferwatch.context import current_scope
@@ -68,18 +70,23 @@ class OTelBridge:
             return event_dict
         try:
             severity, severity_text = _SEVERITY.get(method_name, (SeverityNumber.INFO, "INFO"))
-            attributes = {
-                str(k): clean_value(v) for k, v in event_dict.items() if k not in _NATIVE_FIELDS
-            }
+            exception = _exception(event_dict.get("exc_info"))
+            scope = current_scope()
+            attributes, body = privacy.active().log(
+                {str(k): clean_value(v) for k, v in event_dict.items() if k not in _NATIVE_FIELDS},
+                clean_value(event_dict.get("event")),
+                scope.attributes if scope is not None else None,
+                exception,
+            )
             name = getattr(logger, "name", None) or "structlog"
             provider.get_logger(str(name)).emit(
                 LogRecord(
                     context=get_current(),
                     severity_number=severity,
                     severity_text=severity_text,
-                    body=clean_value(event_dict.get("event")),
+                    body=body,
                     attributes=attributes,
-                    exception=_exception(event_dict.get("exc_info")),
+                    exception=exception,
                 )
             )
             if isinstance(logger, logging.Logger):  # the stdlib handler will see it too
@@ -143,6 +150,21 @@ class _BridgeHandler(LoggingHandler):
         if last is not None and record.levelno >= last.level and not self._others(record.name):
             last.handle(record)
         return bool(handled)
+
+    def _translate(self, record: logging.LogRecord) -> LogRecord:
+        """The OTel record, its attributes (``extra``, exception text) and body scrubbed."""
+        translated = super()._translate(record)
+        scope = current_scope()
+        try:
+            translated.attributes, translated.body = privacy.active().log(
+                translated.attributes or {},
+                translated.body,
+                scope.attributes if scope is not None else None,
+            )
+        except Exception as exc:  # fail closed: nothing unscrubbed leaves, the caller goes on
+            handle_internal_error("logs.scrub", exc)
+            translated.attributes, translated.body = {}, privacy.SCRUB_ERROR
+        return translated
 
     def _others(self, name: str) -> bool:
         logger: logging.Logger | None = logging.getLogger(name)

@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequen
 from typing import Any, TypeVar, cast
 
 from inferwatch._internal import handle_internal_error
+from inferwatch.context import Scope, current_scope, enter_scope, exit_scope
 from inferwatch.drift.profile import Profile
 from inferwatch.inference import NO_INPUT, Inference, ModelSpec
 from inferwatch.signals import PredictionKind
@@ -94,11 +95,14 @@ def monitor(
     Data checks log rate-limited events: inputs longer than ``max_input_length`` (or than the
     ``long_input_quantile`` of lengths seen so far), all-NaN rows, and predictions outside
     ``prediction_range``. With a ``baseline`` profile, inputs feed live drift windows of
-    ``window`` (e.g. ``"5m"``): each closed window, and the running total, is compared with the
-    baseline off the request thread; results are ``ml.drift.*`` gauges and log events. With a
-    ``schema`` (`iw.Schema`), inputs are validated: violations are counted by feature and rule
-    (``ml.input.violations``) and put on the span; ``strict_schema=True`` instead raises
-    `SchemaViolationError` to the caller without calling the function.
+    ``window`` (e.g. ``"5m"``): each closed window, its 1h and 1d roll-ups (when the window
+    divides them) and the running total are compared with the baseline off the request thread;
+    results are ``ml.drift.*`` gauges and log events. Predictions (and labels from
+    `iw.feedback`) are tested too when the baseline has them (``Profile.build(X,
+    predictions=..., labels=...)``). With a ``schema`` (`iw.Schema`), inputs are validated:
+    violations are counted by feature and rule (``ml.input.violations``) and put on the span;
+    ``strict_schema=True`` instead raises `SchemaViolationError` to the caller without calling
+    the function.
     """
     spec = ModelSpec(
         model, version, features=features, prediction_kind=prediction_kind,
@@ -202,15 +206,30 @@ def _wrap_coroutine(
 
 
 class _Stream:
-    """Counts what a generator yields; the span's context is current only while it runs."""
+    """Counts what a generator yields; the span's context is current only while it runs.
 
-    __slots__ = ("first_item", "items", "rec", "started")
+    Each step runs in the request scope of the first one: a generator consumed from another
+    request's scope (interleaved streams) still tags what it starts with its own request id.
+    """
 
-    def __init__(self, rec: Inference) -> None:
+    __slots__ = ("first_item", "items", "rec", "scope", "started")
+
+    def __init__(self, rec: Inference, scope: Scope | None) -> None:
         self.rec = rec
+        self.scope = scope
         self.items = 0
         self.first_item: float | None = None
         self.started = time.perf_counter()
+
+    def enter(self) -> tuple[Any, Any]:
+        scope_token = enter_scope(self.scope) if self.scope is not None else None
+        return self.rec.enter_step(), scope_token
+
+    def leave(self, tokens: tuple[Any, Any]) -> None:
+        step, scope_token = tokens
+        self.rec.leave_step(step)
+        if scope_token is not None:
+            exit_scope(scope_token)
 
     def got_item(self) -> None:
         self.items += 1
@@ -228,40 +247,40 @@ def _wrap_generator(
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
         rec = begin(args, kwargs, activate=False)
-        stream = _Stream(rec)
-        tokens = rec.enter_step()
+        stream = _Stream(rec, current_scope())
+        tokens = stream.enter()
         try:
             gen = fn(*args, **kwargs)
         except BaseException as exc:
-            rec.leave_step(tokens)
+            stream.leave(tokens)
             stream.finish(exc, completed=False)
             raise
-        rec.leave_step(tokens)
+        stream.leave(tokens)
         sent: Any = None
         thrown: BaseException | None = None
         while True:
-            tokens = rec.enter_step()
+            tokens = stream.enter()
             try:
                 item = gen.send(sent) if thrown is None else gen.throw(thrown)
             except StopIteration as stop:
-                rec.leave_step(tokens)
+                stream.leave(tokens)
                 stream.finish(None, completed=True)
                 return stop.value
             except BaseException as exc:
-                rec.leave_step(tokens)
+                stream.leave(tokens)
                 stream.finish(exc, completed=False)
                 raise
-            rec.leave_step(tokens)
+            stream.leave(tokens)
             stream.got_item()
             sent, thrown = None, None
             try:
                 sent = yield item
             except GeneratorExit:  # the consumer stopped early: close the inner generator
-                tokens = rec.enter_step()
+                tokens = stream.enter()
                 try:
                     gen.close()
                 finally:
-                    rec.leave_step(tokens)
+                    stream.leave(tokens)
                     stream.finish(None, completed=False)
                 raise
             except BaseException as exc:  # gen.throw() by the consumer: pass it on
@@ -276,40 +295,40 @@ def _wrap_async_generator(
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
         rec = begin(args, kwargs, activate=False)
-        stream = _Stream(rec)
-        tokens = rec.enter_step()
+        stream = _Stream(rec, current_scope())
+        tokens = stream.enter()
         try:
             agen = fn(*args, **kwargs)
         except BaseException as exc:
-            rec.leave_step(tokens)
+            stream.leave(tokens)
             stream.finish(exc, completed=False)
             raise
-        rec.leave_step(tokens)
+        stream.leave(tokens)
         sent: Any = None
         thrown: BaseException | None = None
         while True:
-            tokens = rec.enter_step()
+            tokens = stream.enter()
             try:
                 item = await (agen.asend(sent) if thrown is None else agen.athrow(thrown))
             except StopAsyncIteration:
-                rec.leave_step(tokens)
+                stream.leave(tokens)
                 stream.finish(None, completed=True)
                 return
             except BaseException as exc:
-                rec.leave_step(tokens)
+                stream.leave(tokens)
                 stream.finish(exc, completed=False)
                 raise
-            rec.leave_step(tokens)
+            stream.leave(tokens)
             stream.got_item()
             sent, thrown = None, None
             try:
                 sent = yield item
             except GeneratorExit:
-                tokens = rec.enter_step()
+                tokens = stream.enter()
                 try:
                     await agen.aclose()
                 finally:
-                    rec.leave_step(tokens)
+                    stream.leave(tokens)
                     stream.finish(None, completed=False)
                 raise
             except BaseException as exc:

@@ -15,10 +15,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from inferwatch import semconv
-from inferwatch._attributes import AttributeValue
+from inferwatch import privacy, semconv
+from inferwatch._attributes import AttributeValue, valid_text
 
 MAX_POINTS = 16
+MAX_CLASS_LABEL = 64
+"""A string prediction longer than this is generated text, reported as its class `__text__`."""
 """Per call, at most this many per-item values go into a histogram (an even stride sample)."""
 
 PredictionKind = Literal["auto", "regression", "classification"]
@@ -39,6 +41,12 @@ class InputSummary:
     unsupported: int = 0
     nan_full_rows: int = 0
     """Rows (items) whose every value is NaN or missing."""
+
+    def __post_init__(self) -> None:
+        # Names from request data (record keys) become metric attribute values: valid UTF-8.
+        by_feature = self.nan_by_feature
+        if by_feature and not all(name.isascii() for name in by_feature):
+            self.nan_by_feature = {valid_text(name): n for name, n in by_feature.items()}
 
     def attributes(self) -> dict[str, AttributeValue]:
         """Span attributes; values implied by others (per-row maxima of one row) are left out."""
@@ -214,7 +222,7 @@ def _numeric_array(x: Sequence[Any]) -> np.ndarray | None:
             if any(np.iscomplexobj(v) for v in array.flat):  # would cast with a warning
                 return None
             array = array.astype(np.float64)  # None -> NaN; raises for anything not a number
-    except (ValueError, TypeError):
+    except Exception:  # also what items' own __array__ raise (a tensor that requires grad)
         return None
     return array if array.dtype.kind in "fciub" else None
 
@@ -309,8 +317,8 @@ def _pandas_input(x: Any, features: Sequence[str] | None) -> InputSummary:
     if kind != "DataFrame":
         return InputSummary(kind, unsupported=1)
     columns = x.columns.tolist()
-    if not all(type(c) is str for c in columns):
-        columns = [str(c) for c in columns]
+    if not all(type(c) is str and c.isascii() for c in columns):
+        columns = [valid_text(str(c)) for c in columns]
     # One view, no copy, for a single numpy float block; nullable (extension) dtypes go via isna.
     if all(isinstance(dtype, np.dtype) and dtype.kind in "fciub" for dtype in x.dtypes.values):
         return _array_input(x.to_numpy(copy=False), columns, kind)
@@ -414,7 +422,7 @@ def summarize_prediction(
             return PredictionSummary(type(y).__name__, unsupported=1)
         try:
             y = np.asarray(y)
-        except (ValueError, TypeError):  # ragged lists
+        except Exception:  # ragged lists; items whose own __array__ raises
             return PredictionSummary(type(y).__name__, unsupported=1)
     dtype_kind = y.dtype.kind
     if dtype_kind in "fc" and kind != "classification" and not _is_probabilities(y, kind):
@@ -484,7 +492,7 @@ def _classes(
             else:
                 values, counts = np.unique(flat, return_counts=True)
                 counted = list(zip(values.tolist(), counts.tolist(), strict=True))
-        except (TypeError, ValueError, OverflowError):  # mixed, unorderable or huge labels
+        except Exception:  # mixed, unorderable or huge labels; objects that refuse to compare
             counted = list(Counter(map(str, flat.tolist())).items())
     summary.classes = [(_class_name(label, class_names), count) for label, count in counted]
     return summary
@@ -495,7 +503,10 @@ def _class_name(label: Any, class_names: Sequence[str] | None) -> str:
         return str(class_names[label])
     if isinstance(label, float) and label.is_integer():
         return str(int(label))
-    return str(label)
+    text = str(label)
+    if len(text) > MAX_CLASS_LABEL:  # generated text, not a class: never exported verbatim
+        return semconv.TEXT_PREDICTION_CLASS
+    return privacy.active().text(text)  # labels go on spans and metrics: scrubbed like tags
 
 
 def _tensor_to_numpy_if_small(y: Any) -> np.ndarray | None:
