@@ -2,8 +2,11 @@
 
 Run with `make demo` (or `python examples/quickstart.py`). Traffic comes from three regions and
 two cohorts; one region (ap-south) sends NaN-laden feature rows, which the model rejects, and
-every region's `amount` has quietly shifted since training (drift, no error at all). The
-script prints what inferwatch emitted, where the errors concentrate, and what drifted.
+every region's `amount` has quietly shifted since training (drift, no error at all), and for the
+`new` cohort the true outcome now follows another rule (concept drift: no error, no input shift —
+only the delayed labels, sent back with `iw.feedback`, reveal it). The script prints what
+inferwatch emitted, where the errors concentrate, where the wrong predictions concentrate, and
+what drifted.
 
 With no OTLP endpoint, spans and logs go to the embedded local store (OTLP JSON lines under
 .inferwatch/demo/), which the script then slices with chDB, the in-process ClickHouse engine.
@@ -35,22 +38,31 @@ class FraudModel:
         X = rng.normal(size=(5000, len(FEATURES)))
         # The baseline for drift: what the model was trained on, as a mergeable sketch profile.
         self.baseline = iw.Profile.build(X, columns=FEATURES)
-        true_w = rng.normal(size=len(FEATURES))
-        y = (X @ true_w + rng.normal(scale=0.5, size=len(X)) > 1.0).astype(float)
+        self.true_w = true_w = rng.normal(size=len(FEATURES))
+        y = (X @ true_w + rng.normal(scale=0.5, size=len(X)) > 0.0).astype(float)
         self.w = np.zeros(len(FEATURES))
         for _ in range(300):
             p = 1 / (1 + np.exp(-(X @ self.w)))
             self.w -= 0.5 * X.T @ (p - y) / len(X)
 
-    @iw.monitor(model="fraud", version="3.1", features=FEATURES)
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+    @iw.monitor(model="fraud", version="3.1", features=FEATURES, class_names=["legit", "fraud"])
+    def predict(self, X: np.ndarray) -> np.ndarray:
         if np.isnan(X).any():
             raise ValueError("input contains NaN")
-        return 1 / (1 + np.exp(-(X @ self.w)))
+        return (X @ self.w > 0).astype(np.int64)  # class indices, named by class_names
+
+    def truth(self, X: np.ndarray, cohort: str, rng: np.random.Generator) -> list[str]:
+        """What the chargebacks say weeks later; the `new` cohort's fraud pattern has changed."""
+        w = -self.true_w if cohort == "new" else self.true_w
+        fraud = X @ w + rng.normal(scale=0.5, size=len(X)) > 0.0
+        return ["fraud" if f else "legit" for f in fraud]
 
 
-def simulate(model: FraudModel, requests: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Serve the traffic; return the feature rows served (for the drift check)."""
+Served = list[tuple[str, str, np.ndarray]]
+
+
+def simulate(model: FraudModel, requests: int, rng: np.random.Generator) -> Served:
+    """Serve the traffic; return (request id, cohort, rows) per request served."""
     regions = list(REGIONS)
     served = []
     for i in range(requests):
@@ -60,14 +72,22 @@ def simulate(model: FraudModel, requests: int, rng: np.random.Generator) -> list
         X[:, AMOUNT] += 0.3  # the silent failure: amounts arrive in another currency
         if rng.random() < REGIONS[region]:
             X[:, rng.integers(len(FEATURES))] = np.nan  # the loud one: a feature goes missing
-        served.append(X)
+        request_id = f"req-{i:05d}"
+        served.append((request_id, cohort, X))
         # A ValueError is the service's 422; the span records it as an error.
-        with (
-            iw.context(request_id=f"req-{i:05d}", region=region, cohort=cohort),
-            suppress(ValueError),
-        ):
-            model.predict_proba(X)
+        with iw.context(request_id=request_id, region=region, cohort=cohort), suppress(ValueError):
+            model.predict(X)
     return served
+
+
+def send_labels(model: FraudModel, served: Served, rng: np.random.Generator) -> None:
+    """The delayed ground truth, by request id (any process could send it). Requests refused
+    with an error made no prediction: their labels come back "unknown", counted, not raised."""
+    statuses: dict[str, int] = {}
+    for request_id, cohort, X in served:
+        status = iw.feedback(request_id, model.truth(X, cohort, rng))
+        statuses[status] = statuses.get(status, 0) + 1
+    print(f"labels sent back with iw.feedback(request_id, labels): {statuses}")
 
 
 def print_metrics(reader: InMemoryMetricReader) -> None:
@@ -80,9 +100,9 @@ def print_metrics(reader: InMemoryMetricReader) -> None:
                     print(f"  {metric.name}: {len(list(metric.data.data_points))}")
 
 
-def check_drift(model: FraudModel, served: list[np.ndarray]) -> None:
+def check_drift(model: FraudModel, served: Served) -> None:
     """Production inputs against the training baseline: errors are loud, drift is not."""
-    current = iw.Profile.build(np.vstack(served), columns=FEATURES)
+    current = iw.Profile.build(np.vstack([X for _, _, X in served]), columns=FEATURES)
     print("\nhas the input drifted from training?  iw.drift.compare(baseline, current)")
     print(iw.drift.compare(model.baseline, current))
 
@@ -94,6 +114,8 @@ def investigate(store: Path) -> None:
     print(spans.slice(by=["region", "cohort"], since="1h"))
     print("\nwhich tag values explain them?  iw.query.open().bubble_up(outcome='error')")
     print(spans.bubble_up(outcome="error", since="1h", top=5))
+    print("\nand the wrong predictions, once labels came back?  bubble_up(outcome='wrong')")
+    print(spans.bubble_up(outcome="wrong", since="1h", top=5))
 
 
 def main() -> None:
@@ -121,6 +143,7 @@ def main() -> None:
     served = simulate(model, args.requests, rng)
     elapsed = time.perf_counter() - started
     print(f"served {args.requests} requests in {elapsed:.2f}s")
+    send_labels(model, served, rng)
     print_metrics(reader)
     print(f"internal errors swallowed by inferwatch: {sum(iw.internal_errors().values())}")
     iw.shutdown()  # flushes and closes the store segments

@@ -31,9 +31,14 @@ def test_quickstart_finds_the_planted_problem(tmp_path: Path) -> None:
     assert all(int(r[3]) == 0 for r in rows if r[0] != "ap-south")
     assert sum(int(r[2]) for r in rows) == 600  # every request was stored and read back
     # Bubble-up names the planted slice first.
-    explained = out.split("which tag values explain them?")[1]
+    explained = out.split("which tag values explain them?")[1].split("and the wrong")[0]
     first = next(line for line in explained.splitlines() if "region=" in line)
     assert "region=ap-south" in first.split("\u2502")[0]
+    # The concept drift shows only in the delayed labels: the `new` cohort's predictions are wrong.
+    assert "'joined'" in out.split("labels sent back")[1].splitlines()[0]
+    wrong = out.split("and the wrong predictions")[1].split("has the input drifted")[0]
+    first = next(line for line in wrong.splitlines() if "=" in line and "\u2502" in line)
+    assert "cohort=new" in first.split("\u2502")[0]
     # The silent failure: only `amount` drifted from the training baseline.
     drift = out.split("has the input drifted from training?")[1]
     flagged = [line.split()[0] for line in drift.splitlines() if "DRIFT" in line]
