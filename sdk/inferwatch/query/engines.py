@@ -15,6 +15,7 @@ import re
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -79,10 +80,6 @@ class _ChdbSession:
 
     _lock = threading.Lock()
     _session: Any = None
-    # Per store database, as the table outlives any one engine: segments converted so far
-    # (with their size and mtime), and what was read.
-    ingested: ClassVar[dict[str, dict[Path, tuple[int, int]]]] = {}
-    stats: ClassVar[dict[str, IngestStats]] = {}
 
     @classmethod
     def get(cls) -> Any:
@@ -101,6 +98,116 @@ def chdb_session() -> Any:
     return _ChdbSession.get()
 
 
+class SegmentTable:
+    """One kind of segment file of a directory (trace or log segments) as a chDB relation.
+
+    Closed segments are converted into a MergeTree table once per process (with their size and
+    mtime, so a rewritten one is read again and a deleted one dropped); open segments, still
+    being appended to, are read live. Lines that are not whole JSON (a torn write) are skipped
+    and counted.
+    """
+
+    # Per table, as the table outlives any one engine: segments converted, what was read.
+    _ingested: ClassVar[dict[str, dict[Path, tuple[int, int]]]] = {}
+    _stats: ClassVar[dict[str, IngestStats]] = {}
+    _lock = threading.Lock()
+
+    def __init__(
+        self,
+        session: Any,
+        table: str,
+        ddl: str,
+        order_by: str,
+        columns: str,
+        rows: Callable[[Path], str],
+        wanted: Callable[[Path], bool],
+        directory: Path,
+    ) -> None:
+        self._session = session
+        self.table = table
+        self._columns = columns
+        self._rows = rows  # segment file -> a SELECT of `columns` over its whole JSON lines
+        self._wanted = wanted
+        self.directory = directory
+        self.stats = SegmentTable._stats.setdefault(table, IngestStats())
+        session.query(
+            f"CREATE TABLE IF NOT EXISTS {table} (Segment LowCardinality(String), {ddl}) "
+            f"ENGINE = MergeTree ORDER BY ({order_by})"
+        )
+
+    def _segments(self) -> tuple[list[Path], list[Path]]:
+        """(closed, open) segments. Open ones are still being appended to."""
+        closed: list[Path] = []
+        live: list[Path] = []
+        for path in sorted(self.directory.rglob("*.json*")):
+            if path.is_file() and ".cache" not in path.parts and self._wanted(path):
+                (live if ".open." in path.name else closed).append(path)
+        return closed, live
+
+    def relation(self) -> str:
+        """A FROM expression of the columns, current as of this call."""
+        with SegmentTable._lock:
+            closed, live = self._segments()
+            seen = SegmentTable._ingested.setdefault(self.table, {})
+            for gone in set(seen) - set(closed):  # deleted by retention, or renamed
+                self._forget(gone)
+            for path in closed:
+                self._ingest(path)
+            self.stats.live_segments = [str(p) for p in live]
+        if not live:
+            return self.table
+        parts = [f"SELECT {self._columns} FROM {self.table}"]
+        parts += [self._rows(path) for path in live]
+        return "(" + "\nUNION ALL\n".join(parts) + ")"
+
+    def _ingest(self, path: Path) -> None:
+        seen = SegmentTable._ingested[self.table]
+        stat = path.stat()
+        version = (stat.st_size, stat.st_mtime_ns)
+        if seen.get(path) == version:
+            return
+        if path in seen:  # appended to since: read it again
+            self._forget(path)
+        # Line by line, skipping what is not whole JSON (a torn write), rather than the typed
+        # JSONEachRow reader, which can swallow the line after a torn one: measured faster too.
+        self._session.query(
+            f"INSERT INTO {self.table} SELECT {{segment:String}} AS Segment, {self._columns} "
+            f"FROM ({self._rows(path)})",
+            params=_escaped({"segment": str(path)}),
+        )
+        text = (
+            f"SELECT countIf(line != ''), countIf(isValidJSON(line)) "
+            f"FROM {_file(path, 'LineAsString')}"
+        )
+        line = self._session.query(text, "CSV").bytes().decode().strip() or "0,0"
+        lines, valid = (int(value) for value in line.split(","))
+        self.stats.segments += path not in seen
+        seen[path] = version
+        self.stats.lines += lines
+        self.stats.skipped_lines += lines - valid
+
+    def _forget(self, path: Path) -> None:
+        """Drop a segment's rows: it changed, or retention deleted the file."""
+        self._session.query(
+            f"DELETE FROM {self.table} WHERE Segment = {{segment:String}}",
+            params=_escaped({"segment": str(path)}),
+        )
+        SegmentTable._ingested[self.table].pop(path, None)
+
+
+_SPANS_DDL = (
+    "Timestamp DateTime64(9), TraceId String, SpanId String, ParentSpanId String, "
+    "SpanName LowCardinality(String), ServiceName LowCardinality(String), "
+    "ResourceAttributes Map(LowCardinality(String), String), ScopeName String, "
+    "SpanAttributes Map(LowCardinality(String), String), Duration UInt64, "
+    "StatusCode LowCardinality(String), StatusMessage String"
+)
+
+
+def _trace_segment(path: Path) -> bool:
+    return "log" not in path.name.split("-")[0]
+
+
 class ChdbEngine:
     """The local store, or any directory of OTLP JSON traces files, queried with chDB."""
 
@@ -115,84 +222,16 @@ class ChdbEngine:
         digest = hashlib.sha1(str(self.directory).encode()).hexdigest()[:12]
         self._database = f"store_{digest}"
         self._session = _ChdbSession.get()
-        self._lock = threading.Lock()
-        self.stats = _ChdbSession.stats.setdefault(self._database, IngestStats())
         self._session.query(f"CREATE DATABASE IF NOT EXISTS {self._database}")
-        self._session.query(
-            f"CREATE TABLE IF NOT EXISTS {self._table} ("
-            "Segment LowCardinality(String), Timestamp DateTime64(9), TraceId String, "
-            "SpanId String, ParentSpanId String, SpanName LowCardinality(String), "
-            "ServiceName LowCardinality(String), "
-            "ResourceAttributes Map(LowCardinality(String), String), ScopeName String, "
-            "SpanAttributes Map(LowCardinality(String), String), Duration UInt64, "
-            "StatusCode LowCardinality(String), StatusMessage String"
-            ") ENGINE = MergeTree ORDER BY (ServiceName, SpanName, Timestamp)"
-        )
-
-    @property
-    def _table(self) -> str:
-        return f"{self._database}.spans"
-
-    def _segments(self) -> tuple[list[Path], list[Path]]:
-        """(closed, open) trace segments. Open ones are still being appended to."""
-        closed: list[Path] = []
-        live: list[Path] = []
-        for path in sorted(self.directory.rglob("*.json*")):
-            if not path.is_file() or ".cache" in path.parts or "log" in path.name.split("-")[0]:
-                continue
-            (live if ".open." in path.name else closed).append(path)
-        return closed, live
+        self._spans = SegmentTable(
+            self._session, f"{self._database}.spans", _SPANS_DDL,
+            "ServiceName, SpanName, Timestamp", sql.SPAN_COLUMNS,
+            lambda path: sql.otlp_json_spans(_valid_lines(path)), _trace_segment, self.directory,
+        )  # fmt: skip
+        self.stats = self._spans.stats
 
     def relation(self) -> str:
-        with self._lock:
-            closed, live = self._segments()
-            seen = _ChdbSession.ingested.get(self._database, {})
-            for gone in set(seen) - set(closed):  # deleted by retention, or renamed
-                self._forget(gone)
-            for path in closed:
-                self._ingest(path)
-            self.stats.live_segments = [str(p) for p in live]
-        if not live:
-            return self._table
-        parts = [f"SELECT {sql.SPAN_COLUMNS} FROM {self._table}"]
-        parts += [sql.otlp_json_spans(_valid_lines(path)) for path in live]
-        return "(" + "\nUNION ALL\n".join(parts) + ")"
-
-    def _ingest(self, path: Path) -> None:
-        seen = _ChdbSession.ingested.setdefault(self._database, {})
-        stat = path.stat()
-        version = (stat.st_size, stat.st_mtime_ns)
-        if seen.get(path) == version:
-            return
-        if path in seen:  # appended to since: read it again
-            self._forget(path)
-        # Line by line, skipping what is not whole JSON (a torn write), rather than the typed
-        # JSONEachRow reader, which can swallow the line after a torn one: measured faster too.
-        self._session.query(
-            f"INSERT INTO {self._table} SELECT {{segment:String}} AS Segment, {sql.SPAN_COLUMNS} "
-            f"FROM ({sql.otlp_json_spans(_valid_lines(path))})",
-            params=_escaped({"segment": str(path)}),
-        )
-        lines = self._count(
-            f"SELECT countIf(line != ''), countIf(isValidJSON(line)) "
-            f"FROM {_file(path, 'LineAsString')}"
-        )
-        self.stats.segments += path not in seen
-        seen[path] = version
-        self.stats.lines += lines[0]
-        self.stats.skipped_lines += lines[0] - lines[1]
-
-    def _forget(self, path: Path) -> None:
-        """Drop a segment's rows: it changed, or retention deleted the file."""
-        self._session.query(
-            f"DELETE FROM {self._table} WHERE Segment = {{segment:String}}",
-            params=_escaped({"segment": str(path)}),
-        )
-        _ChdbSession.ingested.get(self._database, {}).pop(path, None)
-
-    def _count(self, text: str) -> tuple[int, ...]:
-        line = self._session.query(text, "CSV").bytes().decode().strip() or "0"
-        return tuple(int(value) for value in line.split(","))
+        return self._spans.relation()
 
     def logs_relation(self) -> str:
         """The store's ``ml.feedback`` log records: delayed labels (`inferwatch.query.labels`)."""
