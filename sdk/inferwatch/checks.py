@@ -20,6 +20,7 @@ from datasketches import kll_floats_sketch
 
 from inferwatch import semconv
 from inferwatch._attributes import AttributeValue
+from inferwatch._forksafe import renew_lock_after_fork
 from inferwatch.signals import InputSummary, PredictionSummary
 
 _events = logging.getLogger("inferwatch.events")
@@ -41,6 +42,7 @@ class RateLimiter:
     def __init__(self, interval_s: float = 10.0) -> None:
         self.interval_s = interval_s
         self._lock = threading.Lock()
+        renew_lock_after_fork(self)
         self._last: dict[tuple[str, str], float] = {}
         self._suppressed: dict[tuple[str, str], int] = {}
 
@@ -85,6 +87,7 @@ class DataChecks:
         self.prediction_range = prediction_range
         self._lengths = kll_floats_sketch(200) if long_input_quantile is not None else None
         self._lock = threading.Lock()
+        renew_lock_after_fork(self)
 
     def inspect_input(self, summary: InputSummary) -> list[Finding]:
         findings = []

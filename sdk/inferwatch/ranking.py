@@ -42,8 +42,9 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from inferwatch import semconv
 from inferwatch._attributes import AttributeValue
 from inferwatch._durations import FORMS, parse_duration
-from inferwatch._internal import handle_internal_error, log_internal_error
+from inferwatch._internal import handle_internal_error
 from inferwatch._state import State, get_state
+from inferwatch._window_thread import WindowThread
 from inferwatch.drift.windows import window_label
 
 __all__ = [
@@ -325,8 +326,10 @@ class RankingWindows:
         self._window_start = clock()
         self._history: deque[RankingStats] = deque(maxlen=keep_windows)
         self._below_floor = False
-        self._thread: threading.Thread | None = None
-        self._stop_event = threading.Event()
+        self._closer = WindowThread(
+            f"inferwatch-ranking-{model}", lambda: self._window_start + self.settings.window_s,
+            self.close_window, clock, "ranking.close_window",
+        )  # fmt: skip
         self._started = not autostart  # the thread starts with the first list, once
         self._attributes: dict[str, AttributeValue] = {
             semconv.ML_MODEL_NAME: model, semconv.ML_WINDOW: self.label,
@@ -481,45 +484,23 @@ class RankingWindows:
     # ---- background thread ------------------------------------------------------------------
     def start(self) -> None:
         """Close a window every ``window_s`` on a daemon thread (no-op when running)."""
-        with self._lock:
-            self._started = True
-            if self._thread is not None and self._thread.is_alive():
-                return
-            self._stop_event = threading.Event()
-            self._thread = threading.Thread(
-                target=self._run, args=(self._stop_event,), daemon=True,
-                name=f"inferwatch-ranking-{self.model}",
-            )  # fmt: skip
-            self._thread.start()
+        self._started = True
+        self._closer.start()
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop the thread and wait for it; the open window stays open."""
-        with self._lock:
-            thread, self._thread = self._thread, None
-            self._stop_event.set()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        self._closer.stop(timeout)
 
     @property
     def running(self) -> bool:
-        thread = self._thread
-        return thread is not None and thread.is_alive()
-
-    def _run(self, stop: threading.Event) -> None:
-        while not stop.wait(max(0.0, self._window_start + self.settings.window_s - self._clock())):
-            try:
-                self.close_window()
-            except Exception as exc:
-                log_internal_error("ranking.close_window", exc)
+        return self._closer.running
 
     def _after_fork_in_child(self) -> None:
-        was_running = self._thread is not None and not self._stop_event.is_set()
+        was_running = self._closer.after_fork()
         self._lock = threading.Lock()
         self._close_lock = threading.Lock()
         self._current = _Window(self.settings.max_positions)
         self._window_start = self._clock()
-        self._thread = None
-        self._stop_event = threading.Event()
         if was_running:  # the parent's thread did not survive: the next list restarts it
             self._started = False
 

@@ -490,7 +490,8 @@ def _classes(
                 present = np.flatnonzero(per_label)
                 counted = list(zip(present.tolist(), per_label[present].tolist(), strict=True))
             else:
-                values, counts = np.unique(flat, return_counts=True)
+                with np.errstate(all="ignore"):  # sorting NaN or huge values warns: not ours
+                    values, counts = np.unique(flat, return_counts=True)
                 counted = list(zip(values.tolist(), counts.tolist(), strict=True))
         except Exception:  # mixed, unorderable or huge labels; objects that refuse to compare
             counted = list(Counter(map(str, flat.tolist())).items())

@@ -47,6 +47,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from inferwatch import _internal, semconv
 from inferwatch._durations import FORMS, parse_duration
+from inferwatch._window_thread import WindowThread
 from inferwatch.drift.compare import ColumnDrift, DriftReport, compare
 from inferwatch.drift.profile import TARGETS, ColumnProfile, Profile, numeric_values, target_array
 from inferwatch.semconv import (
@@ -228,8 +229,10 @@ class DriftWindows:
         self._latest: tuple[tuple[str, DriftReport], ...] = ()
         self._cumulative_drifted: set[str] = set()
         # background thread
-        self._thread: threading.Thread | None = None
-        self._stop_event = threading.Event()
+        self._closer = WindowThread(
+            f"inferwatch-drift-{model}", lambda: self._window_start + self.window_s,
+            self.close_window, clock, "drift.close_window",
+        )  # fmt: skip
         self._restart = autostart  # the thread starts with the first row, not at import
         self._meter: metrics.Meter | None = None
         _live.add(self)
@@ -566,15 +569,7 @@ class DriftWindows:
     # ---- background thread --------------------------------------------------------------
     def start(self) -> None:
         """Close a window every `window_s` on a daemon thread (no-op when running)."""
-        with self._lock:
-            if self._thread is not None and self._thread.is_alive():
-                return
-            self._stop_event = threading.Event()
-            self._thread = threading.Thread(
-                target=self._run, args=(self._stop_event,), daemon=True,
-                name=f"inferwatch-drift-{self.model}",
-            )  # fmt: skip
-            self._thread.start()
+        self._closer.start()
 
     def _restart_thread(self) -> None:
         """First add in a forked child: the parent's thread did not survive the fork."""
@@ -584,23 +579,11 @@ class DriftWindows:
     def stop(self, timeout: float | None = None) -> None:
         """Stop the thread and wait for it (the current window stays buffered)."""
         self._restart = False
-        with self._lock:
-            thread, self._thread = self._thread, None
-            self._stop_event.set()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        self._closer.stop(timeout)
 
     @property
     def running(self) -> bool:
-        thread = self._thread
-        return thread is not None and thread.is_alive()
-
-    def _run(self, stop: threading.Event) -> None:
-        while not stop.wait(max(0.0, self._window_start + self.window_s - self._clock())):
-            try:
-                self.close_window()
-            except Exception as exc:
-                _internal.log_internal_error("drift.close_window", exc)
+        return self._closer.running
 
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
@@ -609,9 +592,7 @@ class DriftWindows:
         self._pending = {t: [] for t in self._targets}
         self._pending_rows = dict.fromkeys(self._targets, 0)
         self._window_start = self._clock()
-        self._restart = self._thread is not None and not self._stop_event.is_set()
-        self._thread = None
-        self._stop_event = threading.Event()
+        self._restart = self._closer.after_fork()
 
 
 def drift_gauges(meter: metrics.Meter, owner: metrics.Meter | None = None) -> None:

@@ -1,0 +1,30 @@
+"""Locks that a forked child gets back unlocked.
+
+``os.fork`` copies a lock in whatever state it was: held by a thread of the parent (the metric
+reader collecting, another request counting), it stays held forever in the child, whose next
+`add()` deadlocks. Objects registered here get a fresh ``_lock`` in every child. Nothing is added
+to the hot path: the owner keeps using its plain ``threading.Lock`` attribute.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from typing import Any
+
+_owners: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def renew_lock_after_fork(owner: Any) -> None:
+    """Give `owner` a new ``_lock`` in each forked child."""
+    _owners.add(owner)
+
+
+def _after_fork_in_child() -> None:
+    for owner in list(_owners):
+        owner._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
