@@ -7,13 +7,9 @@ Environment variables follow the OpenTelemetry SDK specification (``OTEL_SERVICE
 
 from __future__ import annotations
 
-import atexit
-import functools
 import importlib
 import logging
-import multiprocessing.util
 import os
-import signal
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -33,10 +29,11 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from pydantic import BaseModel, ConfigDict, Field, SecretBytes, ValidationError, field_validator
 
-from inferwatch import _internal, semconv
+from inferwatch import _exit, _internal, semconv
 from inferwatch import logs as _logs
 from inferwatch import privacy as _privacy
 from inferwatch._providers import SwitchingMeterProvider, SwitchingTracerProvider
+from inferwatch._refusals import RefusalsCounted
 from inferwatch._state import State, set_state
 from inferwatch.alerts import AlertReader, AlertRules, AlertsArgument, PolicyError, rules_from
 from inferwatch.context import ScopeSpanProcessor
@@ -229,19 +226,10 @@ def shutdown(timeout_ms: float = 30_000) -> None:
         _sigterm.enable(False)
 
 
-EXIT_FLUSH_TIMEOUT_MS = 5_000.0
-"""The deadline of the flush at interpreter exit and on SIGTERM: well inside the usual grace
-period between SIGTERM and SIGKILL (30 s on Kubernetes) and the SDK's own 30 s per processor."""
-
-
 def _flush_at_exit() -> None:
-    """atexit (and multiprocessing workers' exit): flush what is queued, within a deadline.
-
-    The providers are built with ``shutdown_on_exit=False``: theirs would wait up to 30 s per
-    processor and ignore inferwatch's store and ordering.
-    """
+    """atexit, multiprocessing workers' exit and SIGTERM (`_exit`): flush within a deadline."""
     try:
-        shutdown(EXIT_FLUSH_TIMEOUT_MS)
+        shutdown(_exit.EXIT_FLUSH_TIMEOUT_MS)
     except Exception as exc:
         _internal.log_internal_error("shutdown.exit", exc)
 
@@ -251,65 +239,9 @@ def _after_fork_in_child() -> None:
     _lock = threading.Lock()  # a thread of the parent may have held it at fork time
 
 
-def _register_exit_flush_in_worker(_: object) -> None:
-    # multiprocessing workers end in os._exit(), which skips atexit, after running these.
-    multiprocessing.util.Finalize(None, _flush_at_exit, exitpriority=0)
-
-
-atexit.register(_flush_at_exit)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-multiprocessing.util.register_after_fork(_switching, _register_exit_flush_in_worker)
-
-
-class _SigtermFlush:
-    """``configure(flush_on_sigterm=True)``: flush queued telemetry before SIGTERM kills us.
-
-    Python's default SIGTERM action ends the process without running atexit, so queued spans
-    are lost. The handler is opt-in because signal handling belongs to the application:
-
-    * the application's own handler, installed before: called instead, and nothing else (its
-      graceful shutdown ends in a normal exit, where the atexit flush runs; flushing first
-      would lose what in-flight requests still record);
-    * the default action: flush within `EXIT_FLUSH_TIMEOUT_MS`, then restore the default and
-      re-send SIGTERM, so the process still dies of SIGTERM (exit status -15) as it would have;
-    * ignored: stays ignored.
-
-    The flush runs on a helper thread, joined with the deadline: the handler interrupts the
-    main thread wherever it was, perhaps holding a lock the flush needs.
-    """
-
-    def __init__(self) -> None:
-        self.previous: Any = None
-        self.installed = False
-
-    def enable(self, on: bool) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return  # only the main thread may set handlers; configure() checked when it mattered
-        if on and not self.installed:
-            self.previous = signal.getsignal(signal.SIGTERM)
-            signal.signal(signal.SIGTERM, self._handle)
-            self.installed = True
-        elif not on and self.installed:
-            if signal.getsignal(signal.SIGTERM) == self._handle:  # nobody replaced it since
-                signal.signal(signal.SIGTERM, self.previous or signal.SIG_DFL)
-            self.installed = False
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        previous = self.previous
-        if callable(previous):
-            previous(signum, frame)
-            return
-        if previous == signal.SIG_IGN:
-            return
-        flush = threading.Thread(target=_flush_at_exit, name="inferwatch-sigterm", daemon=True)
-        flush.start()
-        flush.join(EXIT_FLUSH_TIMEOUT_MS / 1000 + 1)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
-_sigterm = _SigtermFlush()
+_sigterm = _exit.install(_flush_at_exit, _switching)
 
 
 def _settings(arguments: dict[str, Any]) -> Settings:
@@ -431,34 +363,8 @@ def _otlp_exporter(
         endpoint=endpoint, headers=settings.headers or None, timeout=timeout, **options
     )
     if hasattr(getattr(exporter, "_metrics", None), "export_operation"):
-        exporter._metrics = _RefusalsCounted(exporter._metrics)
+        exporter._metrics = RefusalsCounted(exporter._metrics)
     return exporter
-
-
-class _RefusalsCounted:
-    """Counts an export the collector refused with an HTTP status as failed, not as exported.
-
-    The OTLP/HTTP exporters put an ``error.type`` on ``otel.sdk.exporter.*.exported`` only when
-    the transport raised; a 413, 429 or 503 answer fails the export without an exception, and
-    they count it as exported. This gives it one, named by the status (``error.type="503"``, as
-    OTel's HTTP conventions do), so a refusing collector shows up as lost telemetry.
-    """
-
-    def __init__(self, metrics: Any) -> None:
-        self._metrics = metrics
-
-    @contextmanager
-    def export_operation(self, num_items: int) -> Iterator[Any]:
-        with self._metrics.export_operation(num_items) as result:
-            yield result
-            status = (result.error_attrs or {}).get("http.response.status_code")
-            if result.error is None and status is not None:
-                result.error = _status_error(int(status))()
-
-
-@functools.cache
-def _status_error(status: int) -> type[Exception]:
-    return type(str(status), (Exception,), {"__module__": __name__})
 
 
 def _build_state(
