@@ -18,7 +18,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
 
-from inferwatch import privacy, semconv
+from inferwatch import privacy, ranking, semconv
 from inferwatch._attributes import AttributeValue, qualified_name
 from inferwatch._durations import FORMS, parse_duration
 from inferwatch._internal import (
@@ -379,8 +379,6 @@ class Inference:
         position: see `inferwatch.ranking`) and sets ``ml.ranking.size`` on the span.
         """
         with handle_internal_errors("inference.record_ranking"):
-            from inferwatch import ranking  # the ranking windows matter to ranking models only
-
             attributes = ranking.record_ranking(self._spec.model, items, positions, clicks)
             if attributes:
                 self.span.set_attributes(attributes)
