@@ -29,7 +29,7 @@ pytest: $(BIN)/.installed
 
 test: lint typecheck pytest
 
-# The long run of the property tests: 10,000 examples each (about 12 minutes on 2 cores).
+# The long run of the property tests: 10,000 examples each (12-14 minutes on 2 cores).
 test-long: $(BIN)/.installed
 	INFERWATCH_PROPERTY_EXAMPLES=10000 $(BIN)/pytest -q -p no:cacheprovider --timeout=3600 \
 		tests/test_properties.py tests/test_bad_inputs.py
