@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from typing import Any, NoReturn
 
 from inferwatch import query
+from inferwatch._argtypes import integer, names, number
 from inferwatch.drift import cli as drift_cli
 from inferwatch.query import Result, Spans, render
 from inferwatch.query.engines import ChdbEngine
@@ -56,31 +57,9 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
-    return value
-
-
-def _names(text: str) -> list[str]:
-    names = [part.strip() for part in text.split(",") if part.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError(f"{text!r} names no tag: use e.g. region,cohort")
-    return names
+_positive_int = integer(1)
+_positive_float = number(0)
+_names = names("tag", "region,cohort")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from inferwatch._argtypes import integer, names, number
 from inferwatch.drift.compare import compare
 from inferwatch.drift.profile import MAGIC, Profile, render
 from inferwatch.drift.report import (
@@ -68,41 +69,10 @@ class Output:
 
 
 # ---- arguments ----------------------------------------------------------------------------------
-def _names(text: str) -> list[str]:
-    names = [part.strip() for part in text.split(",") if part.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError(f"{text!r} names no column: use e.g. age,country")
-    return names
-
-
-def _alpha(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1 (exclusive)")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 0")
-    return value
-
-
-def _kll_k(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if not 8 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} must be between 8 and 65535")
-    return value
+_names = names("column", "age,country")
+_alpha = number(0, high=1)
+_non_negative = number(0, low_inclusive=True)
+_kll_k = integer(8, 65535)
 
 
 def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
