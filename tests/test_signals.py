@@ -186,3 +186,10 @@ def test_nan_counts_match_a_direct_count(
     if features is not None:
         expected = {f: int(n) for f, n in zip(features, nan.sum(axis=0), strict=True) if n}
         assert (s.nan_by_feature or {}) == expected
+
+
+def test_mean_of_narrow_floats_near_their_max_does_not_overflow() -> None:
+    """Found by the long property run: two float32 values near its max overflowed the sum."""
+    for dtype, value in ((np.float32, 1.7014e38), (np.float16, 60000.0)):
+        summary = summarize_prediction(np.array([value, value], dtype=dtype))
+        assert summary.mean == pytest.approx(float(np.array(value, dtype=dtype)), rel=1e-6)

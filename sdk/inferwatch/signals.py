@@ -460,11 +460,13 @@ def _values(y: np.ndarray, valid_range: tuple[float, float] | None = None) -> Pr
         if flat.size == 0:
             return summary
         low, high = float(np.minimum.reduce(flat)), float(np.maximum.reduce(flat))
-    # Sum first when it cannot overflow (the usual case); else scale first.
+    # Sum first when it cannot overflow (the usual case); else scale first. Narrow floats
+    # (float32 tensors) are summed in float64: two float32 values near its max overflow.
+    acc = np.float64 if flat.dtype.itemsize < 8 else None
     if max(-low, high) * flat.size < 1e300:
-        summary.mean = float(np.add.reduce(flat)) / flat.size
+        summary.mean = float(np.add.reduce(flat, dtype=acc)) / flat.size
     else:
-        summary.mean = float(np.add.reduce(flat / flat.size))
+        summary.mean = float(np.add.reduce(flat / flat.size, dtype=acc))
     summary.min, summary.max = low, high
     if valid_range is not None and (low < valid_range[0] or high > valid_range[1]):
         outside = (flat < valid_range[0]) | (flat > valid_range[1])
