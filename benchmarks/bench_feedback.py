@@ -7,6 +7,8 @@ Per call, against baselines timed in the same rounds:
 * ``feedback(id, label)`` for a remembered prediction (joined: label checked, window counts,
   delay histogram, one ``ml.feedback`` log record), for an unknown id (a log record for a later
   join), and for a duplicate label;
+* ``feedback(id, clicks=[item])`` for a remembered ranked list of 10 items (joined: the item's
+  position found, CTR counters, delay histogram, one log record);
 * baseline A: a bare dict look-up plus an OTel SDK ``Counter.add`` with the same attributes;
 * baseline B: a bare dict look-up plus one OTel log record emitted through the same logger
   provider (what any label pipeline writing its labels as logs pays).
@@ -18,11 +20,13 @@ discards them; its queue is large enough that none are dropped (checked at the e
 
 The hot path: an ``@iw.monitor`` call with remembering on, against the same call with it off
 (``configure_feedback(max_predictions=0)``), timed round-robin with `_common.measure`. The index
-is full after the warm-up, so each remembered call also evicts the oldest prediction.
+is full after the warm-up, so each remembered call also evicts the oldest prediction. The same
+for an inference that records a ranked list of 10 items (remembered for its clicks).
 
 Memory: tracemalloc's traced size before and after remembering 100,000 predictions (each with
 a fresh request id, trace id and span id, as a server would have made them), divided by 100,000;
-reference: a dict of the same 100,000 fresh request ids to None.
+reference: a dict of the same 100,000 fresh request ids to None. Ranked lists of 10 items are
+measured with item ids from a catalogue the service holds anyway (only the list is new).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import tracemalloc
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from opentelemetry import metrics
+from opentelemetry import metrics, trace
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import (
@@ -62,11 +66,15 @@ from inferwatch._state import get_state
 from inferwatch.context import new_request_id
 from inferwatch.inference import ModelSpec
 from inferwatch.labels import configure_feedback, current_index, feedback
+from inferwatch.labels.clicks import ServedList, served_lists
 from inferwatch.labels.index import INDICES, PredictionIndex, set_index
+from inferwatch.ranking import RecordedList
 
 DISTRIBUTIONS = ("inferwatch", "numpy", "opentelemetry-api", "opentelemetry-sdk")
 MEMORY_PREDICTIONS = 100_000
 CLASSES = ["approve", "review", "deny"]
+ITEMS = [f"item-{i}" for i in range(10_000)]
+LIST_SIZE = 10
 
 
 class DiscardingLogExporter(LogRecordExporter):
@@ -97,6 +105,24 @@ def fill(index: PredictionIndex, spec: ModelSpec, attributes: dict, ids: list[st
                        random.getrandbits(128), random.getrandbits(64), 1)  # fmt: skip
 
 
+def fake_span() -> trace.Span:
+    context = trace.SpanContext(random.getrandbits(128), random.getrandbits(64), False,
+                                trace.TraceFlags(1))  # fmt: skip
+    return trace.NonRecordingSpan(context)
+
+
+def ranked_list(i: int) -> RecordedList:
+    start = (i * LIST_SIZE) % (len(ITEMS) - LIST_SIZE)
+    return RecordedList({}, ITEMS[start : start + LIST_SIZE], None)
+
+
+def fill_lists(ids: list[str]) -> None:
+    lists = served_lists()
+    now = lists.index.clock()
+    for i, request_id in enumerate(ids):
+        lists.remember(ServedList(request_id, "recs", ranked_list(i), now, fake_span()))
+
+
 def label_costs(calls: int, repeats: int) -> dict[str, Result]:
     state = get_state()
     spec = ModelSpec("fraud", "3.1")
@@ -105,13 +131,15 @@ def label_costs(calls: int, repeats: int) -> dict[str, Result]:
     logger = state.logger_provider.get_logger("bench")  # type: ignore[union-attr]
     table = {f"x-{i}": i for i in range(calls)}
     names = ["joined", "unknown id", "duplicate", "A: dict.get + Counter.add",
-             "B: dict.get + log record"]  # fmt: skip
+             "B: dict.get + log record", "clicks joined (list of 10)"]  # fmt: skip
     results = {name: Result(name) for name in names}
     for r in range(repeats):
         configure_feedback(max_predictions=2 * calls)
         ids = [new_request_id() for _ in range(calls)]
         unknown = [new_request_id() for _ in range(calls)]
         fill(current_index(), spec, attributes, ids)
+        fill_lists(ids)
+        clicked = [[ranked_list(i).keys[i % LIST_SIZE]] for i in range(calls)]
         labels = [CLASSES[(i + 1) % 3] if i % 5 == 0 else CLASSES[i % 3] for i in range(calls)]
 
         def joined(ids: list[str] = ids, labels: list[str] = labels) -> None:
@@ -125,6 +153,10 @@ def label_costs(calls: int, repeats: int) -> dict[str, Result]:
         def duplicate(ids: list[str] = ids) -> None:
             for request_id in ids:
                 feedback(request_id, "approve")
+
+        def clicks(ids: list[str] = ids, clicked: list[list[str]] = clicked) -> None:
+            for request_id, items in zip(ids, clicked, strict=True):
+                feedback(request_id, clicks=items)
 
         def counter_add() -> None:
             get, add = table.get, counter.add
@@ -141,7 +173,7 @@ def label_costs(calls: int, repeats: int) -> dict[str, Result]:
                                                          "ml.label.value": "approve"}))  # fmt: skip
 
         loops = {names[0]: joined, names[1]: unknown_ids, names[3]: counter_add,
-                 names[4]: log_record}  # fmt: skip
+                 names[4]: log_record, names[5]: clicks}  # fmt: skip
         order = list(loops)
         order = order[r % len(order) :] + order[: r % len(order)]
         times = {name: per_call(loops[name], calls) for name in order}
@@ -166,7 +198,14 @@ def hot_path(repeats: int, min_time: float) -> dict[str, Result]:
         with iw.context(region="eu"):
             predict(1.0)
 
-    return measure({"remembering off": lambda: call(off), "remembering on": lambda: call(on)},
+    def serve_list(index: PredictionIndex, items: list[str] = ITEMS[:LIST_SIZE]) -> None:
+        set_index(index)
+        with iw.inference(model="recs") as rec:
+            rec.record_ranking(items)
+
+    return measure({"remembering off": lambda: call(off), "remembering on": lambda: call(on),
+                    "ranked list, remembering off": lambda: serve_list(off),
+                    "ranked list, remembering on": lambda: serve_list(on)},
                    repeats, min_time)  # fmt: skip
 
 
@@ -187,6 +226,17 @@ def memory() -> list[list[str]]:
             random.getrandbits(64), 1),
     }  # fmt: skip
     rows = []
+    set_index(PredictionIndex(86400.0, MEMORY_PREDICTIONS, 3600.0, 24))
+
+    def lists() -> object:
+        lists = served_lists()
+        for i in range(MEMORY_PREDICTIONS):
+            served = ServedList(new_request_id(), "recs", ranked_list(i), time.time(), fake_span())
+            lists.remember(served)
+        return lists
+
+    list_size = _traced(lists)
+    assert len(served_lists()) == MEMORY_PREDICTIONS
     reference = _traced(lambda: {new_request_id(): None for _ in range(MEMORY_PREDICTIONS)})
     for name, remember in cases.items():
         index = PredictionIndex(86400.0, MEMORY_PREDICTIONS, 3600.0, 24)
@@ -200,6 +250,9 @@ def memory() -> list[list[str]]:
         assert len(index) == MEMORY_PREDICTIONS
         rows.append([name, f"{size / MEMORY_PREDICTIONS:,.0f}", f"{size / 2**20:,.1f}",
                      f"{size / reference:.2f}"])  # fmt: skip
+    rows.append([f"a ranked list of {LIST_SIZE} (for its clicks)",
+                 f"{list_size / MEMORY_PREDICTIONS:,.0f}", f"{list_size / 2**20:,.1f}",
+                 f"{list_size / reference:.2f}"])  # fmt: skip
     rows.append(["reference: dict of the request ids", f"{reference / MEMORY_PREDICTIONS:,.0f}",
                  f"{reference / 2**20:,.1f}", "1.00"])  # fmt: skip
     return rows
@@ -236,7 +289,10 @@ def main() -> None:
         store=False,
     )
     results = label_costs(args.calls, args.repeats)
-    emitted = sum(results[n].calls for n in ("joined", "unknown id", "B: dict.get + log record"))
+    emitted = sum(
+        results[n].calls
+        for n in ("joined", "unknown id", "B: dict.get + log record", "clicks joined (list of 10)")
+    )
     headers = ["case", "min us", "median us", "vs A min", "vs A paired med [range]",
                "vs B paired med [range]"]  # fmt: skip
     a, b = results["A: dict.get + Counter.add"], results["B: dict.get + log record"]
@@ -250,16 +306,19 @@ def main() -> None:
     print_table(headers, rows)
     print()
     hot = hot_path(args.repeats, args.min_time)
-    off, on = hot["remembering off"], hot["remembering on"]
-    print("Hot path: @iw.monitor call (scalar class prediction, region tag), remembering on/off")
-    print_table(["case", "min us", "median us", "ratio", "paired ratio med [range]"], [
-        [off.label, fmt_us(off.min), fmt_us(off.median), "", ""],
-        [on.label, fmt_us(on.min), fmt_us(on.median), f"{on.min / off.min:.2f}",
-         fmt_ratio(paired_ratios(on, off))],
-    ])  # fmt: skip
-    print(f"  added per call: {fmt_us(on.min - off.min)} us (min), "
-          f"{fmt_us(statistics.median(on.per_call) - statistics.median(off.per_call))} us "
-          "(median)")  # fmt: skip
+    print("Hot path: @iw.monitor call (scalar class prediction, region tag), remembering on/off;")
+    print(f"then an iw.inference block recording a ranked list of {LIST_SIZE}")
+    rows = []
+    for prefix in ("", "ranked list, "):
+        off, on = hot[f"{prefix}remembering off"], hot[f"{prefix}remembering on"]
+        added = statistics.median(on.per_call) - statistics.median(off.per_call)
+        rows += [
+            [off.label, fmt_us(off.min), fmt_us(off.median), "", "", ""],
+            [on.label, fmt_us(on.min), fmt_us(on.median), f"{on.min / off.min:.2f}",
+             fmt_ratio(paired_ratios(on, off)), fmt_us(added)],
+        ]  # fmt: skip
+    print_table(["case", "min us", "median us", "ratio", "paired ratio med [range]",
+                 "added us (median)"], rows)  # fmt: skip
     print()
     print(f"Memory per remembered prediction (tracemalloc, {MEMORY_PREDICTIONS:,} predictions)")
     print_table(["prediction", "bytes each", "MiB total", "vs reference"], memory())

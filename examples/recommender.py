@@ -3,8 +3,9 @@
 Run with `python examples/recommender.py` (a few seconds). A catalogue of items and groups of
 users with their own tastes; users click what they like, much more often near the top of a list
 (position bias). Each simulated day the recommender serves lists under `iw.inference`, records
-them with `rec.record_ranking(...)` and the clicks with `iw.ranking.record_clicks(...)`; each
-night it is retrained on the click log so far.
+them with `rec.record_ranking(...)`; the clicks come back later with the request id,
+`iw.feedback(request_id, clicks=[item, ...])`, which finds each item's position in the list served.
+Each night the model is retrained on the click log so far.
 
 Phase 1, the feedback loop: the model ranks by raw click counts. What it shows gets clicked,
 what gets clicked gets shown: day after day fewer items are recommended, exposure concentrates
@@ -131,8 +132,8 @@ def serve_day(
             rec.record_ranking(items)  # item ids, best first
         seen = world.examination[: len(items)]
         clicked = rng.random(len(items)) < seen * world.relevance[group, items]
-        if clicked.any():  # clicks arrive after serving, by position
-            ranking.record_clicks(MODEL, (np.flatnonzero(clicked) + 1).tolist())
+        if clicked.any():  # clicks arrive after serving, by request id and item
+            iw.feedback(rec.request_id, clicks=items[clicked].tolist())
         log.add(group, items, clicked, seen)
 
 

@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import inferwatch as iw
 from inferwatch import _internal
+from inferwatch.labels import configure_feedback
 
 pytest_plugins = ["tests._otlp"]
 
@@ -71,6 +72,7 @@ def telemetry(request: pytest.FixtureRequest) -> Iterator[Captured]:
         strict=options.get("strict", True),
     )
     _internal.reset_internal_errors()
+    configure_feedback()  # no prediction or ranked list remembered by an earlier test
     yield captured
     assert iw.current_request_id() is None, "a request scope leaked out of the test"
     iw.shutdown()

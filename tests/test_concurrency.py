@@ -16,7 +16,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -320,6 +320,38 @@ def test_request_ids_differ_between_forked_children() -> None:
     assert len(ids) == 3 and len(set(ids)) == 3 and iw.new_request_id() not in ids
 
 
+def _fork_holding(locks: list[Any], child: Callable[[], bool]) -> int:
+    """Fork while holding `locks` (as other threads of the parent would); the child's exit code:
+    0 when `child()` returned True, 1 when False, 2 when it raised."""
+    for lock in locks:
+        lock.acquire()
+    try:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os._exit(0 if child() else 1)
+            except BaseException:
+                os._exit(2)
+    finally:
+        for lock in locks:
+            lock.release()
+    return _exit_code_or_deadlock(pid)
+
+
+def _exit_code_or_deadlock(pid: int) -> int:
+    """The forked child's exit code; fails the test if it is still running after 30 s."""
+    deadline = time.monotonic() + 30
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the child deadlocked on a lock inherited from the parent")
+        time.sleep(0.02)
+
+
 def test_counter_and_rate_limiter_locks_held_at_fork_are_free_in_the_child(
     telemetry: Captured,
 ) -> None:
@@ -333,33 +365,32 @@ def test_counter_and_rate_limiter_locks_held_at_fork_are_free_in_the_child(
 
     counter = get_state().nan_count
     limiter = RateLimiter()
-    held = [counter._lock, limiter._lock, _internal._lock]
-    for lock in held:  # as another thread of the parent would hold them at fork time
-        lock.acquire()
-    try:
-        pid = os.fork()
-        if pid == 0:  # the child: each of these would block forever on an inherited lock
-            try:
-                counter.add(1, {"ml.model.name": "child"})
-                limiter.allow(("event", "child"))
-                _internal.log_internal_error("child", RuntimeError("counted"))
-                os._exit(0 if _internal.internal_errors().get("child") == 1 else 1)
-            except BaseException:
-                os._exit(2)
-    finally:
-        for lock in held:
-            lock.release()
-    deadline = time.monotonic() + 30
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            pytest.fail("the child deadlocked on a lock inherited from the parent")
-        time.sleep(0.02)
-    assert os.waitstatus_to_exitcode(status) == 0
+
+    def child() -> bool:  # each of these would block forever on an inherited lock
+        counter.add(1, {"ml.model.name": "child"})
+        limiter.allow(("event", "child"))
+        _internal.log_internal_error("child", RuntimeError("counted"))
+        return _internal.internal_errors().get("child") == 1
+
+    assert _fork_holding([counter._lock, limiter._lock, _internal._lock], child) == 0
+
+
+def test_label_and_click_locks_held_at_fork_are_free_in_the_child(telemetry: Captured) -> None:
+    """A label being joined (or the metric reader reading the label counts) in another thread
+    of the parent at fork time: the child still serves, remembers and takes labels and clicks."""
+    if not hasattr(os, "fork"):
+        pytest.skip("needs os.fork")
+    from inferwatch.labels import clicks, current_index
+
+    def child() -> bool:
+        with iw.context(request_id="child-1"), iw.inference("recs") as rec:
+            rec.record_prediction("relevant")
+            rec.record_ranking(["a", "b"])
+        labelled = iw.feedback("child-1", "relevant") == "joined"
+        return labelled and iw.feedback("child-1", clicks=["b"]) == "joined"
+
+    held = [current_index()._lock, clicks.served_lists()._lock, clicks._lock]
+    assert _fork_holding(held, child) == 0
 
 
 if __name__ == "__main__":  # pragma: no cover

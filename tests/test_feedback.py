@@ -20,6 +20,7 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 
 import inferwatch as iw
 from inferwatch import semconv
+from inferwatch._attributes import valid_text
 from inferwatch.labels import configure_feedback, current_index, feedback
 from inferwatch.labels.index import (
     DEFAULT_MAX_PREDICTIONS,
@@ -42,7 +43,7 @@ class Clock:
 
 
 @pytest.fixture
-def clock() -> Iterator[Clock]:
+def clock(telemetry: Captured) -> Iterator[Clock]:  # after `telemetry`, which resets the index
     fake = Clock()
     configure_feedback(ttl="1d", max_predictions=1000, window="1h", windows=24, clock=fake)
     yield fake
@@ -344,6 +345,20 @@ def test_bad_regression_labels_are_counted_not_raised(telemetry: Captured, clock
     assert unjoined(telemetry) == {"invalid": 1}
     assert feedback("r", np.float32(0.25)) == "joined"
     assert gauges(telemetry, semconv.METRIC_LABEL_MAE) == {(window_start(START), None): 0.25}
+
+
+def test_odd_but_valid_labels_export_as_valid_attributes(telemetry: Captured,
+                                                          clock: Clock) -> None:  # fmt: skip
+    """Found by the property run: labels in a list bypassed the text cleaning of class names,
+    and an int past int64 went onto a record as is (OTLP cannot carry either)."""
+    serve(np.array(["a", "b"]), "batch")
+    assert feedback("batch", ["caf\udce9", "b"]) == "joined"  # a lone surrogate
+    assert feedback("elsewhere", 2**64) == "unknown"
+    assert feedback("elsewhere-2", [1, 2**64]) == "unknown"
+    values = [r.log_record.attributes[semconv.ML_LABEL_VALUE]  # type: ignore[index]
+              for r in feedback_records(telemetry)]  # fmt: skip
+    assert values == [(valid_text("caf\udce9"), "b"), str(2**64), ("1", str(2**64))]
+    assert "\ufffd" in values[0][0]
 
 
 @pytest.mark.parametrize(

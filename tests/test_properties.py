@@ -296,6 +296,31 @@ def test_async_and_generator_functions_are_unchanged(
     _check_exported(telemetry, dropped)
 
 
+STATUSES = {"joined", "unknown", "expired", "duplicate", "invalid"}
+# Where a caller's bad label or list is counted (and logged): nothing else may go wrong.
+CALLERS_ERRORS = {"feedback.label", "ranking.record"}
+maybe = st.one_of(st.none(), values)
+
+
+@pytest.mark.parametrize("telemetry", [{"strict": False}], indirect=True)
+@settings(RELAXED, max_examples=max(1, EXAMPLES // 4))
+@given(y=values, items=values, positions=maybe, flags=maybe, label=maybe, clicked=maybe,
+       request_id=st.one_of(st.just("r-1"), values))  # fmt: skip
+def test_labels_clicks_and_ranked_lists_of_anything_never_raise(
+    telemetry: Captured, dropped: _Dropped, y: Any, items: Any, positions: Any, flags: Any,
+    label: Any, clicked: Any, request_id: Any,
+) -> None:  # fmt: skip
+    _fresh(telemetry)
+    with iw.context(request_id="r-1"), iw.inference("prop-rank", class_names=["no", "yes"]) as rec:
+        rec.record_prediction(y)
+        rec.record_ranking(items, positions=positions, clicks=flags)
+    assert iw.feedback(request_id, label) in STATUSES
+    assert iw.feedback(request_id, clicks=clicked) in STATUSES
+    assert iw.feedback(request_id, label, clicks=clicked) in STATUSES
+    assert set(iw.internal_errors()) <= CALLERS_ERRORS, iw.internal_errors()
+    _check_exported(telemetry, dropped)
+
+
 def test_numpy_scalars_and_object_arrays_are_summarised() -> None:
     odd = np.array([1, "a", None, 2.5, float("nan")], dtype=object)
     summary = summarize_input(odd)  # one feature vector, as a 1-D list of values is

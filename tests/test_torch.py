@@ -51,3 +51,12 @@ def test_monitored_torch_model(telemetry: Captured) -> None:
     assert (attrs["ml.input.batch_size"], attrs["ml.input.nan_count"]) == (8, 1)
     assert attrs["ml.prediction.count"] == 8
     assert iw.internal_errors() == {}
+
+
+def test_tensor_labels_even_with_grad_are_joined(telemetry: Captured) -> None:
+    """Labels may come straight from a training loop: a tensor that requires grad included."""
+    with iw.context(request_id="r-1"), iw.inference("t", prediction_kind="regression") as rec:
+        rec.record_prediction(torch.tensor([0.5, 1.5]))
+    assert iw.feedback("r-1", torch.tensor([1.0, 1.0], requires_grad=True)) == "joined"
+    assert iw.feedback("elsewhere", torch.tensor([2.0], requires_grad=True)) == "unknown"
+    assert iw.internal_errors() == {}

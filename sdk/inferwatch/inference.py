@@ -33,6 +33,7 @@ from inferwatch.context import Scope, current_scope, enter_scope, exit_scope, ne
 from inferwatch.drift.profile import Profile
 from inferwatch.drift.windows import DriftWindows
 from inferwatch.labels.api import remember_prediction
+from inferwatch.labels.clicks import remember_ranking
 from inferwatch.signals import (
     InputSummary,
     PredictionKind,
@@ -376,12 +377,16 @@ class Inference:
         >>> rec.record_ranking(["i42", "i7", "i3"], clicks=[False, True, False])
 
         It feeds the model's ranking windows (coverage, exposure Gini, long-tail share, CTR by
-        position: see `inferwatch.ranking`) and sets ``ml.ranking.size`` on the span.
+        position: see `inferwatch.ranking`) and sets ``ml.ranking.size`` on the span. The list
+        is remembered under the request id, so ``iw.feedback(request_id, clicks=[item])`` can
+        report a click later.
         """
         with handle_internal_errors("inference.record_ranking"):
-            attributes = ranking.record_ranking(self._spec.model, items, positions, clicks)
-            if attributes:
-                self.span.set_attributes(attributes)
+            model = self._spec.model
+            recorded = ranking.record_list(model, items, positions, clicks)
+            if recorded is not None:
+                self.span.set_attributes(recorded.attributes)
+                remember_ranking(self.request_id, self.span, model, recorded)
 
     def tag(self, **tags: Any) -> None:
         """Add tags to this inference's span (and to its metrics, for declared metric tags)."""

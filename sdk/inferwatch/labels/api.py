@@ -31,6 +31,7 @@ from inferwatch._durations import FORMS, parse_duration
 from inferwatch._internal import handle_internal_error, handle_internal_errors, log_internal_error
 from inferwatch.checks import RateLimiter
 from inferwatch.labels import record
+from inferwatch.labels.clicks import clicked_keys, join_clicks
 from inferwatch.labels.index import (
     CLASSES,
     INDICES,
@@ -41,7 +42,13 @@ from inferwatch.labels.index import (
     current_index,
     set_index,
 )
-from inferwatch.labels.values import InvalidLabel, class_labels, portable, value_labels
+from inferwatch.labels.values import (
+    InvalidLabel,
+    as_array,
+    class_labels,
+    portable,
+    value_labels,
+)
 from inferwatch.privacy import scrub_request_id
 from inferwatch.signals import PredictionSummary, _class_name
 
@@ -126,7 +133,7 @@ def _predicted(summary: PredictionSummary, y: Any) -> Predicted | None:
     if summary.kind == "classification":
         if n == 1:
             return summary.classes[0][0] if summary.classes else None
-        array = _as_array(y)
+        array = as_array(y)
         if array.dtype.kind in "fc" and array.ndim == 2 and array.shape[1] > 1:  # probabilities
             indices = np.argmax(array, axis=1)
             indices[np.isnan(array).any(axis=1)] = -1
@@ -136,34 +143,28 @@ def _predicted(summary: PredictionSummary, y: Any) -> Predicted | None:
     if summary.kind == "regression":
         if n == 1:
             return summary.values[0] if summary.values else None
-        array = _as_array(y)
+        array = as_array(y)
         values = (array.real if array.dtype.kind == "c" else array).astype(np.float64).reshape(-1)
         return (values, VALUES) if values.size == n else None
     return None
 
 
-def _as_array(y: Any) -> np.ndarray:
-    """Predictions as a numpy array (a copy of a tensor or frame; as summarised in `signals`)."""
-    module = type(y).__module__
-    if module.startswith("torch") and hasattr(y, "detach"):
-        return np.asarray(y.detach().cpu().numpy())
-    if module.startswith("pandas") and hasattr(y, "to_numpy"):
-        return np.asarray(y.to_numpy())
-    return np.asarray(y)
-
-
 # -- labels ------------------------------------------------------------------------------------
 
 
-def feedback(request_id: str, label: Any, at: datetime | float | None = None, *,
-             model: str | None = None) -> str:  # fmt: skip
+def feedback(request_id: str, label: Any = None, at: datetime | float | None = None, *,
+             model: str | None = None, clicks: Any = None) -> str:  # fmt: skip
     """Report the true label of a request's prediction(s); returns how it was joined.
 
     >>> iw.feedback(request_id, "fraud")
     'joined'
+    >>> iw.feedback(request_id, clicks=["i7"])   # an item of the ranked list the request served
+    'joined'
 
     ``label``: a class (as predicted: a name, or an index into ``class_names``) or a number
-    (regression); for a batch of ``n`` predictions, ``n`` of them. ``at``: when the label was
+    (regression); for a batch of ``n`` predictions, ``n`` of them. ``clicks`` instead of a
+    label: the item id(s) clicked in the list recorded with ``rec.record_ranking`` (they count
+    towards CTR by position; see `inferwatch.labels.clicks`). ``at``: when the label was
     observed (a datetime, or epoch seconds; default now). ``model``: which model's prediction,
     when several served the request (default: each of them).
 
@@ -173,13 +174,13 @@ def feedback(request_id: str, label: Any, at: datetime | float | None = None, *,
     or "error". Never raises (strict mode aside) and never waits on I/O.
     """
     try:
-        return _feedback(request_id, label, at, model)
+        return _feedback(request_id, label, at, model, clicks)
     except Exception as exc:
         handle_internal_error("feedback", exc)
         return ERROR
 
 
-def _feedback(request_id: Any, label: Any, at: Any, model: Any) -> str:
+def _feedback(request_id: Any, label: Any, at: Any, model: Any, clicks: Any) -> str:
     index = current_index()
     state = _state.get_state()
     now = index.clock()
@@ -188,8 +189,16 @@ def _feedback(request_id: Any, label: Any, at: Any, model: Any) -> str:
         at_s = _at(at, now)
         if model is not None and not isinstance(model, str):
             raise InvalidLabel(f"model must be a string, not {type(model).__name__}")
+        if (label is None) == (clicks is None):
+            raise InvalidLabel("give a label or clicks (one of them)")
+        keys = None if clicks is None else clicked_keys(clicks)
     except InvalidLabel as exc:
         return _invalid(index, exc)
+    if keys is not None:
+        status = join_clicks(request_id, keys, at_s, model)
+        if status not in (semconv.LABEL_JOINED, semconv.LABEL_UNKNOWN):
+            _warn(status, request_id)
+        return status
     status, entries = index.lookup(request_id, model, now)
     if not entries:
         return _not_here(state, index, status, request_id, label, at_s, model)

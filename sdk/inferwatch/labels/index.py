@@ -29,6 +29,7 @@ import numpy as np
 
 from inferwatch import semconv
 from inferwatch._attributes import AttributeValue
+from inferwatch._forksafe import renew_lock_after_fork
 from inferwatch.drift.windows import window_label
 from inferwatch.labels.scores import WindowScores
 
@@ -110,6 +111,7 @@ class PredictionIndex:
         self.window_label = window_label(window_s)
         self.clock = clock
         self._lock = threading.Lock()
+        renew_lock_after_fork(self)  # a label or the metric reader may hold it at fork time
         self._entries: dict[str, Entry] = {}
         self._order: deque[Entry] = deque()
         self._gone: dict[str, None] = {}

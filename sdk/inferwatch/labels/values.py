@@ -55,8 +55,6 @@ def class_labels(label: Any, n: int, class_names: Sequence[str] | None) -> list[
     array = _flat(label, n)
     if array.dtype.kind in "iub":  # indices (or booleans): the class names map them
         return [_class_name(v, class_names) for v in array.tolist()]
-    if array.dtype.kind == "U":
-        return array.tolist()  # type: ignore[no-any-return]
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise InvalidLabel("class labels cannot be NaN or infinite")
     return [class_label(v, class_names) for v in array.tolist()]
@@ -84,8 +82,8 @@ def portable(label: Any) -> Plain | list[Any]:
     if _is_scalar(label):
         return _portable_scalar(label)
     try:
-        array = np.asarray(label)
-    except (ValueError, TypeError) as exc:  # ragged
+        array = as_array(label)
+    except (ValueError, TypeError, RuntimeError) as exc:  # ragged, or a broken array-like
         raise InvalidLabel(f"labels must be a scalar or a flat array, not {_kind(label)}") from exc
     if array.ndim != 1 or array.size == 0:
         raise InvalidLabel(f"labels must be a scalar or a flat array, not shape {array.shape}")
@@ -104,9 +102,21 @@ def _portable_scalar(value: Any) -> Plain:
         if not math.isfinite(value):
             raise InvalidLabel(f"a label cannot be {value!r}")
         return value
-    if isinstance(value, str | int):
-        return value
+    if isinstance(value, int):  # beyond int64 an OTLP int cannot carry it: as its digits
+        return value if -(2**63) <= value < 2**63 else str(value)
+    if isinstance(value, str):  # scrubbed, valid UTF-8 and capped, as a class name is
+        return _class_name(value, None)
     raise InvalidLabel(f"a label must be a string or a number, not {_kind(value)}")
+
+
+def as_array(values: Any) -> np.ndarray:
+    """Labels or predictions as a numpy array (a tensor is detached and copied to the CPU)."""
+    module = type(values).__module__
+    if module.startswith("torch") and hasattr(values, "detach"):
+        return np.asarray(values.detach().cpu().numpy())
+    if module.startswith("pandas") and hasattr(values, "to_numpy"):
+        return np.asarray(values.to_numpy())
+    return np.asarray(values)
 
 
 def _is_scalar(value: Any) -> bool:
@@ -122,8 +132,8 @@ def _flat(label: Any, n: int) -> np.ndarray:
     if _is_scalar(label):
         raise InvalidLabel(f"{n} predictions need {n} labels, got one {_kind(label)}")
     try:
-        array = np.asarray(label)
-    except (ValueError, TypeError) as exc:  # ragged nesting
+        array = as_array(label)
+    except (ValueError, TypeError, RuntimeError) as exc:  # ragged, or a broken array-like
         raise InvalidLabel(f"labels must be a flat array, not {_kind(label)}") from exc
     if array.ndim == 0:  # a 0-d array-like (a tensor holding one value)
         array = array.reshape(1)

@@ -1,0 +1,177 @@
+"""The models' ranking windows, their gauges, and the module-level API of the package."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Observation
+
+from inferwatch import (
+    _state,  # a module: _state imports the labels, which import this
+    semconv,
+)
+from inferwatch._attributes import AttributeValue
+from inferwatch._internal import handle_internal_error
+from inferwatch.ranking.settings import RankingSettings
+from inferwatch.ranking.windows import RankingWindows, RecordedList
+
+_registry: dict[str, RankingWindows] = {}
+_registry_lock = threading.Lock()
+_gauges_for: _state.State | None = None  # the configuration the gauges were made for
+
+
+def configure(
+    model: str,
+    *,
+    catalogue_size: int | None = None,
+    popularity: Mapping[Any, float] | None = None,
+    head_share: float = 0.2,
+    window: str | float = "5m",
+    min_coverage: float | None = None,
+    max_positions: int = 20,
+) -> RankingWindows:
+    """Declare a ranking model's catalogue, popularity baseline and window (checked here).
+
+    >>> iw.ranking.configure("recs", catalogue_size=50_000, popularity={"i1": 900, "i2": 40},
+    ...                      window="1h", min_coverage=0.05)
+
+    ``popularity`` maps item -> interactions in a baseline period; its head is the most popular
+    items that together make up ``head_share`` of them, and everything else (items new since
+    too) is the long tail. ``min_coverage`` logs one ``ml.ranking.low_coverage`` event each time
+    a window's coverage falls below it. CTR is kept for positions 1..``max_positions``.
+    Declaring a model again replaces its settings and starts a new window.
+    """
+    settings = RankingSettings.build(
+        window=window, catalogue_size=catalogue_size, popularity=popularity,
+        head_share=head_share, min_coverage=min_coverage, max_positions=max_positions,
+    )  # fmt: skip
+    declared = RankingWindows(model, settings)
+    _ensure_gauges()
+    with _registry_lock:
+        previous = _registry.get(model)
+        _registry[model] = declared
+    if previous is not None:
+        previous.stop(timeout=1.0)
+    return declared
+
+
+def windows(model: str) -> RankingWindows | None:
+    """The ranking windows of a model (declared or seen), or None."""
+    return _registry.get(model)
+
+
+def _windows_for(model: str) -> RankingWindows:
+    if _state.get_state() is not _gauges_for:
+        _ensure_gauges()
+    found = _registry.get(model)
+    if found is not None:
+        return found
+    with _registry_lock:  # an undeclared model: default settings, coverage-free metrics
+        found = _registry.get(model)
+        if found is None:
+            found = _registry[model] = RankingWindows(model)
+    return found
+
+
+def record_ranking(
+    model: str, items: Any, positions: Any = None, clicks: Any = None
+) -> dict[str, AttributeValue] | None:
+    """Record one ranked list served by ``model``, best first; never raises (outside strict mode).
+
+    >>> iw.ranking.record_ranking("recs", ["i42", "i7", "i3"], clicks=[False, True, False])
+
+    Returns the list's span attributes (``ml.ranking.size``, ...), or None when it was rejected.
+    `Inference.record_ranking` calls this and puts them on the inference span.
+    """
+    recorded = record_list(model, items, positions, clicks)
+    return None if recorded is None else recorded.attributes
+
+
+def record_list(
+    model: str, items: Any, positions: Any = None, clicks: Any = None
+) -> RecordedList | None:
+    """`record_ranking`, returning the list as counted (what a later click is looked up in)."""
+    try:
+        return _windows_for(model).record_list(items, positions, clicks)
+    except Exception as exc:
+        handle_internal_error("ranking.record", exc)
+        return None
+
+
+def record_clicks(model: str, positions: Any) -> None:
+    """Clicks on ``model``'s lists that arrived after serving: their 1-based positions.
+
+    >>> iw.ranking.record_clicks("recs", [2])    # the user clicked the second item shown
+
+    They count in the window open now, against the impressions of that window.
+    """
+    try:
+        _windows_for(model).record_clicks(positions)
+    except Exception as exc:
+        handle_internal_error("ranking.record_clicks", exc)
+
+
+def reset() -> None:
+    """Stop every model's thread and forget all declarations and windows."""
+    with _registry_lock:
+        found = list(_registry.values())
+        _registry.clear()
+    for w in found:
+        w.stop(timeout=1.0)
+
+
+def _ensure_gauges() -> None:
+    """One set of gauges for all models, made again after each `iw.configure()`.
+
+    Instruments are bound to the meter provider current when they are made, so they follow a
+    new configuration only when made anew: checked whenever a list or click is recorded.
+    """
+    global _gauges_for
+    state = _state.get_state()
+    with _registry_lock:
+        if state is _gauges_for:
+            return
+        _gauges_for = state
+    meter = metrics.get_meter(semconv.INSTRUMENTATION_NAME)
+    for name, unit, what in (
+        (semconv.METRIC_RANKING_LISTS, "{list}", "Ranked lists served in the window"),
+        (semconv.METRIC_RANKING_EXPOSURES, "{item}", "Items shown in the window"),
+        (semconv.METRIC_RANKING_DISTINCT_ITEMS, "{item}", "Distinct items shown in the window"),
+        (semconv.METRIC_RANKING_COVERAGE, "1", "Share of the catalogue shown in the window"),
+        (semconv.METRIC_RANKING_GINI, "1", "Gini coefficient of exposure across items"),
+        (semconv.METRIC_RANKING_LONG_TAIL_SHARE, "1", "Share of exposures in the long tail"),
+        (semconv.METRIC_RANKING_CTR, "1", "Click-through rate by position"),
+    ):
+        meter.create_observable_gauge(name, callbacks=[_observe(name)], unit=unit, description=what)
+
+
+def _observe(name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+    def observe(options: CallbackOptions) -> Iterable[Observation]:
+        points: list[Observation] = []
+        for w in list(_registry.values()):
+            points += w.observations().get(name, ())
+        return points
+
+    return observe
+
+
+def _stop_all() -> None:  # at exit: no thread left inside the sketches
+    for w in list(_registry.values()):
+        w.stop(timeout=1.0)
+
+
+def _reset_after_fork() -> None:
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    for w in list(_registry.values()):
+        w._after_fork_in_child()
+
+
+atexit.register(_stop_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
