@@ -35,6 +35,7 @@ from inferwatch.alerts import (
     AlertRules,
     Notification,
     PolicyError,
+    WebhookChannel,
     load_rules,
     rules_from,
 )
@@ -299,6 +300,7 @@ class Webhook:
     def __init__(self, statuses: list[int | None]) -> None:
         self.statuses = statuses
         self.bodies: list[dict[str, Any]] = []
+        self.requests: list[tuple[str, str | None]] = []  # (path, Authorization header)
         self.release = threading.Event()
         hook = self
 
@@ -306,6 +308,7 @@ class Webhook:
             def do_POST(self) -> None:
                 length = int(self.headers["Content-Length"])
                 hook.bodies.append(json.loads(self.rfile.read(length)))
+                hook.requests.append((self.path, self.headers["Authorization"]))
                 status = hook.statuses.pop(0) if hook.statuses else 200
                 if status is None:  # hang until the test ends
                     hook.release.wait(30)
@@ -402,6 +405,40 @@ def test_webhook_client_error_is_not_retried(alerting: Any, webhook: Any) -> Non
     a.step()
     wait_for(lambda: ("Errors", "hook", "failed") in a.reader.outcomes(), "the failure")
     assert len(hook.bodies) == 1
+
+
+def test_webhook_secrets_come_from_the_environment_and_stay_out_of_logs(
+    alerting: Any, webhook: Any, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    hook = webhook([404])
+    base = hook.url.removesuffix("/hook")
+    secret_path, token = "services/T0/B1/s3cr3t-path", "tok-s3cr3t"
+    monkeypatch.setenv("IW_HOOK_PATH", secret_path)
+    monkeypatch.setenv("IW_HOOK_TOKEN", token)
+    rules = webhook_rules(base + "/${env:IW_HOOK_PATH}", retries=0,
+                          headers={"Authorization": "Bearer ${env:IW_HOOK_TOKEN}"})  # fmt: skip
+    channel = rules.channels["hook"]
+    assert isinstance(channel, WebhookChannel) and channel.url == f"{base}/{secret_path}"
+    assert channel.display_url == base + "/..."
+    assert secret_path not in repr(rules) and token not in repr(rules)
+    a = alerting(rules)
+    calls("fraud", failed=2)
+    with caplog.at_level(logging.DEBUG):
+        a.step()
+        wait_for(lambda: ("Errors", "hook", "failed") in a.reader.outcomes(), "the failure")
+    assert hook.requests == [("/" + secret_path, "Bearer " + token)]
+    assert f"webhook {base}/... answered 404" in caplog.text
+    assert secret_path not in caplog.text and token not in caplog.text
+
+
+def test_an_unset_environment_variable_is_a_configuration_error(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.yaml"
+    path.write_text("channels: {hook: {type: webhook, url: 'https://h/${env:IW_NOT_SET_1}'}}\n"
+                    "policies: []")  # fmt: skip
+    expected = r"channels\.hook\.webhook\.url: .*IW_NOT_SET_1 is not set"
+    with pytest.raises(PolicyError, match=expected):
+        load_rules(path)
 
 
 def test_full_webhook_queue_drops_and_counts(alerting: Any, webhook: Any) -> None:

@@ -173,6 +173,28 @@ class _Stopped(DeliveryError):
     pass
 
 
+# httpx logs every request's full URL at INFO ("HTTP Request: POST https://..."): for a webhook
+# whose path is its secret, the URL is shown as `display_url` instead (other requests untouched).
+_redacted_urls: dict[str, str] = {}
+_filter_lock = threading.Lock()
+
+
+class _RedactWebhookUrls(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if _redacted_urls and isinstance(args, tuple):
+            record.args = tuple(_redacted_urls.get(str(a), a) if type(a).__name__ == "URL" else a
+                                for a in args)  # fmt: skip
+        return True
+
+
+def _install_httpx_filter() -> None:
+    with _filter_lock:
+        httpx_logger = logging.getLogger("httpx")
+        if not any(isinstance(f, _RedactWebhookUrls) for f in httpx_logger.filters):
+            httpx_logger.addFilter(_RedactWebhookUrls())
+
+
 class PostWebhook(Delivery):
     """POST the notification's JSON with httpx, retried (tenacity) with exponential backoff on
     connection errors, timeouts, 429 and 5xx; other 4xx answers fail at once."""
@@ -183,6 +205,8 @@ class PostWebhook(Delivery):
         self.channel = channel
         self.client = httpx.Client(timeout=channel.timeout, headers=channel.headers)
         self._transport_errors = (httpx.TransportError, _RetryableStatus)
+        _redacted_urls[str(httpx.URL(channel.url))] = channel.display_url
+        _install_httpx_filter()
 
     def __call__(self, notification: Notification, stopping: threading.Event) -> None:
         import tenacity
@@ -191,7 +215,7 @@ class PostWebhook(Delivery):
 
         def sleep(seconds: float) -> None:
             if stopping.wait(seconds):
-                raise _Stopped(f"webhook {channel.url}: shutting down, retries abandoned")
+                raise _Stopped(f"webhook {channel.display_url}: shutting down, retries abandoned")
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(channel.retries + 1),
@@ -205,9 +229,9 @@ class PostWebhook(Delivery):
             with attempt:
                 status = self.client.post(channel.url, json=payload).status_code
                 if status == 429 or status >= 500:
-                    raise _RetryableStatus(f"webhook {channel.url} answered {status}")
+                    raise _RetryableStatus(f"webhook {channel.display_url} answered {status}")
                 if status >= 400:
-                    raise DeliveryError(f"webhook {channel.url} answered {status}")
+                    raise DeliveryError(f"webhook {channel.display_url} answered {status}")
 
     def close(self) -> None:
         self.client.close()

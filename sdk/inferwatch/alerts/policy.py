@@ -13,9 +13,11 @@ alert on the same thing.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -250,12 +252,36 @@ class LogChannel(BaseModel):
     rate_limit: RateLimit | None = None
 
 
+_ENV_REFERENCE = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_env(value: str) -> str:
+    """``value`` with each ``${env:NAME}`` replaced by that environment variable (unset: error).
+
+    The collector's syntax, so that a webhook's secret (a Slack URL's path, a bearer token)
+    lives in the environment rather than in a policy file under version control.
+    """
+
+    def variable(match: re.Match[str]) -> str:
+        found = os.environ.get(match.group(1))
+        if found is None:
+            raise ValueError(f"environment variable {match.group(1)} is not set")
+        return found
+
+    return _ENV_REFERENCE.sub(variable, value)
+
+
 class WebhookChannel(BaseModel):
-    """POST the notification as JSON; retried with backoff on a background worker."""
+    """POST the notification as JSON; retried with backoff on a background worker.
+
+    ``url`` and ``headers`` values may refer to environment variables as ``${env:NAME}``. Both
+    are kept out of the channel's repr, and messages name the webhook by `display_url` (scheme
+    and host), since a webhook URL's path is often its secret.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     type: Literal["webhook"] = "webhook"
-    url: str
+    url: str = Field(repr=False)
     timeout: PositiveDuration = 5.0
     """Connect, write and read timeout of each attempt."""
     retries: int = Field(default=3, ge=0, le=10)
@@ -263,17 +289,35 @@ class WebhookChannel(BaseModel):
     backoff: PositiveDuration = 0.5
     """The first wait between attempts; doubles each time, up to ``max_backoff``."""
     max_backoff: PositiveDuration = 30.0
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict, repr=False)
     queue_size: int = Field(default=100, ge=1)
     """Notifications waiting for delivery; beyond it new ones are dropped (and counted)."""
     rate_limit: RateLimit | None = None
 
-    @field_validator("url")
+    @field_validator("url", mode="before")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"{value!r} is not an http(s) URL")
-        return value
+    def _http_url(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value  # pydantic names the type
+        url = expand_env(value)
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise ValueError(f"{value!r} is not an http(s) URL")  # as written, not expanded
+        return url
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _expand_headers(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            return value
+        return {k: expand_env(v) if isinstance(v, str) else v for k, v in value.items()}
+
+    @property
+    def display_url(self) -> str:
+        """The URL without its path, query or credentials: what logs and errors show."""
+        parts = urlsplit(self.url)
+        port = f":{parts.port}" if parts.port else ""
+        rest = "/..." if parts.path.strip("/") or parts.query else ""
+        return f"{parts.scheme}://{parts.hostname}{port}{rest}"
 
 
 class CallableChannel(BaseModel):
