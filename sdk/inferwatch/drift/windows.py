@@ -29,13 +29,10 @@ Inputs are kept by reference until their window closes: do not mutate an array a
 
 from __future__ import annotations
 
-import atexit
 import logging
 import math
-import os
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import reduce
@@ -43,13 +40,24 @@ from typing import Any, Literal
 
 import numpy as np
 from opentelemetry import metrics
-from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.metrics import Observation
 
 from inferwatch import _internal, semconv
-from inferwatch._durations import FORMS, parse_duration
 from inferwatch._window_thread import WindowThread
 from inferwatch.drift.compare import ColumnDrift, DriftReport, compare
-from inferwatch.drift.profile import TARGETS, ColumnProfile, Profile, numeric_values, target_array
+from inferwatch.drift.inputs import (
+    _EMPTY_OBJ,
+    _batches,
+    _class_names,
+    _is_dataframe,
+    _is_dict_row,
+    _is_scalar,
+    _take,
+    _target_rows,
+)
+from inferwatch.drift.profile import TARGETS, ColumnProfile, Profile, numeric_values
+from inferwatch.drift.registry import _gauge_meters, _gauges_lock, _live, drift_gauges
+from inferwatch.drift.rollups import _Level, rollup_levels, window_label
 from inferwatch.semconv import (
     DRIFT_LABEL,
     DRIFT_PREDICTION,
@@ -64,86 +72,18 @@ from inferwatch.semconv import (
     WINDOW_CUMULATIVE,
 )
 
+__all__ = [
+    "METRIC_DRIFT_DETECTED",
+    "METRIC_DRIFT_P_VALUE",
+    "METRIC_DRIFT_SCORE",
+    "DriftWindows",
+    "drift_gauges",
+    "rollup_levels",
+    "window_label",
+]
+
 _events = logging.getLogger("inferwatch.events")
 _TESTS = {"numeric": "ks", "categorical": "chi2"}
-_AUTO_ROLLUPS = (3600.0, 86400.0)
-_live: weakref.WeakSet[DriftWindows] = weakref.WeakSet()
-_gauges_lock = threading.Lock()
-_gauge_meters: list[metrics.Meter] = []  # meters that have the drift gauges (a few per process)
-
-
-def window_label(seconds: float) -> str:
-    """A short label for a window length: 300 -> "5m", 3600 -> "1h", 30 -> "30s", 0.1 -> "100ms"."""
-    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0)):
-        if seconds >= size and float(seconds / size).is_integer():
-            return f"{int(seconds // size)}{unit}"
-    if seconds >= 1:
-        return f"{seconds:g}s"
-    return f"{seconds * 1000:g}ms"
-
-
-def rollup_levels(
-    window_s: float, rollups: Sequence[str | float] | Literal["auto"] | None
-) -> list[tuple[float, int]]:
-    """(seconds, windows of the level below it) of each roll-up level.
-
-    >>> rollup_levels(300, "auto")
-    [(3600.0, 12), (86400.0, 24)]
-
-    ``"auto"`` keeps those of 1h and 1d that are whole multiples of the level below; explicit
-    sizes (seconds or durations like "1h") must be, or a ValueError says why.
-    """
-    if rollups is None:
-        return []
-    auto = isinstance(rollups, str)
-    if auto and rollups != "auto":
-        raise ValueError(f"rollups must be 'auto', None or a list of durations, not {rollups!r}")
-    sizes = _AUTO_ROLLUPS if auto else [_seconds(size) for size in rollups]
-    levels: list[tuple[float, int]] = []
-    below = window_s
-    for size in sizes:
-        ratio = size / below
-        factor = round(ratio)
-        if factor < 2 or abs(ratio - factor) > 1e-9 * ratio:
-            if auto:
-                continue
-            raise ValueError(
-                f"roll-up {window_label(size)} is not a whole multiple (2 or more) of the "
-                f"{window_label(below)} window below it"
-            )
-        levels.append((size, factor))
-        below = size
-    return levels
-
-
-def _seconds(size: str | float) -> float:
-    seconds = parse_duration(size) if isinstance(size, str) else float(size)
-    if seconds is None or not (seconds > 0 and math.isfinite(seconds)):
-        raise ValueError(f"roll-up {size!r} is not a positive duration like {FORMS}")
-    return seconds
-
-
-class _Level:
-    """A roll-up level: merges ``factor`` consecutive windows of the level below into one."""
-
-    __slots__ = ("factor", "label", "pending", "ring", "seen")
-
-    def __init__(self, seconds: float, factor: int, keep: int) -> None:
-        self.label = window_label(seconds)
-        self.factor = factor
-        self.ring: deque[Profile] = deque(maxlen=keep)
-        self.pending: Profile | None = None
-        self.seen = 0
-
-    def push(self, profile: Profile | None) -> tuple[bool, Profile | None]:
-        """Count one window of the level below: (this level completed, its profile or None)."""
-        self.seen += 1
-        if profile is not None:
-            self.pending = profile if self.pending is None else self.pending.merge(profile)
-        if self.seen < self.factor:
-            return False, None
-        done, self.pending, self.seen = self.pending, None, 0
-        return True, done
 
 
 class DriftWindows:
@@ -593,122 +533,3 @@ class DriftWindows:
         self._pending_rows = dict.fromkeys(self._targets, 0)
         self._window_start = self._clock()
         self._restart = self._closer.after_fork()
-
-
-def drift_gauges(meter: metrics.Meter, owner: metrics.Meter | None = None) -> None:
-    """Create the three drift gauges on `meter`, observing every live window built with
-    ``meter=owner`` — ``None`` for the serving path's windows, which each `configure()`'s
-    meter publishes (an instrument stays bound to the provider it was created on)."""
-
-    def gauge(name: str, value: Callable[[ColumnDrift], float | None], what: str) -> None:
-        def observe(options: CallbackOptions) -> Iterable[Observation]:
-            return [
-                obs
-                for windows in list(_live)
-                if windows._meter is owner
-                for obs in windows._observations(value)
-            ]
-
-        meter.create_observable_gauge(name, callbacks=[observe], unit="1", description=what)
-
-    gauge(METRIC_DRIFT_SCORE, lambda c: c.effect, "Drift effect size of a feature")
-    gauge(METRIC_DRIFT_P_VALUE, lambda c: c.p_value, "Drift test p-value of a feature")
-    gauge(METRIC_DRIFT_DETECTED, lambda c: float(c.drifted), "1 when a feature drifted")
-
-
-_EMPTY_OBJ = np.empty((0, 0), dtype=object)
-
-
-def _is_dataframe(x: Any) -> bool:
-    return type(x).__module__.startswith("pandas") and hasattr(x, "iloc")
-
-
-def _is_scalar(v: Any) -> bool:
-    return v is None or isinstance(v, float | int | str | bytes) or np.ndim(v) == 0
-
-
-def _is_dict_row(x: Any, n: int) -> bool:
-    return n == 1 and isinstance(x, Mapping) and _is_scalar(next(iter(x.values())))
-
-
-def _take(rows: list[Any], names: list[str]) -> np.ndarray:
-    """The `names` values of dict rows as an object array (len(rows), len(names))."""
-    out = np.empty((len(rows), len(names)), dtype=object)
-    if names:
-        out[:] = [[row[f] for f in names] for row in rows]
-    return out
-
-
-def _target_rows(y: Any) -> int:
-    """Predictions or labels in `y` (O(1)); -1 when it cannot hold any."""
-    shape = getattr(y, "shape", None)
-    if isinstance(shape, tuple):  # arrays, numpy scalars, Series, DataFrames, tensors
-        return int(shape[0]) if shape else 1
-    if isinstance(y, float | int | str):
-        return 1
-    if isinstance(y, list | tuple):
-        return len(y)
-    return -1
-
-
-def _batches(items: list[tuple[Any, int]]) -> list[tuple[Any, int]]:
-    """The buffered predictions (or labels) as few arrays: one of the scalars, and one per
-    shape and dtype kind of the arrays, each with its row count. Unreadable items come back
-    as they are, for the caller to fail on and count."""
-    scalars: list[Any] = []
-    groups: dict[tuple[int, int, str], list[np.ndarray]] = {}
-    out: list[tuple[Any, int]] = []
-    for y, n in items:
-        if isinstance(y, float | int | str | np.generic):
-            scalars.append(y.item() if isinstance(y, np.generic) else y)
-            continue
-        try:
-            arr = target_array(y)[:n]
-        except Exception:
-            out.append((y, n))
-            continue
-        key = (arr.ndim, arr.shape[1] if arr.ndim == 2 else 0, arr.dtype.kind)
-        groups.setdefault(key, []).append(arr)
-    if scalars:
-        kinds = set(map(type, scalars))
-        same = len(kinds) == 1 and kinds <= {float, int, bool, str}
-        array = np.asarray(scalars) if same else np.array(scalars, dtype=object)
-        out.append((array, len(scalars)))
-    for arrays in groups.values():
-        joined = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
-        out.append((joined, len(joined)))
-    return out
-
-
-def _class_names(
-    baseline: Profile, given: Sequence[str] | None, targets: Mapping[str, str]
-) -> list[str] | None:
-    """The class names live predictions are named with: the model's, or the baseline's."""
-    names = None if given is None else [str(c) for c in given]
-    known = baseline.class_names
-    if names and known and names != known:
-        raise ValueError(f"class_names {names} differ from the baseline's {known}")
-    if names and not known:  # class indices in the baseline would never match the names
-        for target, kind in targets.items():
-            seen = set(baseline.columns[target].counts()) if kind == "categorical" else set()
-            if seen and all(c.isdigit() for c in seen) and not seen & set(names):
-                raise ValueError(
-                    f"the baseline's {target} are class indices {sorted(seen)}, but live ones "
-                    f"are named {names}: build it with Profile.build(..., class_names=...)"
-                )
-    return names or known
-
-
-def _reset_after_fork() -> None:
-    for windows in list(_live):
-        windows._after_fork_in_child()
-
-
-def _stop_all() -> None:  # at exit: no thread left inside the sketches
-    for windows in list(_live):
-        windows.stop(timeout=1.0)
-
-
-atexit.register(_stop_all)
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_after_fork)
