@@ -527,9 +527,15 @@ def test_configure_with_a_policy_file_evaluates_on_its_own_thread(
 def test_forked_worker_evaluates_its_own_traffic(tmp_path: Path) -> None:
     """A pre-fork server configures once; each worker process gets its own evaluation thread."""
     fired = tmp_path / "fired"
+
+    def record(n: Notification) -> None:  # whole or not at all: the worker exits once it exists
+        partial = tmp_path / "fired.partial"
+        partial.write_text(f"{n.alert} {n.group[MODEL]}")
+        partial.replace(fired)
+
     rules = AlertRules(
         policies=[error_policy(**{"for": "0s", "window": "1s", "channels": ["file"]})],
-        channels={"file": lambda n: fired.write_text(f"{n.alert} {n.group[MODEL]}")},
+        channels={"file": record},
         evaluation_interval=0.1,
     )
     iw.configure(service_name="alerts-fork", store=False, alerts=rules)
