@@ -248,3 +248,22 @@ def test_hostile_values_are_data(plan: Plan, tables: ChdbTableEngine, engine: st
                          where={"ml.request.id": HOSTILE_ID})  # fmt: skip
     assert [(r["ml.request.id"], r["requests"]) for r in result.rows] == [(HOSTILE_ID, 1)]
     check_slice(spans, plan)  # nothing was dropped or altered
+
+
+def test_a_click_reported_first_does_not_hide_a_later_label(tmp_path: Path) -> None:
+    """Click records are ``ml.feedback`` records too, by request id; the late join must skip
+    them, or a click before the label leaves the prediction unjudged."""
+    store = tmp_path / "store"
+    configure_feedback()
+    iw.configure(service_name="serving", store=str(store), metric_readers=[])
+    try:
+        with iw.context(request_id="r-1", region="eu"), iw.inference("recs", "1") as rec:
+            rec.record_prediction("relevant")
+            rec.record_ranking(["a", "b", "c"])
+        assert feedback("r-1", clicks=["b"]) == "joined"  # here, first
+    finally:
+        iw.shutdown()
+        configure_feedback()  # the label comes from a process that never saw the prediction
+    assert run_labeller(store, [("r-1", "irrelevant", 2e9, "recs")]) == ["unknown"]
+    result = Spans(ChdbEngine(store)).slice(by=["region"], since="1h", outcome="wrong")
+    assert [(row["region"], row["requests"], row["wrong"]) for row in result.rows] == [("eu", 1, 1)]

@@ -202,7 +202,8 @@ def labels_query(logs: str) -> str:
 
     A record made where the prediction was known says whether it was correct; one from another
     process carries only the label (and the model, if given). "First" is by the label's time,
-    as in the serving process, where a second label for a prediction is a duplicate.
+    as in the serving process, where a second label for a prediction is a duplicate. Click
+    records (``ml.feedback`` with ``ml.ranking.clicks``) judge no prediction and are skipped.
     """
     attribute = "LogAttributes['{}']".format
     return f"""
@@ -217,6 +218,7 @@ FROM (
     WHERE EventName = '{semconv.EVENT_FEEDBACK}'
       AND Timestamp >= fromUnixTimestamp64Nano({{since_ns:Int64}})
       AND RequestId != ''
+      AND NOT mapContains(LogAttributes, '{semconv.ML_RANKING_CLICKS}')
     GROUP BY RequestId, Model
 )
 GROUP BY RequestId"""
