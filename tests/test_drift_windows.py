@@ -182,6 +182,26 @@ def test_empty_window(
     assert len(w.windows) == 1
 
 
+def test_nested_odd_rows_are_rejected_not_internal_errors(
+    baseline: Profile, rng: np.random.Generator
+) -> None:
+    """Found by the property run: a dict of ragged columns made the row count raise (an
+    internal error), and a list of frames or of empty arrays (3-D once stacked) failed the
+    whole window's profile at close."""
+    from inferwatch import _internal
+
+    _internal.reset_internal_errors()
+    w = _windows(baseline)
+    w.add(rng.normal(size=(10, 3)))
+    w.add({"a": [[1.0], [1.0, 2.0]], "b": [1.0, 2.0], "c": [1.0, 2.0]})  # ragged first column
+    w.add([pd.DataFrame(index=range(3))])  # a list holding an empty frame
+    w.add([np.empty((3, 0), dtype=object)])
+    report = w.close_window()
+    assert report is not None and w.windows[-1].n_rows == 10
+    assert w.rejected == 2 + 1 + 1  # the dict holds two rows
+    assert _internal.internal_errors() == {}
+
+
 def test_bad_rows_never_raise(baseline: Profile, rng: np.random.Generator) -> None:
     w = _windows(baseline)
     good = rng.normal(size=(50, 3))

@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import inferwatch as iw
+from inferwatch import _internal
 from inferwatch.signals import summarize_input, summarize_prediction
 from tests.conftest import Captured
 
@@ -207,9 +208,10 @@ def _check_exported(telemetry: Captured, dropped: _Dropped) -> None:
 
 
 def _fresh(telemetry: Captured) -> None:
-    """One example's telemetry only (the fixture lives across examples)."""
+    """One example's telemetry and internal errors only (the fixture lives across examples)."""
     telemetry.exporter.clear()
     telemetry.log_exporter.clear()
+    _internal.reset_internal_errors()
 
 
 # -- the properties ------------------------------------------------------------------------------
@@ -292,6 +294,45 @@ def test_async_and_generator_functions_are_unchanged(
     assert asyncio.run(predict_async(x)) is y
     items = list(stream(x))
     assert len(items) == 2 and items[0] is x and items[1] is y
+    assert iw.internal_errors() == {}
+    _check_exported(telemetry, dropped)
+
+
+WATCHED_SCHEMA = iw.Schema(
+    features=(
+        iw.Feature(name="a", dtype="number", min=0.0, max=1.0, nullable=False),
+        iw.Feature(name="b", allowed={"x", "y"}, pattern="[a-z]"),
+        iw.Feature(name="c", min=-5.0),
+    ),
+    relations=(iw.Relation(left="a", op="<=", right="c"),),
+)
+_rng = np.random.default_rng(0)
+WATCHED_BASELINE = iw.Profile.build(
+    {"a": _rng.random(500), "b": _rng.choice(["x", "y"], 500), "c": _rng.normal(size=500)},
+    predictions=_rng.random((500, 2)),
+)
+
+
+@pytest.mark.parametrize("telemetry", [{"strict": False}], indirect=True)
+@settings(RELAXED, max_examples=max(1, EXAMPLES // 4))
+@given(x=values, y=values)
+def test_validated_and_drift_watched_calls_are_unchanged(
+    telemetry: Captured, dropped: _Dropped, x: Any, y: Any
+) -> None:
+    """Feature validation on the hot path and drift windows (profiled at close) take anything."""
+    _fresh(telemetry)
+
+    @iw.monitor(model="prop-watch", features=["a", "b", "c"], schema=WATCHED_SCHEMA,
+                baseline=WATCHED_BASELINE, window="1h")  # fmt: skip
+    def predict(value: Any) -> Any:
+        return y
+
+    try:
+        with iw.context(request_id="r-1"):
+            assert predict(x) is y
+        predict.drift.close_window()  # type: ignore[attr-defined]
+    finally:
+        predict.drift.stop()  # type: ignore[attr-defined]
     assert iw.internal_errors() == {}
     _check_exported(telemetry, dropped)
 

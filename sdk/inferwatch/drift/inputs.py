@@ -17,7 +17,12 @@ def _is_dataframe(x: Any) -> bool:
 
 
 def _is_scalar(v: Any) -> bool:
-    return v is None or isinstance(v, float | int | str | bytes) or np.ndim(v) == 0
+    if v is None or isinstance(v, float | int | str | bytes):
+        return True
+    try:
+        return bool(np.ndim(v) == 0)
+    except (ValueError, TypeError, RuntimeError):  # ragged nesting, a broken array-like
+        return False
 
 
 def _is_dict_row(x: Any, n: int) -> bool:

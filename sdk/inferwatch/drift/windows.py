@@ -430,10 +430,10 @@ class DriftWindows:
         """(numeric features as float (n, N), categorical features as object (n, C))."""
         if isinstance(x, list | tuple):
             x = np.asarray(x, dtype=object)
-            if x.ndim != 2 or x.shape[1] != len(self.features):
-                x = x.reshape(1, -1) if x.ndim == 1 else x
-                if x.shape[1] != len(self.features):
-                    raise ValueError("wrong width")
+            if x.ndim == 1:
+                x = x.reshape(1, -1)
+            if x.ndim != 2 or x.shape[1] != len(self.features):  # a list of frames is 3-D
+                raise ValueError(f"rows of shape {x.shape[1:]}, not ({len(self.features)},)")
         if isinstance(x, np.ndarray):
             arr = x.reshape(1, -1) if x.ndim == 1 else x[:n]
             if self._all_numeric and arr.dtype.kind in "iufb":
