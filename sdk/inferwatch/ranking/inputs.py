@@ -11,6 +11,7 @@ from inferwatch.ranking.settings import as_int, item_key
 
 
 def as_sequence(values: Any, what: str) -> list[Any]:
+    """A list, tuple, 1-D array or Series as a list (a list is returned as is, not copied)."""
     if type(values) is list:
         return values
     if isinstance(values, np.ndarray):
@@ -29,6 +30,7 @@ def as_sequence(values: Any, what: str) -> list[Any]:
 
 
 def item_keys(items: Any) -> list[str]:
+    """The items' keys, ``str(item)``, in order; raises on ids that are not str or int."""
     values = as_sequence(items, "items")
     kinds = set(map(type, values))
     if kinds <= _STR:
@@ -45,6 +47,7 @@ _BOOL: set[type] = {bool}
 
 
 def check_positions(positions: Any, k: int | None) -> list[int]:
+    """1-based positions as ints (``k`` of them, unless None); raises on anything else."""
     ranks = as_sequence(positions, "positions")
     if k is not None and len(ranks) != k:
         raise ValueError(f"{len(ranks)} positions for {k} items")
