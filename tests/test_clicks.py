@@ -165,3 +165,36 @@ def test_threads_serve_and_click_concurrently(telemetry: Captured, clock: Clock)
         w.join()
     assert errors == []
     assert ctr() == {p: 0.25 for p in range(1, 5)}  # each position clicked in 1 list of 4
+
+
+def test_a_monitored_ranking_function(telemetry: Captured, clock: Clock) -> None:
+    """`prediction_kind="ranking"`: what the function returns is the list, clicks join it."""
+
+    @iw.monitor(model=MODEL, prediction_kind="ranking")
+    def recommend(user: str) -> list[str]:
+        return ["i42", "i7", "i3"]
+
+    with iw.context(request_id="r-1"):
+        assert recommend("u1") == ["i42", "i7", "i3"]
+    assert feedback("r-1", clicks=["i3"]) == "joined"
+    assert ctr() == {1: 0.0, 2: 0.0, 3: 1.0}
+    (span,) = telemetry.spans(f"inference {MODEL}")
+    attributes = dict(span.attributes or {})
+    assert attributes[semconv.ML_RANKING_SIZE] == 3
+    assert not any(key.startswith("ml.prediction.") for key in attributes)
+    assert telemetry.points(semconv.METRIC_PREDICTION_COUNT) == []
+
+
+@pytest.mark.parametrize("telemetry", [{"strict": False}], indirect=True)
+def test_a_monitored_ranking_function_returning_no_list(telemetry: Captured, clock: Clock) -> None:
+    @iw.monitor(model=MODEL, prediction_kind="ranking")
+    def recommend(user: str) -> Any:
+        return None
+
+    assert recommend("u1") is None  # counted where a bad list is, never raised
+    assert iw.internal_errors() == {"ranking.record": 1}
+
+
+def test_an_unknown_prediction_kind_is_refused_at_configuration() -> None:
+    with pytest.raises(ValueError, match="'ranking'"):
+        iw.monitor(model=MODEL, prediction_kind="ranked")  # type: ignore[arg-type]

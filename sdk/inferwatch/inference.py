@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from contextvars import Token
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -53,6 +53,10 @@ NO_INPUT: Any = object()
 _MAX_CACHED_ATTRIBUTE_SETS = 4096
 
 
+OutputKind = Literal["auto", "regression", "classification", "ranking"]
+"""What a model returns: `PredictionKind` (summarised predictions), or a ranked list of items."""
+
+
 class ModelSpec:
     """What is fixed per model: names, static attributes, caches of metric attribute sets."""
 
@@ -65,6 +69,7 @@ class ModelSpec:
         "features",
         "model",
         "prediction_kind",
+        "ranking",
         "schema",
         "span_attributes",
         "span_name",
@@ -77,7 +82,7 @@ class ModelSpec:
         version: str | None = None,
         *,
         features: Sequence[str] | None = None,
-        prediction_kind: PredictionKind = "auto",
+        prediction_kind: OutputKind = "auto",
         class_names: Sequence[str] | None = None,
         max_input_length: int | None = None,
         long_input_quantile: float | None = 0.999,
@@ -88,15 +93,17 @@ class ModelSpec:
     ) -> None:
         if not isinstance(model, str) or not model:
             raise TypeError(f"model must be a non-empty string, got {model!r}")
-        if prediction_kind not in ("auto", "regression", "classification"):
+        if prediction_kind not in ("auto", "regression", "classification", "ranking"):
             raise ValueError(
-                f"prediction_kind must be 'auto', 'regression' or 'classification', "
+                f"prediction_kind must be 'auto', 'regression', 'classification' or 'ranking', "
                 f"got {prediction_kind!r}"
             )
+        self.ranking = prediction_kind == "ranking"
+        """The output is a ranked list of item ids: recorded by `Inference.record_ranking`."""
         self.model = model
         self.version = None if version is None else str(version)
         self.features = None if features is None else [str(f) for f in features]
-        self.prediction_kind: PredictionKind = prediction_kind
+        self.prediction_kind: PredictionKind = "auto" if self.ranking else prediction_kind  # type: ignore[assignment]
         self.class_names = None if class_names is None else [str(c) for c in class_names]
         self.span_name = semconv.SPAN_INFERENCE.format(model=model)
         self.span_attributes: dict[str, AttributeValue] = {semconv.ML_MODEL_NAME: model}
@@ -327,7 +334,14 @@ class Inference:
             state.input_length.record(length, attrs, context=_NO_EXEMPLAR)
 
     def record_prediction(self, y: Any) -> PredictionSummary | None:
-        """Summarise a prediction: values into a histogram, classes into a counter."""
+        """Summarise a prediction: values into a histogram, classes into a counter.
+
+        For a model declared with ``prediction_kind="ranking"``, ``y`` is the ranked list of
+        item ids, best first, and goes to `record_ranking` instead (returns None).
+        """
+        if self._spec.ranking:
+            self.record_ranking(y)
+            return None
         try:
             state = self._state
             if state is None:
@@ -493,7 +507,7 @@ def inference(
     version: str | None = None,
     *,
     features: Sequence[str] | None = None,
-    prediction_kind: PredictionKind = "auto",
+    prediction_kind: OutputKind = "auto",
     class_names: Sequence[str] | None = None,
     max_input_length: int | None = None,
     long_input_quantile: float | None = 0.999,

@@ -15,8 +15,7 @@ from typing import Any, TypeVar, cast
 from inferwatch._internal import handle_internal_error
 from inferwatch.context import Scope, current_scope, enter_scope, exit_scope
 from inferwatch.drift.profile import Profile
-from inferwatch.inference import NO_INPUT, Inference, ModelSpec
-from inferwatch.signals import PredictionKind
+from inferwatch.inference import NO_INPUT, Inference, ModelSpec, OutputKind
 from inferwatch.validation import Schema, SchemaViolationError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -74,7 +73,7 @@ def monitor(
     features: Sequence[str] | None = None,
     record_input: bool = True,
     record_prediction: bool = True,
-    prediction_kind: PredictionKind = "auto",
+    prediction_kind: OutputKind = "auto",
     class_names: Sequence[str] | None = None,
     max_input_length: int | None = None,
     long_input_quantile: float | None = 0.999,
@@ -102,7 +101,9 @@ def monitor(
     predictions=..., labels=...)``). With a ``schema`` (`iw.Schema`), inputs are validated:
     violations are counted by feature and rule (``ml.input.violations``) and put on the span;
     ``strict_schema=True`` instead raises `SchemaViolationError` to the caller without calling
-    the function.
+    the function. ``prediction_kind="ranking"``: the function returns a ranked list of item ids
+    (best first), recorded as `Inference.record_ranking` does (feedback-loop signals, and clicks
+    later with ``iw.feedback(request_id, clicks=...)``).
     """
     spec = ModelSpec(
         model, version, features=features, prediction_kind=prediction_kind,
