@@ -512,9 +512,20 @@ def _class_name(label: Any, class_names: Sequence[str] | None) -> str:
     return privacy.active().text(text)  # labels go on spans and metrics: scrubbed like tags
 
 
+def as_numpy(values: Any) -> np.ndarray:
+    """A torch tensor (detached, copied to the CPU) or a pandas object as its numpy array;
+    anything else through ``np.asarray``. Predictions and labels are small (one value or row
+    per item), so the copy is fine. Raises what the conversion raises."""
+    module = type(values).__module__
+    if module.startswith("torch") and hasattr(values, "detach"):
+        return np.asarray(values.detach().cpu().numpy())
+    if module.startswith("pandas") and hasattr(values, "to_numpy"):
+        return np.asarray(values.to_numpy())
+    return np.asarray(values)
+
+
 def _tensor_to_numpy_if_small(y: Any) -> np.ndarray | None:
-    """Predictions are small (one value or row per item); copying them to the CPU is fine."""
     try:
-        return y.detach().cpu().numpy()  # type: ignore[no-any-return]
+        return as_numpy(y)
     except Exception:
         return None

@@ -34,7 +34,7 @@ import datasketches as ds
 import numpy as np
 
 from inferwatch.semconv import DRIFT_LABEL, DRIFT_PREDICTION
-from inferwatch.signals import _class_name
+from inferwatch.signals import _class_name, as_numpy
 
 FORMAT_VERSION = 1
 MAGIC = b"IWPROF\x00\x01"
@@ -525,15 +525,10 @@ def _categorical(series: Any, pd: Any) -> tuple[tuple[list[tuple[str, int]], int
 # ---- predictions and labels -------------------------------------------------------------------
 def target_array(values: Any) -> np.ndarray:
     """Predictions or labels as an array of one value (1-D) or one score vector (2-D) per row."""
-    module = type(values).__module__
     if isinstance(values, np.ndarray):
         arr = values
-    elif hasattr(values, "to_numpy") and module.startswith("pandas"):
-        arr = values.to_numpy()
-    elif hasattr(values, "detach") and module.startswith("torch"):
-        arr = values.detach().cpu().numpy()
     else:
-        arr = np.asarray(values)
+        arr = as_numpy(values)  # pandas' strings come as objects, tensors hold no strings
         if arr.dtype.kind in "US":  # keep the types of a list (1 stays an int, not "1")
             arr = np.asarray(values, dtype=object)
     if arr.ndim == 0:

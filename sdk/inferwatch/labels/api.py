@@ -42,15 +42,9 @@ from inferwatch.labels.index import (
     current_index,
     set_index,
 )
-from inferwatch.labels.values import (
-    InvalidLabel,
-    as_array,
-    class_labels,
-    portable,
-    value_labels,
-)
+from inferwatch.labels.values import InvalidLabel, class_labels, portable, value_labels
 from inferwatch.privacy import scrub_request_id
-from inferwatch.signals import PredictionSummary, _class_name
+from inferwatch.signals import PredictionSummary, _class_name, as_numpy
 
 MAX_LABELS_ON_RECORD = 256
 """A batch's labels go on its log record up to this many; beyond, only the counts do."""
@@ -133,7 +127,7 @@ def _predicted(summary: PredictionSummary, y: Any) -> Predicted | None:
     if summary.kind == "classification":
         if n == 1:
             return summary.classes[0][0] if summary.classes else None
-        array = as_array(y)
+        array = as_numpy(y)
         if array.dtype.kind in "fc" and array.ndim == 2 and array.shape[1] > 1:  # probabilities
             indices = np.argmax(array, axis=1)
             indices[np.isnan(array).any(axis=1)] = -1
@@ -143,7 +137,7 @@ def _predicted(summary: PredictionSummary, y: Any) -> Predicted | None:
     if summary.kind == "regression":
         if n == 1:
             return summary.values[0] if summary.values else None
-        array = as_array(y)
+        array = as_numpy(y)
         values = (array.real if array.dtype.kind == "c" else array).astype(np.float64).reshape(-1)
         return (values, VALUES) if values.size == n else None
     return None

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from inferwatch.signals import _class_name
+from inferwatch.signals import _class_name, as_numpy
 
 Kind = Literal["classification", "regression"]
 Plain = str | int | float | bool
@@ -82,7 +82,7 @@ def portable(label: Any) -> Plain | list[Any]:
     if _is_scalar(label):
         return _portable_scalar(label)
     try:
-        array = as_array(label)
+        array = as_numpy(label)
     except (ValueError, TypeError, RuntimeError) as exc:  # ragged, or a broken array-like
         raise InvalidLabel(f"labels must be a scalar or a flat array, not {_kind(label)}") from exc
     if array.ndim != 1 or array.size == 0:
@@ -109,16 +109,6 @@ def _portable_scalar(value: Any) -> Plain:
     raise InvalidLabel(f"a label must be a string or a number, not {_kind(value)}")
 
 
-def as_array(values: Any) -> np.ndarray:
-    """Labels or predictions as a numpy array (a tensor is detached and copied to the CPU)."""
-    module = type(values).__module__
-    if module.startswith("torch") and hasattr(values, "detach"):
-        return np.asarray(values.detach().cpu().numpy())
-    if module.startswith("pandas") and hasattr(values, "to_numpy"):
-        return np.asarray(values.to_numpy())
-    return np.asarray(values)
-
-
 def _is_scalar(value: Any) -> bool:
     if isinstance(value, str | bytes | np.generic):
         return True
@@ -132,7 +122,7 @@ def _flat(label: Any, n: int) -> np.ndarray:
     if _is_scalar(label):
         raise InvalidLabel(f"{n} predictions need {n} labels, got one {_kind(label)}")
     try:
-        array = as_array(label)
+        array = as_numpy(label)
     except (ValueError, TypeError, RuntimeError) as exc:  # ragged, or a broken array-like
         raise InvalidLabel(f"labels must be a flat array, not {_kind(label)}") from exc
     if array.ndim == 0:  # a 0-d array-like (a tensor holding one value)
