@@ -62,13 +62,13 @@ from _common import (
     print_environment,
     print_table,
 )
-from inferwatch._state import get_state
-from inferwatch.context import new_request_id
-from inferwatch.inference import ModelSpec
-from inferwatch.labels import configure_feedback, current_index, feedback
-from inferwatch.labels.clicks import ServedList, served_lists
-from inferwatch.labels.index import INDICES, PredictionIndex, set_index
+from inferwatch.export.state import get_state
+from inferwatch.feedback import configure_feedback, current_index, feedback
+from inferwatch.feedback.index import INDICES, PredictionIndex, set_index
+from inferwatch.instrument.context import new_request_id
+from inferwatch.instrument.inference import ModelSpec
 from inferwatch.ranking import RecordedList
+from inferwatch.ranking.clicks import ServedList, served_lists
 
 DISTRIBUTIONS = ("inferwatch", "numpy", "opentelemetry-api", "opentelemetry-sdk")
 MEMORY_PREDICTIONS = 100_000

@@ -45,8 +45,8 @@ from _common import (
     print_environment,
     print_table,
 )
-from inferwatch import privacy
-from inferwatch.privacy import Scrubber
+from inferwatch.export import privacy
+from inferwatch.export.privacy import Scrubber
 
 DISTRIBUTIONS = ("inferwatch", "opentelemetry-api", "opentelemetry-sdk", "structlog")
 KEY = b"benchmark-hash-key-0123456789"

@@ -33,7 +33,9 @@ from _common import (
     print_table,
     verdict,
 )
-from inferwatch.signals import MAX_POINTS, summarize_input, summarize_prediction
+from inferwatch.summaries.arrays import MAX_POINTS
+from inferwatch.summaries.inputs import summarize_input
+from inferwatch.summaries.predictions import summarize_prediction
 
 TARGET = 2.0
 ROWS, COLUMNS, CLASSES = 1000, 100, 3

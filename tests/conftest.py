@@ -15,8 +15,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import inferwatch as iw
-from inferwatch import _internal
-from inferwatch.labels import configure_feedback
+from inferwatch import errors as _internal
+from inferwatch.feedback import configure_feedback
 
 pytest_plugins = ["tests._otlp"]
 

@@ -27,7 +27,8 @@ from typing import Any, ClassVar
 import pytest
 
 import inferwatch as iw
-from inferwatch import _internal, cli
+from inferwatch import errors as _internal
+from inferwatch.cli import commands as cli
 from inferwatch.query.engines import ClickHouseEngine
 from inferwatch.store import SegmentWriter
 from tests._otlp import free_port

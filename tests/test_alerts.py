@@ -28,7 +28,7 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 import inferwatch as iw
-from inferwatch import _internal
+from inferwatch import errors as _internal
 from inferwatch.alerts import (
     AlertPolicy,
     AlertReader,

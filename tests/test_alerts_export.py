@@ -24,7 +24,7 @@ from opentelemetry.sdk.metrics.export import Gauge, Histogram, InMemoryMetricRea
 promql_parser = pytest.importorskip("promql_parser")
 
 import inferwatch as iw  # noqa: E402
-from inferwatch import _internal  # noqa: E402
+from inferwatch import errors as _internal  # noqa: E402
 from inferwatch.alerts import (  # noqa: E402
     AlertPolicy,
     AlertReader,

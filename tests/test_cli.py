@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from inferwatch import cli
+from inferwatch.cli import commands as cli
 
 Store = tuple[Path, dict[str, Any]]
 Capsys = pytest.CaptureFixture[str]

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from inferwatch import cli
+from inferwatch.cli import commands as cli
 from inferwatch.drift import Profile, compare
 from inferwatch.drift.profile import MAGIC
 from inferwatch.drift.report import TABLE_COLUMNS, render_html, table_rows

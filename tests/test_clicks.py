@@ -15,9 +15,9 @@ import pytest
 
 import inferwatch as iw
 from inferwatch import ranking, semconv
-from inferwatch.labels import configure_feedback, feedback
-from inferwatch.labels.clicks import served_lists
+from inferwatch.feedback import configure_feedback, feedback
 from inferwatch.ranking import RankingStats
+from inferwatch.ranking.clicks import served_lists
 from tests.conftest import Captured
 from tests.test_feedback import START, Clock, feedback_records, unjoined
 

@@ -359,9 +359,9 @@ def test_counter_and_rate_limiter_locks_held_at_fork_are_free_in_the_child(
     or rate-limit lock, when a pre-fork server forks: the child's own calls must not hang."""
     if not hasattr(os, "fork"):
         pytest.skip("needs os.fork")
-    from inferwatch import _internal
-    from inferwatch._state import get_state
-    from inferwatch.checks import RateLimiter
+    from inferwatch import errors as _internal
+    from inferwatch.export.state import get_state
+    from inferwatch.summaries.checks import RateLimiter
 
     counter = get_state().nan_count
     limiter = RateLimiter()
@@ -380,7 +380,8 @@ def test_label_and_click_locks_held_at_fork_are_free_in_the_child(telemetry: Cap
     of the parent at fork time: the child still serves, remembers and takes labels and clicks."""
     if not hasattr(os, "fork"):
         pytest.skip("needs os.fork")
-    from inferwatch.labels import clicks, current_index
+    from inferwatch.feedback import current_index
+    from inferwatch.ranking import clicks
 
     def child() -> bool:
         with iw.context(request_id="child-1"), iw.inference("recs") as rec:

@@ -53,7 +53,7 @@ def test_environment_variables_are_honoured(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_configure_is_idempotent() -> None:
     first = iw.configure(service_name="svc", metric_tags=["region"])
-    from inferwatch._state import get_state
+    from inferwatch.export.state import get_state
 
     state = get_state()
     assert iw.configure(service_name="svc", metric_tags=["region"]) == first

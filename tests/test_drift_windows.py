@@ -14,7 +14,7 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from inferwatch import _internal
+from inferwatch import errors as _internal
 from inferwatch.drift import Profile
 from inferwatch.drift.windows import (
     METRIC_DRIFT_DETECTED,
@@ -188,7 +188,7 @@ def test_nested_odd_rows_are_rejected_not_internal_errors(
     """Found by the property run: a dict of ragged columns made the row count raise (an
     internal error), and a list of frames or of empty arrays (3-D once stacked) failed the
     whole window's profile at close."""
-    from inferwatch import _internal
+    from inferwatch import errors as _internal
 
     _internal.reset_internal_errors()
     w = _windows(baseline)

@@ -21,7 +21,8 @@ import pytest
 from opentelemetry import metrics, trace
 
 import inferwatch as iw
-from inferwatch import _internal, semconv
+from inferwatch import errors as _internal
+from inferwatch import semconv
 from tests._otlp import free_port
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import inferwatch as iw
-from inferwatch import _internal
+from inferwatch import errors as _internal
 from tests._otlp import (
     FaultyReceiver,
     OtlpReceiver,

@@ -20,9 +20,9 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 
 import inferwatch as iw
 from inferwatch import semconv
-from inferwatch._attributes import valid_text
-from inferwatch.labels import configure_feedback, current_index, feedback
-from inferwatch.labels.index import (
+from inferwatch.attributes import valid_text
+from inferwatch.feedback import configure_feedback, current_index, feedback
+from inferwatch.feedback.index import (
     DEFAULT_MAX_PREDICTIONS,
     DEFAULT_TTL_S,
     DEFAULT_WINDOW_S,

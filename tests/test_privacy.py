@@ -26,8 +26,9 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 import inferwatch as iw
-from inferwatch import _internal, privacy
-from inferwatch.privacy import Scrubber
+from inferwatch import errors as _internal
+from inferwatch.export import privacy
+from inferwatch.export.privacy import Scrubber
 from tests.conftest import Captured
 
 pd = pytest.importorskip("pandas")

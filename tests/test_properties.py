@@ -31,8 +31,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import inferwatch as iw
-from inferwatch import _internal
-from inferwatch.signals import summarize_input, summarize_prediction
+from inferwatch import errors as _internal
+from inferwatch.summaries.inputs import summarize_input
+from inferwatch.summaries.predictions import summarize_prediction
 from tests.conftest import Captured
 
 try:

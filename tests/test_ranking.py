@@ -15,7 +15,8 @@ import pytest
 from opentelemetry._logs import SeverityNumber
 
 import inferwatch as iw
-from inferwatch import _internal, ranking
+from inferwatch import errors as _internal
+from inferwatch import ranking
 from inferwatch.ranking import RankingSettings, RankingWindows, exposure_gini
 from tests.conftest import Captured
 

@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from inferwatch.signals import MAX_POINTS, summarize_input, summarize_prediction
+from inferwatch.summaries.arrays import MAX_POINTS
+from inferwatch.summaries.inputs import summarize_input
+from inferwatch.summaries.predictions import summarize_prediction
 
 
 def test_2d_array_nan_counts_per_feature() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 import inferwatch as iw
-from inferwatch.signals import summarize_input, summarize_prediction
+from inferwatch.summaries.inputs import summarize_input
+from inferwatch.summaries.predictions import summarize_prediction
 from tests.conftest import Captured
 
 torch = pytest.importorskip("torch")

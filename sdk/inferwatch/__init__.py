@@ -6,10 +6,14 @@
 ... def predict(X): ...
 """
 
-from inferwatch import alerts, drift, logs, privacy, query, ranking
-from inferwatch._internal import internal_errors
-from inferwatch.config import ConfigurationError, Settings, configure, shutdown
-from inferwatch.context import (
+from inferwatch import alerts, drift, query, ranking
+from inferwatch.drift import Profile
+from inferwatch.errors import internal_errors
+from inferwatch.export import logs, privacy
+from inferwatch.export.configure import configure, shutdown
+from inferwatch.export.settings import ConfigurationError, Settings
+from inferwatch.feedback import configure_feedback, feedback
+from inferwatch.instrument.context import (
     ContextThreadPoolExecutor,
     context,
     current_request_id,
@@ -17,10 +21,8 @@ from inferwatch.context import (
     new_request_id,
     wrap,
 )
-from inferwatch.drift import Profile
-from inferwatch.inference import Inference, Stage, inference
-from inferwatch.labels import configure_feedback, feedback
-from inferwatch.monitor import monitor
+from inferwatch.instrument.inference import Inference, Stage, inference
+from inferwatch.instrument.monitor import monitor
 from inferwatch.validation import Feature, Relation, Schema, SchemaViolationError
 
 __version__ = "0.1.0"

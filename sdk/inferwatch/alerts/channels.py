@@ -19,9 +19,9 @@ from collections.abc import Callable
 from opentelemetry import context as otel_context
 
 from inferwatch import semconv
-from inferwatch._internal import log_internal_error
 from inferwatch.alerts.notification import Notification
 from inferwatch.alerts.policy import CallableChannel, WebhookChannel
+from inferwatch.errors import log_internal_error
 
 _events = logging.getLogger("inferwatch.events")
 Outcome = Callable[[Notification, str, str], None]

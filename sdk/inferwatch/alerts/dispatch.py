@@ -12,11 +12,11 @@ import dataclasses
 import logging
 
 from inferwatch import semconv
-from inferwatch._internal import log_internal_error
 from inferwatch.alerts.channels import Outcome, Worker, log_event, make_worker
 from inferwatch.alerts.notification import Notification
 from inferwatch.alerts.policy import AlertPolicy, AlertRules, LogChannel, format_duration
 from inferwatch.alerts.state import RateLimiter
+from inferwatch.errors import log_internal_error
 
 _log = logging.getLogger("inferwatch.alerts")
 

@@ -11,13 +11,13 @@ from typing import Any
 
 from opentelemetry.sdk.metrics.export import MetricsData
 
-from inferwatch._internal import handle_internal_error
 from inferwatch.alerts.catalog import KNOWN_METRICS
 from inferwatch.alerts.history import MetricHistory, record_all
 from inferwatch.alerts.notification import Notification
 from inferwatch.alerts.policy import AlertPolicy, AlertRules
 from inferwatch.alerts.state import Tracker, Transition
 from inferwatch.alerts.statistics import PolicyStatistic
+from inferwatch.errors import handle_internal_error
 
 _RESOURCE_PREFIXES = ("service.", "deployment.", "host.name", "k8s.")
 

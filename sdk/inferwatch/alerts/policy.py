@@ -30,9 +30,9 @@ from pydantic import (
 )
 
 from inferwatch import semconv
-from inferwatch._durations import FORMS, parse_duration
 from inferwatch.alerts.catalog import KNOWN_METRICS, Kind, MetricInfo
 from inferwatch.alerts.notification import Notification
+from inferwatch.durations import FORMS, parse_duration
 
 
 class PolicyError(ValueError):

@@ -24,12 +24,12 @@ from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from opentelemetry.sdk.metrics.export import MetricReader, MetricsData
 
 from inferwatch import semconv
-from inferwatch._internal import handle_internal_error, log_internal_error
-from inferwatch._state import _VERSION
 from inferwatch.alerts.dispatch import Dispatcher
 from inferwatch.alerts.evaluator import Evaluator
 from inferwatch.alerts.notification import Notification
 from inferwatch.alerts.policy import AlertRules
+from inferwatch.errors import handle_internal_error, log_internal_error
+from inferwatch.export.state import _VERSION
 
 
 class AlertReader(MetricReader):

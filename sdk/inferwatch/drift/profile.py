@@ -34,7 +34,8 @@ import datasketches as ds
 import numpy as np
 
 from inferwatch.semconv import DRIFT_LABEL, DRIFT_PREDICTION
-from inferwatch.signals import _class_name, as_numpy
+from inferwatch.summaries.arrays import as_numpy
+from inferwatch.summaries.predictions import class_name
 
 FORMAT_VERSION = 1
 MAGIC = b"IWPROF\x00\x01"
@@ -592,7 +593,7 @@ def class_counts(
     for value, count in _distinct(arr):
         if isinstance(value, np.generic):  # from an object array: named as the Python value
             value = value.item()
-        name = _class_name(value, class_names)
+        name = class_name(value, class_names)
         counts[name] = counts.get(name, 0) + count
     return list(counts.items()), nulls, total
 

@@ -42,8 +42,7 @@ import numpy as np
 from opentelemetry import metrics
 from opentelemetry.metrics import Observation
 
-from inferwatch import _internal, semconv
-from inferwatch._window_thread import WindowThread
+from inferwatch import errors, semconv
 from inferwatch.drift.compare import ColumnDrift, DriftReport, compare
 from inferwatch.drift.inputs import (
     _EMPTY_OBJ,
@@ -57,7 +56,6 @@ from inferwatch.drift.inputs import (
 )
 from inferwatch.drift.profile import TARGETS, ColumnProfile, Profile, numeric_values
 from inferwatch.drift.registry import _gauge_meters, _gauges_lock, _live, drift_gauges
-from inferwatch.drift.rollups import _Level, rollup_levels, window_label
 from inferwatch.semconv import (
     DRIFT_LABEL,
     DRIFT_PREDICTION,
@@ -71,6 +69,8 @@ from inferwatch.semconv import (
     ML_WINDOW,
     WINDOW_CUMULATIVE,
 )
+from inferwatch.windows.rollups import _Level, rollup_levels, window_label
+from inferwatch.windows.thread import WindowThread
 
 __all__ = [
     "METRIC_DRIFT_DETECTED",
@@ -200,7 +200,7 @@ class DriftWindows:
                     self._buf.append((x, n))
                     self._rows += n
         except Exception as exc:
-            _internal.log_internal_error("drift.add", exc)
+            errors.log_internal_error("drift.add", exc)
 
     def add_predictions(self, y: Any) -> None:
         """Buffer predictions (O(1), by reference; never raises) if the baseline has them.
@@ -241,7 +241,7 @@ class DriftWindows:
                     self._pending[name].append((y, n))
                     self._pending_rows[name] += n
         except Exception as exc:
-            _internal.log_internal_error("drift.add", exc)
+            errors.log_internal_error("drift.add", exc)
 
     def _row_count(self, x: Any) -> int:
         """Rows in `x` (O(1)); minus the rows when it cannot be read."""

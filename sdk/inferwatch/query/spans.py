@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from inferwatch._durations import FORMS, parse_duration
+from inferwatch.durations import FORMS, parse_duration
 from inferwatch.query import sql
 from inferwatch.query.engines import Engine
 

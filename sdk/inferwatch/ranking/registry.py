@@ -11,12 +11,10 @@ from typing import Any
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
-from inferwatch import (
-    _state,  # a module: _state imports the labels, which import this
-    semconv,
-)
-from inferwatch._attributes import AttributeValue
-from inferwatch._internal import handle_internal_error
+from inferwatch import semconv
+from inferwatch.attributes import AttributeValue
+from inferwatch.errors import handle_internal_error
+from inferwatch.export import state as _state  # a module: state imports the feedback instruments
 from inferwatch.ranking.settings import RankingSettings
 from inferwatch.ranking.windows import RankingWindows, RecordedList
 

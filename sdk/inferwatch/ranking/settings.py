@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from inferwatch._durations import FORMS, parse_duration
+from inferwatch.durations import FORMS, parse_duration
 
 MAX_POSITIONS_LIMIT = 100
 

@@ -12,13 +12,13 @@ from typing import Any, NamedTuple
 from opentelemetry.metrics import Observation
 
 from inferwatch import semconv
-from inferwatch._attributes import AttributeValue
-from inferwatch._internal import handle_internal_error
-from inferwatch._window_thread import WindowThread
+from inferwatch.attributes import AttributeValue
 from inferwatch.drift.windows import window_label
+from inferwatch.errors import handle_internal_error
 from inferwatch.ranking.inputs import check_positions, clicked_indices, first_occurrences, item_keys
 from inferwatch.ranking.settings import RankingSettings
 from inferwatch.ranking.stats import OpenWindow, RankingStats, summarise
+from inferwatch.windows.thread import WindowThread
 
 _events = logging.getLogger("inferwatch.events")
 

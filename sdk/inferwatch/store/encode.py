@@ -12,7 +12,7 @@ from typing import Any
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.trace import ReadableSpan
 
-from inferwatch import _internal
+from inferwatch import errors
 
 # OTLP/JSON encoding, written directly from the SDK's readable spans and log records as JSON
 # text. It is what `MessageToDict(encode_spans(spans), use_integers_for_enums=True)` gives once
@@ -106,7 +106,7 @@ def _attributes(attributes: Mapping[str, Any] | None) -> str:
             try:
                 parts.append(prefix + _value_json(value) + "}")
             except (TypeError, ValueError) as exc:  # as the OTLP exporters do: skip it
-                _internal.log_internal_error("store.encode", exc)
+                errors.log_internal_error("store.encode", exc)
     return "[" + ",".join(parts) + "]" if parts else ""
 
 

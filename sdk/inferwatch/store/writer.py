@@ -59,7 +59,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from inferwatch import _internal
+from inferwatch import errors
 from inferwatch.store.encode import (
     _Grouper,
     encode_logs_json,
@@ -238,14 +238,14 @@ class SegmentWriter:
         try:
             os.fsync(fd)
         except OSError as exc:  # e.g. the disk is full; the segment is closed all the same
-            _internal.log_internal_error("store.fsync", exc)
+            errors.log_internal_error("store.fsync", exc)
         with contextlib.suppress(OSError):
             os.close(fd)
         try:
             os.replace(path, path.with_name(path.name[: -len(OPEN_SUFFIX)] + CLOSED_SUFFIX))
             _fsync_directory(path.parent)
         except OSError as exc:  # the data written so far stays readable under its open name
-            _internal.log_internal_error("store.close", exc)
+            errors.log_internal_error("store.close", exc)
         if retention:
             self._retention_quietly()
 
@@ -253,7 +253,7 @@ class SegmentWriter:
         try:
             self._enforce_retention()
         except OSError as exc:
-            _internal.log_internal_error("store.retention", exc)
+            errors.log_internal_error("store.retention", exc)
 
     def _enforce_retention(self) -> list[Path]:
         now = time.time()
@@ -381,7 +381,7 @@ class _StoreExporter:
         except Exception as exc:
             self.failed += len(records)
             self.failed_exports += 1
-            _internal.log_internal_error(f"store.export.{self.writer.signal}", exc)
+            errors.log_internal_error(f"store.export.{self.writer.signal}", exc)
             return False
         self.exported += len(records)
         return True
@@ -396,13 +396,13 @@ class _StoreExporter:
         try:
             self.writer.close()
         except Exception as exc:
-            _internal.log_internal_error("store.shutdown", exc)
+            errors.log_internal_error("store.shutdown", exc)
 
     def _flush(self) -> bool:
         try:
             self.writer.flush()
         except Exception as exc:
-            _internal.log_internal_error("store.flush", exc)
+            errors.log_internal_error("store.flush", exc)
             return False
         return True
 

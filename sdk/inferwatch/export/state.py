@@ -8,10 +8,10 @@ from typing import Any
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 
-from inferwatch import _internal, semconv
-from inferwatch._counters import LocalCounter
+from inferwatch import errors, semconv
 from inferwatch.drift.windows import drift_gauges
-from inferwatch.labels.instruments import FeedbackInstruments
+from inferwatch.export.counters import LocalCounter
+from inferwatch.feedback.instruments import FeedbackInstruments
 
 _VERSION = "0.1.0"
 OTHER_CLASS = "__other__"
@@ -99,7 +99,7 @@ class State:
                 else:
                     provider.shutdown()
             except Exception as exc:  # e.g. a reader past the deadline: the environment, no bug
-                _internal.log_internal_error("shutdown", exc)
+                errors.log_internal_error("shutdown", exc)
 
 
 def _shutdown_within(processor: Any, timeout_ms: float) -> None:
@@ -112,13 +112,13 @@ def _shutdown_within(processor: Any, timeout_ms: float) -> None:
             left = len(getattr(inner, "_queue", ()))
             if left:
                 what = str(getattr(inner, "_exporting", "record")).lower()
-                _internal.log_internal_error(
+                errors.log_internal_error(
                     "shutdown", TimeoutError(f"{left} {what}s still queued at the deadline: lost")
                 )
         else:  # an SDK without the shared batch processor: its own bound
             processor.shutdown()
     except Exception as exc:
-        _internal.log_internal_error("shutdown", exc)
+        errors.log_internal_error("shutdown", exc)
 
 
 _state: State | None = None
@@ -127,7 +127,7 @@ _state: State | None = None
 def set_state(state: State | None) -> None:
     global _state
     _state = state
-    _internal.set_count_hook(state.count_internal_error if state is not None else None)
+    errors.set_count_hook(state.count_internal_error if state is not None else None)
 
 
 def get_state() -> State:

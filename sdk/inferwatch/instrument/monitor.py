@@ -12,10 +12,10 @@ import time
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
-from inferwatch._internal import handle_internal_error
-from inferwatch.context import Scope, current_scope, enter_scope, exit_scope
 from inferwatch.drift.profile import Profile
-from inferwatch.inference import NO_INPUT, Inference, ModelSpec, OutputKind
+from inferwatch.errors import handle_internal_error
+from inferwatch.instrument.context import Scope, current_scope, enter_scope, exit_scope
+from inferwatch.instrument.inference import NO_INPUT, Inference, ModelSpec, OutputKind
 from inferwatch.validation import Schema, SchemaViolationError
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -4,7 +4,7 @@ After ``iw.configure()`` (``logs=True`` by default) every structlog event and ev
 record becomes an OTel log record carrying the active span's trace and span ids, the request id
 and the tags of the current `iw.context`. Rendering to the console stays the application's
 choice: the processors add fields and pass the event on unchanged otherwise. What is exported
-(attributes, body, exception text) is scrubbed first by `inferwatch.privacy`, in both bridges.
+(attributes, body, exception text) is scrubbed first by `iw.privacy`, in both bridges.
 
 >>> structlog.configure(processors=[*iw.logs.processors(), structlog.dev.ConsoleRenderer()])
 """
@@ -22,10 +22,10 @@ from opentelemetry._logs import LoggerProvider, LogRecord, SeverityNumber
 from opentelemetry.context import get_current
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 
-from inferwatch import privacy
-from inferwatch._attributes import clean_value
-from inferwatch._internal import handle_internal_error
-from inferwatch.context import current_scope
+from inferwatch.attributes import clean_value
+from inferwatch.errors import handle_internal_error
+from inferwatch.export import privacy
+from inferwatch.instrument.context import current_scope
 
 EventDict = MutableMapping[str, Any]
 Processor = Callable[[Any, str, EventDict], EventDict]

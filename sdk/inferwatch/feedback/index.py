@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 
 from inferwatch import semconv
-from inferwatch._attributes import AttributeValue
-from inferwatch._forksafe import renew_lock_after_fork
+from inferwatch.attributes import AttributeValue
 from inferwatch.drift.windows import window_label
-from inferwatch.labels.scores import WindowScores
+from inferwatch.feedback.scores import WindowScores
+from inferwatch.forks import renew_lock_after_fork
 
 # What a batch's predictions are stored as: (array, one of these).
 VALUES, CLASSES, INDICES = 0, 1, 2

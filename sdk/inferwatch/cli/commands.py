@@ -11,7 +11,7 @@ Each command reads the local store (``--store``, default ``$INFERWATCH_STORE`` o
 or a ClickHouse server fed by the collector (``--store clickhouse://host:8123/otel``), and
 prints a table, JSON or CSV on stdout. Notes about what a result does not show go with the
 table, or to stderr for JSON and CSV so stdout stays machine-readable. ``profile`` and ``drift``
-(in :mod:`inferwatch.drift.cli`) read data files and saved profiles instead of the store.
+(in :mod:`inferwatch.cli.drift`) read data files and saved profiles instead of the store.
 
 Exit codes: 0 success; 1 the query failed (server unreachable, SQL error), or ``drift
 --fail-on-drift`` found drift; 2 bad arguments, no store at the given path, or an input file
@@ -32,8 +32,8 @@ from datetime import datetime, timezone
 from typing import Any, NoReturn
 
 from inferwatch import query
-from inferwatch._argtypes import integer, names, number
-from inferwatch.drift import cli as drift_cli
+from inferwatch.cli import drift as drift_cli
+from inferwatch.cli.argtypes import integer, names, number
 from inferwatch.query import Result, Spans, render
 from inferwatch.query.engines import ChdbEngine
 from inferwatch.query.outliers import RANKINGS

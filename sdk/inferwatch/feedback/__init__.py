@@ -2,24 +2,24 @@
 
 >>> iw.feedback("r-1", "fraud")
 
-- `inferwatch.labels.api` — `feedback`, `configure_feedback`, and the prediction hook;
-- `inferwatch.labels.index` — the bounded index of recent predictions, per-window counts;
-- `inferwatch.labels.values` — labels checked and named as the predictions are;
-- `inferwatch.labels.scores` — accuracy, precision, recall, F1, MAE, RMSE from counts;
-- `inferwatch.labels.instruments` — the OTel instruments; `.record` — the log record.
+- `inferwatch.feedback.api` — `feedback`, `configure_feedback`, and the prediction hook;
+- `inferwatch.feedback.index` — the bounded index of recent predictions, per-window counts;
+- `inferwatch.feedback.values` — labels checked and named as the predictions are;
+- `inferwatch.feedback.scores` — accuracy, precision, recall, F1, MAE, RMSE from counts;
+- `inferwatch.feedback.instruments` — the OTel instruments; `.record` — the log record.
 
 The user guide is docs/delayed-labels.md.
 """
 
-from inferwatch.labels.api import (
+from inferwatch.feedback.api import (
     ERROR,
     MAX_LABELS_ON_RECORD,
     configure_feedback,
     feedback,
     remember_prediction,
 )
-from inferwatch.labels.index import PredictionIndex, current_index
-from inferwatch.labels.scores import (
+from inferwatch.feedback.index import PredictionIndex, current_index
+from inferwatch.feedback.scores import (
     ClassificationScores,
     WindowScores,
     classification_scores,

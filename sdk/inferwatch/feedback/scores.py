@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from inferwatch._attributes import AttributeValue
+from inferwatch.attributes import AttributeValue
 
 
 @dataclass(slots=True)

@@ -18,30 +18,32 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
 
-from inferwatch import privacy, ranking, semconv
-from inferwatch._attributes import AttributeValue, qualified_name
-from inferwatch._durations import FORMS, parse_duration
-from inferwatch._internal import (
+from inferwatch import ranking, semconv
+from inferwatch.attributes import AttributeValue, qualified_name
+from inferwatch.drift.profile import Profile
+from inferwatch.drift.windows import DriftWindows
+from inferwatch.durations import FORMS, parse_duration
+from inferwatch.errors import (
     handle_internal_error,
     handle_internal_errors,
     is_strict,
     log_internal_error,
 )
-from inferwatch._state import State, get_state
-from inferwatch.checks import DataChecks, log_findings
-from inferwatch.context import Scope, current_scope, enter_scope, exit_scope, new_request_id
-from inferwatch.drift.profile import Profile
-from inferwatch.drift.windows import DriftWindows
-from inferwatch.labels.api import remember_prediction
-from inferwatch.labels.clicks import remember_ranking
-from inferwatch.signals import (
-    InputSummary,
-    PredictionKind,
-    PredictionSummary,
-    sample,
-    summarize_input,
-    summarize_prediction,
+from inferwatch.export import privacy
+from inferwatch.export.state import State, get_state
+from inferwatch.feedback.api import remember_prediction
+from inferwatch.instrument.context import (
+    Scope,
+    current_scope,
+    enter_scope,
+    exit_scope,
+    new_request_id,
 )
+from inferwatch.ranking.clicks import remember_ranking
+from inferwatch.summaries.arrays import sample
+from inferwatch.summaries.checks import DataChecks, log_findings
+from inferwatch.summaries.inputs import InputSummary, summarize_input
+from inferwatch.summaries.predictions import PredictionKind, PredictionSummary, summarize_prediction
 from inferwatch.validation import Schema, Violations
 
 # Exemplars (a trace id on a metric point) are worth their cost on latency, where "show me a slow

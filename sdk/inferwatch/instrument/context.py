@@ -19,12 +19,11 @@ from typing import Any, ParamSpec, TypeVar
 from opentelemetry import baggage, propagate, trace
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from inferwatch import semconv
-from inferwatch._attributes import AttributeValue
-from inferwatch._internal import log_internal_error
-from inferwatch.privacy import scrub_request_id, scrub_tags
+from inferwatch.attributes import AttributeValue
+from inferwatch.errors import log_internal_error
+from inferwatch.export.privacy import scrub_request_id, scrub_tags
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -107,7 +106,7 @@ class context:
     entry: a ``context`` object kept and entered by many requests, even concurrently from
     threads or tasks, gives each its own id).
     Tag values must be str, bool, int or float; anything else is stored as its ``str()``.
-    Tags and the request id are scrubbed as they enter (`inferwatch.privacy`).
+    Tags and the request id are scrubbed as they enter (`inferwatch.export.privacy`).
     """
 
     __slots__ = ("_attached", "_entered_id", "_request_id", "_tags", "_tokens")
@@ -187,19 +186,6 @@ class context:
         tb: TracebackType | None,
     ) -> None:
         self.__exit__(exc_type, exc, tb)
-
-
-class ScopeSpanProcessor(SpanProcessor):
-    """Stamps the current scope's request id and tags on every span at start."""
-
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        scope = _SCOPE.get()
-        # inferwatch's own spans carry the scope from their start already.
-        if scope is not None and semconv.ML_REQUEST_ID not in (span.attributes or ()):
-            span.set_attributes(scope.attributes)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        return None
 
 
 def wrap(fn: Callable[P, R]) -> Callable[P, R]:

@@ -15,7 +15,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from inferwatch.signals import _class_name, as_numpy
+from inferwatch.summaries.arrays import as_numpy
+from inferwatch.summaries.predictions import class_name
 
 Kind = Literal["classification", "regression"]
 Plain = str | int | float | bool
@@ -33,7 +34,7 @@ def class_label(value: Any, class_names: Sequence[str] | None) -> str:
         raise InvalidLabel(f"a class label cannot be {value!r}")
     if not isinstance(value, str | int | float):  # bool is an int
         raise InvalidLabel(f"a class label must be a string or a number, not {_kind(value)}")
-    return _class_name(value, class_names)
+    return class_name(value, class_names)
 
 
 def value_label(value: Any) -> float:
@@ -54,7 +55,7 @@ def class_labels(label: Any, n: int, class_names: Sequence[str] | None) -> list[
         return [class_label(label, class_names)]
     array = _flat(label, n)
     if array.dtype.kind in "iub":  # indices (or booleans): the class names map them
-        return [_class_name(v, class_names) for v in array.tolist()]
+        return [class_name(v, class_names) for v in array.tolist()]
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise InvalidLabel("class labels cannot be NaN or infinite")
     return [class_label(v, class_names) for v in array.tolist()]
@@ -97,7 +98,7 @@ def _portable_scalar(value: Any) -> Plain:
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, bool):
-        return _class_name(value, None)
+        return class_name(value, None)
     if isinstance(value, float):
         if not math.isfinite(value):
             raise InvalidLabel(f"a label cannot be {value!r}")
@@ -105,7 +106,7 @@ def _portable_scalar(value: Any) -> Plain:
     if isinstance(value, int):  # beyond int64 an OTLP int cannot carry it: as its digits
         return value if -(2**63) <= value < 2**63 else str(value)
     if isinstance(value, str):  # scrubbed, valid UTF-8 and capped, as a class name is
-        return _class_name(value, None)
+        return class_name(value, None)
     raise InvalidLabel(f"a label must be a string or a number, not {_kind(value)}")
 
 

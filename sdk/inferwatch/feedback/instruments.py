@@ -2,7 +2,7 @@
 
 Scores are observable gauges: the metric reader's collection derives them from the counts of
 the prediction index's retained windows, so the label path only updates counts. One point per
-(model, version, metric tags, serving window[, class]); see `inferwatch.labels.index` for why
+(model, version, metric tags, serving window[, class]); see `inferwatch.feedback.index` for why
 that stays bounded.
 """
 
@@ -16,8 +16,8 @@ from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from inferwatch import semconv
-from inferwatch.labels.index import current_index
-from inferwatch.labels.scores import (
+from inferwatch.feedback.index import current_index
+from inferwatch.feedback.scores import (
     ClassificationScores,
     WindowScores,
     classification_scores,

@@ -19,9 +19,10 @@ from typing import Any
 from datasketches import kll_floats_sketch
 
 from inferwatch import semconv
-from inferwatch._attributes import AttributeValue
-from inferwatch._forksafe import renew_lock_after_fork
-from inferwatch.signals import InputSummary, PredictionSummary
+from inferwatch.attributes import AttributeValue
+from inferwatch.forks import renew_lock_after_fork
+from inferwatch.summaries.inputs import InputSummary
+from inferwatch.summaries.predictions import PredictionSummary
 
 _events = logging.getLogger("inferwatch.events")
 MIN_LEARNING_SAMPLES = 1000

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from inferwatch._internal import log_internal_error
+from inferwatch.errors import log_internal_error
 
 
 class WindowThread:

@@ -27,11 +27,12 @@ from typing import Any
 from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
-from inferwatch import _state, semconv
-from inferwatch._forksafe import renew_lock_after_fork
-from inferwatch.labels import record
-from inferwatch.labels.index import PredictionIndex, current_index
-from inferwatch.labels.values import InvalidLabel
+from inferwatch import semconv
+from inferwatch.export import state as _state  # a module: state imports the feedback instruments
+from inferwatch.feedback import record
+from inferwatch.feedback.index import PredictionIndex, current_index
+from inferwatch.feedback.values import InvalidLabel
+from inferwatch.forks import renew_lock_after_fork
 from inferwatch.ranking.inputs import item_keys
 from inferwatch.ranking.registry import record_clicks
 from inferwatch.ranking.settings import item_key

@@ -7,8 +7,8 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Literal
 
-from inferwatch._durations import FORMS, parse_duration
 from inferwatch.drift.profile import Profile
+from inferwatch.durations import FORMS, parse_duration
 
 _AUTO_ROLLUPS = (3600.0, 86400.0)
 

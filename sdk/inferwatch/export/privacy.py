@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from inferwatch import semconv
-from inferwatch._attributes import AttributeValue, clean_value, qualified_name, valid_text
-from inferwatch._internal import handle_internal_error
+from inferwatch.attributes import AttributeValue, clean_value, qualified_name, valid_text
+from inferwatch.errors import handle_internal_error
 
 HASH_KEY_ENV: Final = "INFERWATCH_HASH_KEY"
 """Environment variable with the key for `pseudonym` when ``configure(hash_key=)`` is not given."""

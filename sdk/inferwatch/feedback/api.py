@@ -3,7 +3,7 @@
 >>> iw.feedback("r-1", "fraud")                      # hours later, in the same process or not
 >>> iw.feedback("r-2", [0, 1, 1], at=labelled_at)    # a batch of three predictions
 
-In the serving process the label meets its prediction in the index (`inferwatch.labels.index`):
+In the serving process the label meets its prediction in the index (`inferwatch.feedback.index`):
 its window's counts move (accuracy, precision, recall and F1, or MAE and RMSE, are derived from
 them at collection), the label delay goes into a histogram, and an ``ml.feedback`` log record
 links the label to the inference span. In any other process the record carries the request id
@@ -25,14 +25,14 @@ import numpy as np
 from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue as RecordValue
 
-from inferwatch import _state, semconv
-from inferwatch._attributes import AttributeValue
-from inferwatch._durations import FORMS, parse_duration
-from inferwatch._internal import handle_internal_error, handle_internal_errors, log_internal_error
-from inferwatch.checks import RateLimiter
-from inferwatch.labels import record
-from inferwatch.labels.clicks import clicked_keys, join_clicks
-from inferwatch.labels.index import (
+from inferwatch import semconv
+from inferwatch.attributes import AttributeValue
+from inferwatch.durations import FORMS, parse_duration
+from inferwatch.errors import handle_internal_error, handle_internal_errors, log_internal_error
+from inferwatch.export import state as _state  # a module: state imports the feedback instruments
+from inferwatch.export.privacy import scrub_request_id
+from inferwatch.feedback import record
+from inferwatch.feedback.index import (
     CLASSES,
     INDICES,
     VALUES,
@@ -42,9 +42,11 @@ from inferwatch.labels.index import (
     current_index,
     set_index,
 )
-from inferwatch.labels.values import InvalidLabel, class_labels, portable, value_labels
-from inferwatch.privacy import scrub_request_id
-from inferwatch.signals import PredictionSummary, _class_name, as_numpy
+from inferwatch.feedback.values import InvalidLabel, class_labels, portable, value_labels
+from inferwatch.ranking.clicks import clicked_keys, join_clicks
+from inferwatch.summaries.arrays import as_numpy
+from inferwatch.summaries.checks import RateLimiter
+from inferwatch.summaries.predictions import PredictionSummary, class_name
 
 MAX_LABELS_ON_RECORD = 256
 """A batch's labels go on its log record up to this many; beyond, only the counts do."""
@@ -158,7 +160,7 @@ def feedback(request_id: str, label: Any = None, at: datetime | float | None = N
     ``label``: a class (as predicted: a name, or an index into ``class_names``) or a number
     (regression); for a batch of ``n`` predictions, ``n`` of them. ``clicks`` instead of a
     label: the item id(s) clicked in the list recorded with ``rec.record_ranking`` (they count
-    towards CTR by position; see `inferwatch.labels.clicks`). ``at``: when the label was
+    towards CTR by position; see `inferwatch.ranking.clicks`). ``at``: when the label was
     observed (a datetime, or epoch seconds; default now). ``model``: which model's prediction,
     when several served the request (default: each of them).
 
@@ -324,9 +326,9 @@ def _predicted_classes(entry: Entry, class_names: Sequence[str] | None) -> list[
         return [None]
     array, code = predicted
     if code == INDICES:
-        return [None if i < 0 else _class_name(i, class_names) for i in array.tolist()]
+        return [None if i < 0 else class_name(i, class_names) for i in array.tolist()]
     values = array.tolist() if array.dtype.kind != "O" else list(array)
-    return [_class_name(v, class_names) for v in values]
+    return [class_name(v, class_names) for v in values]
 
 
 def _feed_drift(spec: Any, label: Any) -> None:

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
-from inferwatch._attributes import AttributeValue
-from inferwatch._forksafe import renew_lock_after_fork
+from inferwatch.attributes import AttributeValue
+from inferwatch.forks import renew_lock_after_fork
 
 # As the OTel SDK's default cardinality limit: past it, points fold into one overflow series.
 CARDINALITY_LIMIT = 2000

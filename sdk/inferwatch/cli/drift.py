@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inferwatch._argtypes import integer, names, number
+from inferwatch.cli.argtypes import integer, names, number
 from inferwatch.drift.compare import compare
 from inferwatch.drift.profile import MAGIC, Profile, render
 from inferwatch.drift.report import (

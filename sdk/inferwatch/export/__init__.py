@@ -1,0 +1,1 @@
+"""How telemetry leaves the process: settings, providers, instruments, OTLP, the store, exit."""

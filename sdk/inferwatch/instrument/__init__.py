@@ -1,0 +1,1 @@
+"""On the request thread: `monitor`, `inference` (+ `Stage`), the request scope, observers."""
