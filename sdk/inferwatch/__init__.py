@@ -24,8 +24,7 @@ from inferwatch.instrument.context import (
 from inferwatch.instrument.inference import Inference, Stage, inference
 from inferwatch.instrument.monitor import monitor
 from inferwatch.validation import Feature, Relation, Schema, SchemaViolationError
-
-__version__ = "0.1.0"
+from inferwatch.version import __version__
 
 __all__ = [
     "ConfigurationError",

@@ -8,6 +8,7 @@ tests) the error is re-raised instead, so bugs cannot hide.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -15,8 +16,12 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from types import TracebackType
+from typing import ParamSpec, TypeVar
 
-from opentelemetry import context as otel_context
+from inferwatch import forks
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _log = logging.getLogger("inferwatch.internal")
 _LOG_EVERY_S = 60.0
@@ -58,7 +63,11 @@ def reset_internal_errors() -> None:
 
 
 def log_internal_error(where: str, exc: BaseException) -> None:
-    """Count and (rate-limited) log an error raised inside inferwatch itself."""
+    """Count and (rate-limited) log an error inside inferwatch; never raises, even when strict.
+
+    For failures of the environment (a collector past its deadline, a full disk) and for the
+    last line of defence; bugs go through `contained`, which re-raises them in strict mode.
+    """
     now = time.monotonic()
     with _lock:
         _counts[where] += 1
@@ -66,37 +75,34 @@ def log_internal_error(where: str, exc: BaseException) -> None:
         should_log = last is None or now - last >= _LOG_EVERY_S
         if should_log:
             _last_logged[where] = now
-    # Our own log record and metric must not feed back into instrumentation.
-    token = otel_context.attach(
-        otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
-    )
     try:
-        hook = _count_hook
-        if hook is not None:
-            hook(where)
-        if should_log:
-            _log.warning(
-                "inferwatch internal error in %s (further ones here are counted, logged once a "
-                "minute): %r",
-                where,
-                exc,
-                exc_info=exc,
-            )
+        # Our own log record and metric must not feed back into instrumentation.
+        from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+        with suppress_instrumentation():
+            hook = _count_hook
+            if hook is not None:
+                hook(where)
+            if should_log:
+                _log.warning(
+                    "inferwatch internal error in %s (further ones here are counted, logged once "
+                    "a minute): %r",
+                    where,
+                    exc,
+                    exc_info=exc,
+                )
     except Exception:
         pass
-    finally:
-        otel_context.detach(token)
 
 
-def handle_internal_error(where: str, exc: Exception) -> None:
-    """Call from an ``except`` block: re-raise in strict mode, else count and log."""
-    if _strict:
-        raise exc
-    log_internal_error(where, exc)
+class contained:
+    """Errors inside inferwatch, contained: counted and logged, re-raised only in strict mode.
 
-
-class handle_internal_errors:
-    """``with handle_internal_errors("where"): ...`` swallows, counts and logs errors inside."""
+    >>> with contained("inference.tag"): ...          # swallows what the block raises
+    >>> @contained("alerts.evaluate")                 # the same around a function (returns None)
+    ... def evaluate(): ...
+    >>> except Exception as exc: contained.error("inference.start", exc)   # in an except block
+    """
 
     __slots__ = ("where",)
 
@@ -112,12 +118,30 @@ class handle_internal_errors:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        if exc is None or not isinstance(exc, Exception):
-            return False
-        if _strict:
+        if exc is None or not isinstance(exc, Exception) or _strict:
             return False
         log_internal_error(self.where, exc)
         return True
+
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R | None]:
+        where = self.where
+
+        @functools.wraps(fn)
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> R | None:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                contained.error(where, exc)
+                return None
+
+        return guarded
+
+    @staticmethod
+    def error(where: str, exc: Exception) -> None:
+        """Call from an ``except`` block: re-raise in strict mode, else count and log."""
+        if _strict:
+            raise exc
+        log_internal_error(where, exc)
 
 
 def _after_fork_in_child() -> None:
@@ -125,5 +149,4 @@ def _after_fork_in_child() -> None:
     _lock = threading.Lock()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+forks.on_fork_in_child(_after_fork_in_child)

@@ -1,4 +1,4 @@
-"""Locks that a forked child gets back unlocked.
+"""What a forked child must redo: locks it gets back unlocked, and the hooks run in it.
 
 ``os.fork`` copies a lock in whatever state it was: held by a thread of the parent (the metric
 reader collecting, another request counting), it stays held forever in the child, whose next
@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 _owners: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -21,10 +22,15 @@ def renew_lock_after_fork(owner: Any) -> None:
     _owners.add(owner)
 
 
+def on_fork_in_child(hook: Callable[[], object]) -> None:
+    """Run `hook` in every child forked from now on (nothing where ``os.fork`` does not exist)."""
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=hook)
+
+
 def _after_fork_in_child() -> None:
     for owner in list(_owners):
         owner._lock = threading.Lock()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+on_fork_in_child(_after_fork_in_child)

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from opentelemetry import context as otel_context
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from inferwatch import semconv
 from inferwatch.alerts.notification import Notification
@@ -99,10 +99,7 @@ class Worker:
 
     def _run(self) -> None:
         # Our own HTTP calls must not become spans or metrics of the application.
-        otel_context.attach(
-            otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
-        )
-        try:
+        with suppress_instrumentation(), contextlib.closing(self._deliver):
             while True:
                 notification = self._queue.get()
                 if notification is None:
@@ -119,8 +116,6 @@ class Worker:
                     self._on_outcome(notification, self.name, semconv.OUTCOME_SENT)
                 if self._closing.is_set() and self._queue.empty():
                     return
-        finally:
-            self._deliver.close()
 
     def close(self) -> None:
         """Stop taking notifications; the worker delivers what is queued, then ends."""

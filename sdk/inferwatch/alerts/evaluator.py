@@ -17,7 +17,7 @@ from inferwatch.alerts.notification import Notification
 from inferwatch.alerts.policy import AlertPolicy, AlertRules
 from inferwatch.alerts.state import Tracker, Transition
 from inferwatch.alerts.statistics import PolicyStatistic
-from inferwatch.errors import handle_internal_error
+from inferwatch.errors import contained
 
 _RESOURCE_PREFIXES = ("service.", "deployment.", "host.name", "k8s.")
 
@@ -57,7 +57,7 @@ class Evaluator:
                 for transition in tracker.update(values, now, wall):
                     out.append((policy, _notification(policy, transition, wall, attributes)))
             except Exception as exc:  # one policy's bug must not silence the others
-                handle_internal_error("alerts.evaluate", exc)
+                contained.error("alerts.evaluate", exc)
         return out
 
 

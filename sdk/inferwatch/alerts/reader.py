@@ -12,7 +12,6 @@ notifications what is left of the shutdown deadline.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import weakref
@@ -23,13 +22,13 @@ from typing import Any
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from opentelemetry.sdk.metrics.export import MetricReader, MetricsData
 
-from inferwatch import semconv
+from inferwatch import forks, semconv
 from inferwatch.alerts.dispatch import Dispatcher
 from inferwatch.alerts.evaluator import Evaluator
 from inferwatch.alerts.notification import Notification
 from inferwatch.alerts.policy import AlertRules
-from inferwatch.errors import handle_internal_error, log_internal_error
-from inferwatch.export.state import _VERSION
+from inferwatch.errors import contained, log_internal_error
+from inferwatch.version import __version__
 
 
 class AlertReader(MetricReader):
@@ -64,9 +63,8 @@ class AlertReader(MetricReader):
         self._autostart = autostart
         self._thread: threading.Thread | None = None
         self._start_thread()
-        if hasattr(os, "register_at_fork"):  # a pre-fork server's workers evaluate too
-            this = weakref.WeakMethod(self._after_fork_in_child)
-            os.register_at_fork(after_in_child=lambda: _call(this))
+        this = weakref.WeakMethod(self._after_fork_in_child)  # pre-fork workers evaluate too
+        forks.on_fork_in_child(lambda: _call(this))
 
     def _start_thread(self) -> None:
         if self._autostart and not self._shut_down:
@@ -94,7 +92,7 @@ class AlertReader(MetricReader):
                 ):
                     self._dispatcher.send(policy, notification, now)
             except Exception as exc:
-                handle_internal_error("alerts.evaluate", exc)
+                contained.error("alerts.evaluate", exc)
             finally:
                 self.evaluation_cpu_seconds += time.thread_time() - started
 
@@ -103,7 +101,7 @@ class AlertReader(MetricReader):
         parent = getattr(super(), "_set_meter_provider", None)
         if parent is not None:
             parent(meter_provider)
-        meter = meter_provider.get_meter(semconv.INSTRUMENTATION_NAME, _VERSION)
+        meter = meter_provider.get_meter(semconv.INSTRUMENTATION_NAME, __version__)
         self._notifications = meter.create_counter(
             semconv.METRIC_ALERT_NOTIFICATIONS, unit="{notification}",
             description="Alert notifications by alert, channel and outcome",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable
@@ -12,7 +11,9 @@ from typing import TYPE_CHECKING
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
+from inferwatch import forks
 from inferwatch.drift.compare import ColumnDrift
+from inferwatch.export.state import bind_instruments
 from inferwatch.semconv import METRIC_DRIFT_DETECTED, METRIC_DRIFT_P_VALUE, METRIC_DRIFT_SCORE
 
 if TYPE_CHECKING:
@@ -54,6 +55,6 @@ def _stop_all() -> None:  # at exit: no thread left inside the sketches
         windows.stop(timeout=1.0)
 
 
+bind_instruments(drift_gauges)  # the serving path's windows, on each configuration's meter
 atexit.register(_stop_all)
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_after_fork)
+forks.on_fork_in_child(_reset_after_fork)

@@ -200,7 +200,7 @@ def _feature_html(
     try:
         svg, why_not = _plot(index, base, cur, drift)
     except Exception as exc:
-        errors.handle_internal_error("drift.report", exc)
+        errors.contained.error("drift.report", exc)
         svg, why_not = None, f"the plot failed: {exc!r}"
     parts.append(f'<div class="plot">{svg}</div>' if svg else f'<p class="none">{e(why_not)}</p>')
     for what, names in (("new in current", drift.unseen), ("absent from current", drift.vanished)):

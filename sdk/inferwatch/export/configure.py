@@ -19,7 +19,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace import SpanProcessor
 
-from inferwatch import errors
+from inferwatch import errors, forks
 from inferwatch.alerts import AlertReader, AlertsArgument
 from inferwatch.export import lifecycle
 from inferwatch.export import logs as _logs
@@ -165,8 +165,7 @@ def _after_fork_in_child() -> None:
     _lock = threading.Lock()  # a thread of the parent may have held it at fork time
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+forks.on_fork_in_child(_after_fork_in_child)
 _sigterm = lifecycle.install(_flush_at_exit, switching_tracers)
 
 

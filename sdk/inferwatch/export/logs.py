@@ -23,7 +23,7 @@ from opentelemetry.context import get_current
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 
 from inferwatch.attributes import clean_value
-from inferwatch.errors import handle_internal_error
+from inferwatch.errors import contained
 from inferwatch.export import privacy
 from inferwatch.instrument.context import current_scope
 
@@ -92,7 +92,7 @@ class OTelBridge:
             if isinstance(logger, logging.Logger):  # the stdlib handler will see it too
                 _bridged.event = str(event_dict.get("event"))
         except Exception as exc:
-            handle_internal_error("logs.structlog", exc)
+            contained.error("logs.structlog", exc)
         return event_dict
 
 
@@ -162,7 +162,7 @@ class _BridgeHandler(LoggingHandler):
                 scope.attributes if scope is not None else None,
             )
         except Exception as exc:  # fail closed: nothing unscrubbed leaves, the caller goes on
-            handle_internal_error("logs.scrub", exc)
+            contained.error("logs.scrub", exc)
             translated.attributes, translated.body = {}, privacy.SCRUB_ERROR
         return translated
 

@@ -39,7 +39,7 @@ from typing import Any, Final
 
 from inferwatch import semconv
 from inferwatch.attributes import AttributeValue, clean_value, qualified_name, valid_text
-from inferwatch.errors import handle_internal_error
+from inferwatch.errors import contained
 
 HASH_KEY_ENV: Final = "INFERWATCH_HASH_KEY"
 """Environment variable with the key for `pseudonym` when ``configure(hash_key=)`` is not given."""
@@ -428,7 +428,7 @@ class Scrubber:
         try:
             result = self._hook(key, value)
         except Exception as exc:
-            handle_internal_error("privacy.scrub", exc)
+            contained.error("privacy.scrub", exc)
             return SCRUB_ERROR  # fail closed: the value is not exported
         return _DROP if result is None else result
 

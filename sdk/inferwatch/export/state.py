@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 
 from inferwatch import errors, semconv
-from inferwatch.drift.windows import drift_gauges
 from inferwatch.export.counters import LocalCounter
-from inferwatch.feedback.instruments import FeedbackInstruments
+from inferwatch.version import __version__
 
-_VERSION = "0.1.0"
 OTHER_CLASS = "__other__"
+T = TypeVar("T")
 
 
 class State:
@@ -36,8 +37,8 @@ class State:
         self._batch_processors = batch_processors or []
         self._known_classes: dict[str, set[str]] = {}
         self.logger_provider = logger_provider
-        self.tracer = tracer_provider.get_tracer(semconv.INSTRUMENTATION_NAME, _VERSION)
-        meter = meter_provider.get_meter(semconv.INSTRUMENTATION_NAME, _VERSION)
+        self.tracer = tracer_provider.get_tracer(semconv.INSTRUMENTATION_NAME, __version__)
+        meter = self.meter = meter_provider.get_meter(semconv.INSTRUMENTATION_NAME, __version__)
         self.duration = meter.create_histogram(
             semconv.METRIC_INFERENCE_DURATION, unit="s", description="Duration of inference calls",
             explicit_bucket_boundaries_advisory=semconv.DURATION_BUCKETS,
@@ -63,14 +64,28 @@ class State:
         self.prediction_count = LocalCounter(
             meter, semconv.METRIC_PREDICTION_COUNT, "{prediction}", "Predictions by class"
         )
-        self.feedback = FeedbackInstruments(meter)
-        drift_gauges(meter)  # every model's serving-path drift windows
         internal_errors = meter.create_counter(
             semconv.METRIC_INTERNAL_ERRORS, unit="{error}", description="Errors inside inferwatch"
         )
         self.count_internal_error = lambda where: internal_errors.add(
             1, {semconv.ATTR_INTERNAL_WHERE: where}
         )
+
+        self._bound: dict[Callable[[metrics.Meter], Any], Any] = {}
+        self._bind_lock = threading.Lock()
+        for factory in list(_factories):
+            self.bound(factory)
+
+    def bound(self, factory: Callable[[metrics.Meter], T]) -> T:
+        """The instruments `factory` made on this configuration's meter (made on first use)."""
+        try:
+            return self._bound[factory]  # type: ignore[no-any-return]
+        except KeyError:
+            pass
+        with self._bind_lock:
+            if factory not in self._bound:
+                self._bound[factory] = factory(self.meter)
+            return self._bound[factory]  # type: ignore[no-any-return]
 
     def class_label(self, model: str, label: str) -> str:
         """The label while the model has few distinct ones; `__other__` for new ones after that."""
@@ -122,6 +137,22 @@ def _shutdown_within(processor: Any, timeout_ms: float) -> None:
 
 
 _state: State | None = None
+_factories: list[Callable[[metrics.Meter], Any]] = []
+
+
+def bind_instruments(factory: Callable[[metrics.Meter], T]) -> Callable[[], T]:
+    """How a feature gets its instruments: made by `factory` on every configuration's meter.
+
+    >>> label_instruments = bind_instruments(LabelInstruments)   # at import of the feature
+    >>> label_instruments().delay.record(3.2, attributes)         # the current configuration's
+
+    An instrument stays bound to the provider it was created on, so each `configure()` makes a
+    new set; the returned getter always hands out the current one.
+    """
+    _factories.append(factory)
+    if _state is not None:
+        _state.bound(factory)
+    return lambda: get_state().bound(factory)
 
 
 def set_state(state: State | None) -> None:

@@ -28,9 +28,9 @@ from opentelemetry.util.types import AttributeValue as RecordValue
 from inferwatch import semconv
 from inferwatch.attributes import AttributeValue
 from inferwatch.durations import FORMS, parse_duration
-from inferwatch.errors import handle_internal_error, handle_internal_errors, log_internal_error
-from inferwatch.export import state as _state  # a module: state imports the feedback instruments
+from inferwatch.errors import contained, log_internal_error
 from inferwatch.export.privacy import scrub_request_id
+from inferwatch.export.state import State, get_state
 from inferwatch.feedback import record
 from inferwatch.feedback.index import (
     CLASSES,
@@ -42,11 +42,13 @@ from inferwatch.feedback.index import (
     current_index,
     set_index,
 )
+from inferwatch.feedback.instruments import feedback_instruments
 from inferwatch.feedback.values import InvalidLabel, class_labels, portable, value_labels
 from inferwatch.ranking.clicks import clicked_keys, join_clicks
 from inferwatch.summaries.arrays import as_numpy
 from inferwatch.summaries.checks import RateLimiter
 from inferwatch.summaries.predictions import PredictionSummary, class_name
+from inferwatch.version import __version__
 
 MAX_LABELS_ON_RECORD = 256
 """A batch's labels go on its log record up to this many; beyond, only the counts do."""
@@ -121,7 +123,7 @@ def remember_prediction(
                               context.trace_id, context.span_id, context.trace_flags):  # fmt: skip
             log_internal_error("feedback.remember", RuntimeError("too many metric groups"))
     except Exception as exc:
-        handle_internal_error("feedback.remember", exc)
+        contained.error("feedback.remember", exc)
 
 
 def _predicted(summary: PredictionSummary, y: Any) -> Predicted | None:
@@ -172,13 +174,13 @@ def feedback(request_id: str, label: Any = None, at: datetime | float | None = N
     try:
         return _feedback(request_id, label, at, model, clicks)
     except Exception as exc:
-        handle_internal_error("feedback", exc)
+        contained.error("feedback", exc)
         return ERROR
 
 
 def _feedback(request_id: Any, label: Any, at: Any, model: Any, clicks: Any) -> str:
     index = current_index()
-    state = _state.get_state()
+    state = get_state()
     now = index.clock()
     try:
         request_id = _request_id(request_id)
@@ -223,7 +225,7 @@ def _at(value: Any, now: float) -> float:
     raise InvalidLabel(f"at must be a datetime or epoch seconds, not {value!r}")
 
 
-def _not_here(state: _state.State, index: PredictionIndex, status: str, request_id: str,
+def _not_here(state: State, index: PredictionIndex, status: str, request_id: str,
               label: Any, at_s: float, model: str | None) -> str:  # fmt: skip
     """No open prediction here: a duplicate is dropped, anything else goes out for a late join."""
     if status != semconv.LABEL_DUPLICATE:
@@ -238,14 +240,14 @@ def _not_here(state: _state.State, index: PredictionIndex, status: str, request_
         }
         if model is not None:
             attributes[semconv.ML_MODEL_NAME] = model
-        record.emit(state.logger_provider, _state._VERSION, attributes, at_s)
+        record.emit(state.logger_provider, __version__, attributes, at_s)
     index.count_unjoined(status)
     if status != semconv.LABEL_UNKNOWN:  # expected where labels come from another process
         _warn(status, request_id)
     return status
 
 
-def _join(state: _state.State, index: PredictionIndex, entry: Entry, label: Any,
+def _join(state: State, index: PredictionIndex, entry: Entry, label: Any,
           at_s: float) -> str:  # fmt: skip
     group = entry.group
     class_names = group.spec.class_names
@@ -299,10 +301,10 @@ def _join(state: _state.State, index: PredictionIndex, entry: Entry, label: Any,
     delay = max(0.0, at_s - entry.served_at)
     attributes[semconv.ML_LABEL_STATUS] = status
     attributes[semconv.ML_LABEL_DELAY] = delay
-    record.emit(state.logger_provider, _state._VERSION, attributes, at_s, entry.trace_id,
+    record.emit(state.logger_provider, __version__, attributes, at_s, entry.trace_id,
                 entry.span_id, entry.trace_flags)  # fmt: skip
     if status == semconv.LABEL_JOINED:
-        state.feedback.delay.record(delay, group.attributes)
+        feedback_instruments().delay.record(delay, group.attributes)
         _feed_drift(group.spec, label)
     else:
         index.count_unjoined(status)
@@ -339,7 +341,7 @@ def _feed_drift(spec: Any, label: Any) -> None:
     """
     add_labels = getattr(spec.drift, "add_labels", None)
     if add_labels is not None:
-        with handle_internal_errors("feedback.drift"):
+        with contained("feedback.drift"):
             add_labels(label)
 
 

@@ -16,6 +16,7 @@ from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from inferwatch import semconv
+from inferwatch.export.state import bind_instruments
 from inferwatch.feedback.index import current_index
 from inferwatch.feedback.scores import (
     ClassificationScores,
@@ -29,7 +30,7 @@ Macro = Callable[[ClassificationScores], float]
 
 
 class FeedbackInstruments:
-    """Created with each `State`; the gauges read whichever index is current."""
+    """Made on each configuration's meter; the gauges read whichever index is current."""
 
     def __init__(self, meter: metrics.Meter) -> None:
         self.delay = meter.create_histogram(
@@ -128,3 +129,6 @@ def _unjoined(options: CallbackOptions) -> list[Observation]:
 def _evicted(options: CallbackOptions) -> list[Observation]:
     evicted, _ = current_index().counts()
     return [Observation(n, dict(key)) for key, n in evicted.items()]
+
+
+feedback_instruments = bind_instruments(FeedbackInstruments)

@@ -20,7 +20,7 @@ from opentelemetry import baggage, propagate, trace
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 
-from inferwatch import semconv
+from inferwatch import forks, semconv
 from inferwatch.attributes import AttributeValue
 from inferwatch.errors import log_internal_error
 from inferwatch.export.privacy import scrub_request_id, scrub_tags
@@ -46,8 +46,7 @@ class _IdSource:
 
 
 _ids = _IdSource()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_ids.reseed)
+forks.on_fork_in_child(_ids.reseed)
 
 
 def new_request_id() -> str:

@@ -23,12 +23,7 @@ from inferwatch.attributes import AttributeValue, qualified_name
 from inferwatch.drift.profile import Profile
 from inferwatch.drift.windows import DriftWindows
 from inferwatch.durations import FORMS, parse_duration
-from inferwatch.errors import (
-    handle_internal_error,
-    handle_internal_errors,
-    is_strict,
-    log_internal_error,
-)
+from inferwatch.errors import contained, is_strict, log_internal_error
 from inferwatch.export import privacy
 from inferwatch.export.state import State, get_state
 from inferwatch.feedback.api import remember_prediction
@@ -230,7 +225,7 @@ class Inference:
         except Exception as exc:
             if is_strict():  # about to raise: leave no context behind
                 self._detach()
-            handle_internal_error("inference.start", exc)
+            contained.error("inference.start", exc)
         self._start = time.perf_counter()
 
     def finish(self, exc: BaseException | None = None, result: Any = NO_INPUT) -> None:
@@ -260,7 +255,7 @@ class Inference:
                 duration, self._metric_attributes(error_type), context=self._context
             )
         except Exception as error:
-            handle_internal_error("inference.finish", error)
+            contained.error("inference.finish", error)
         if strict_error is not None:
             raise strict_error
 
@@ -315,14 +310,14 @@ class Inference:
             log_findings(self._spec.model, findings)
             return summary
         except Exception as exc:
-            handle_internal_error("inference.record_input", exc)
+            contained.error("inference.record_input", exc)
             return None
 
     def _summarize_input(self, x: Any, features: Sequence[str] | None) -> InputSummary | None:
         try:
             return summarize_input(x, features if features is not None else self._spec.features)
         except Exception as exc:
-            handle_internal_error("inference.record_input", exc)
+            contained.error("inference.record_input", exc)
             return None
 
     def _record_input_metrics(self, state: State, summary: InputSummary) -> None:
@@ -373,12 +368,12 @@ class Inference:
             remember_prediction(self.request_id, self.span, spec, attrs, summary, y)  # labels
             return summary
         except Exception as exc:
-            handle_internal_error("inference.record_prediction", exc)
+            contained.error("inference.record_prediction", exc)
             return None
 
     def record_stream(self, items: int, first_item_s: float | None, completed: bool) -> None:
         """What a streaming (generator) inference yielded: item count, time to first item."""
-        with handle_internal_errors("inference.record_stream"):
+        with contained("inference.record_stream"):
             attrs: dict[str, AttributeValue] = {
                 semconv.ML_STREAM_ITEMS: items,
                 semconv.ML_STREAM_COMPLETED: completed,
@@ -397,7 +392,7 @@ class Inference:
         is remembered under the request id, so ``iw.feedback(request_id, clicks=[item])`` can
         report a click later.
         """
-        with handle_internal_errors("inference.record_ranking"):
+        with contained("inference.record_ranking"):
             model = self._spec.model
             recorded = ranking.record_list(model, items, positions, clicks)
             if recorded is not None:
@@ -406,7 +401,7 @@ class Inference:
 
     def tag(self, **tags: Any) -> None:
         """Add tags to this inference's span (and to its metrics, for declared metric tags)."""
-        with handle_internal_errors("inference.tag"):
+        with contained("inference.tag"):
             cleaned = privacy.scrub_tags(tags)  # monitor(tags_from=...) arrives here too
             self.span.set_attributes(cleaned)
             if self._state is not None:
@@ -458,7 +453,7 @@ class Stage:
         self._start = 0.0
 
     def __enter__(self) -> Span:
-        with handle_internal_errors("stage.start"):
+        with contained("stage.start"):
             state = self._inference._state
             if state is not None:
                 self._span = state.tracer.start_span(
@@ -477,7 +472,7 @@ class Stage:
         tb: TracebackType | None,
     ) -> None:
         duration = time.perf_counter() - self._start
-        with handle_internal_errors("stage.finish"):
+        with contained("stage.finish"):
             if self._token is not None:
                 otel_context.detach(self._token)  # type: ignore[arg-type]
                 self._token = None

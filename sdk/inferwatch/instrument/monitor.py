@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequen
 from typing import Any, TypeVar, cast
 
 from inferwatch.drift.profile import Profile
-from inferwatch.errors import handle_internal_error
+from inferwatch.errors import contained
 from inferwatch.instrument.context import Scope, current_scope, enter_scope, exit_scope
 from inferwatch.instrument.inference import NO_INPUT, Inference, ModelSpec, OutputKind
 from inferwatch.validation import Schema, SchemaViolationError
@@ -147,7 +147,7 @@ def _begin(
     try:
         x = arguments.value(arguments.input, args, kwargs) if arguments.input else NO_INPUT
     except Exception as exc:
-        handle_internal_error("monitor.arguments", exc)
+        contained.error("monitor.arguments", exc)
         x = NO_INPUT
     rec.start(activate=activate, x=x)
     if arguments.tags:

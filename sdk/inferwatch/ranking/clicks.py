@@ -28,15 +28,17 @@ from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from inferwatch import semconv
-from inferwatch.export import state as _state  # a module: state imports the feedback instruments
+from inferwatch.export.state import get_state
 from inferwatch.feedback import record
 from inferwatch.feedback.index import PredictionIndex, current_index
+from inferwatch.feedback.instruments import feedback_instruments
 from inferwatch.feedback.values import InvalidLabel
 from inferwatch.forks import renew_lock_after_fork
 from inferwatch.ranking.inputs import item_keys
 from inferwatch.ranking.registry import record_clicks
 from inferwatch.ranking.settings import item_key
 from inferwatch.ranking.windows import RecordedList
+from inferwatch.version import __version__
 
 
 class ServedList:
@@ -194,8 +196,8 @@ def join_clicks(request_id: str, keys: list[str], at_s: float, model: str | None
         semconv.ML_RANKING_CLICKS: len(positions),
         semconv.ML_RANKING_POSITION: positions,
     }
-    state = _state.get_state()
-    record.emit(state.logger_provider, _state._VERSION, attributes, at_s, served.trace_id,
+    state = get_state()
+    record.emit(state.logger_provider, __version__, attributes, at_s, served.trace_id,
                 served.span_id, served.trace_flags)  # fmt: skip
-    state.feedback.delay.record(delay, {semconv.ML_MODEL_NAME: served.model})
+    feedback_instruments().delay.record(delay, {semconv.ML_MODEL_NAME: served.model})
     return status

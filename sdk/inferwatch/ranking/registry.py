@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -11,16 +10,15 @@ from typing import Any
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
-from inferwatch import semconv
+from inferwatch import forks, semconv
 from inferwatch.attributes import AttributeValue
-from inferwatch.errors import handle_internal_error
-from inferwatch.export import state as _state  # a module: state imports the feedback instruments
+from inferwatch.errors import contained
+from inferwatch.export.state import bind_instruments
 from inferwatch.ranking.settings import RankingSettings
 from inferwatch.ranking.windows import RankingWindows, RecordedList
 
 _registry: dict[str, RankingWindows] = {}
 _registry_lock = threading.Lock()
-_gauges_for: _state.State | None = None  # the configuration the gauges were made for
 
 
 def configure(
@@ -49,7 +47,6 @@ def configure(
         head_share=head_share, min_coverage=min_coverage, max_positions=max_positions,
     )  # fmt: skip
     declared = RankingWindows(model, settings)
-    _ensure_gauges()
     with _registry_lock:
         previous = _registry.get(model)
         _registry[model] = declared
@@ -64,8 +61,6 @@ def windows(model: str) -> RankingWindows | None:
 
 
 def _windows_for(model: str) -> RankingWindows:
-    if _state.get_state() is not _gauges_for:
-        _ensure_gauges()
     found = _registry.get(model)
     if found is not None:
         return found
@@ -97,7 +92,7 @@ def record_list(
     try:
         return _windows_for(model).record_list(items, positions, clicks)
     except Exception as exc:
-        handle_internal_error("ranking.record", exc)
+        contained.error("ranking.record", exc)
         return None
 
 
@@ -111,7 +106,7 @@ def record_clicks(model: str, positions: Any) -> None:
     try:
         _windows_for(model).record_clicks(positions)
     except Exception as exc:
-        handle_internal_error("ranking.record_clicks", exc)
+        contained.error("ranking.record_clicks", exc)
 
 
 def reset() -> None:
@@ -123,19 +118,8 @@ def reset() -> None:
         w.stop(timeout=1.0)
 
 
-def _ensure_gauges() -> None:
-    """One set of gauges for all models, made again after each `iw.configure()`.
-
-    Instruments are bound to the meter provider current when they are made, so they follow a
-    new configuration only when made anew: checked whenever a list or click is recorded.
-    """
-    global _gauges_for
-    state = _state.get_state()
-    with _registry_lock:
-        if state is _gauges_for:
-            return
-        _gauges_for = state
-    meter = metrics.get_meter(semconv.INSTRUMENTATION_NAME)
+def _ranking_gauges(meter: metrics.Meter) -> None:
+    """One set of gauges for all models, on each configuration's meter."""
     for name, unit, what in (
         (semconv.METRIC_RANKING_LISTS, "{list}", "Ranked lists served in the window"),
         (semconv.METRIC_RANKING_EXPOSURES, "{item}", "Items shown in the window"),
@@ -170,6 +154,6 @@ def _reset_after_fork() -> None:
         w._after_fork_in_child()
 
 
+bind_instruments(_ranking_gauges)
 atexit.register(_stop_all)
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_after_fork)
+forks.on_fork_in_child(_reset_after_fork)

@@ -14,7 +14,7 @@ from opentelemetry.metrics import Observation
 from inferwatch import semconv
 from inferwatch.attributes import AttributeValue
 from inferwatch.drift.windows import window_label
-from inferwatch.errors import handle_internal_error
+from inferwatch.errors import contained
 from inferwatch.ranking.inputs import check_positions, clicked_indices, first_occurrences, item_keys
 from inferwatch.ranking.settings import RankingSettings
 from inferwatch.ranking.stats import OpenWindow, RankingStats, summarise
@@ -127,7 +127,7 @@ class RankingWindows:
         if clicked is not None:
             attributes[semconv.ML_RANKING_CLICKS] = len(clicked)
         if duplicates:
-            handle_internal_error(
+            contained.error(
                 "ranking.record", ValueError("a ranked list repeats items: counted once each")
             )
         return RecordedList(attributes, keys, ranks)

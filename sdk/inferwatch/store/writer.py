@@ -59,7 +59,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from inferwatch import errors
+from inferwatch import errors, forks
 from inferwatch.store.encode import (
     _Grouper,
     encode_logs_json,
@@ -89,8 +89,7 @@ def _after_fork_in_child() -> None:
         writer._forget_after_fork()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+forks.on_fork_in_child(_after_fork_in_child)
 
 
 class SegmentWriter:
