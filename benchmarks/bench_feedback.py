@@ -62,9 +62,9 @@ from _common import (
     print_environment,
     print_table,
 )
+from inferwatch.delayed_labels import configure_feedback, current_index, feedback
+from inferwatch.delayed_labels.index import INDICES, PredictionIndex, set_index
 from inferwatch.export.state import get_state
-from inferwatch.feedback import configure_feedback, current_index, feedback
-from inferwatch.feedback.index import INDICES, PredictionIndex, set_index
 from inferwatch.instrument.context import new_request_id
 from inferwatch.instrument.inference import ModelSpec
 from inferwatch.ranking import RecordedList

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import inferwatch as iw
 from inferwatch import errors as _internal
-from inferwatch.feedback import configure_feedback
+from inferwatch.delayed_labels import configure_feedback
 
 pytest_plugins = ["tests._otlp"]
 

@@ -15,7 +15,7 @@ import pytest
 
 import inferwatch as iw
 from inferwatch import ranking, semconv
-from inferwatch.feedback import configure_feedback, feedback
+from inferwatch.delayed_labels import configure_feedback, feedback
 from inferwatch.ranking import RankingStats
 from inferwatch.ranking.clicks import served_lists
 from tests.conftest import Captured

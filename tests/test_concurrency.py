@@ -380,7 +380,7 @@ def test_label_and_click_locks_held_at_fork_are_free_in_the_child(telemetry: Cap
     of the parent at fork time: the child still serves, remembers and takes labels and clicks."""
     if not hasattr(os, "fork"):
         pytest.skip("needs os.fork")
-    from inferwatch.feedback import current_index
+    from inferwatch.delayed_labels import current_index
     from inferwatch.ranking import clicks
 
     def child() -> bool:

@@ -21,8 +21,8 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 import inferwatch as iw
 from inferwatch import semconv
 from inferwatch.attributes import valid_text
-from inferwatch.feedback import configure_feedback, current_index, feedback
-from inferwatch.feedback.index import (
+from inferwatch.delayed_labels import configure_feedback, current_index, feedback
+from inferwatch.delayed_labels.index import (
     DEFAULT_MAX_PREDICTIONS,
     DEFAULT_TTL_S,
     DEFAULT_WINDOW_S,

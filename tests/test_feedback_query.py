@@ -29,7 +29,7 @@ import pytest
 pytest.importorskip("chdb")
 
 import inferwatch as iw
-from inferwatch.feedback import configure_feedback, feedback
+from inferwatch.delayed_labels import configure_feedback, feedback
 from inferwatch.query import ChdbEngine, Spans
 from inferwatch.query.engines import ChdbTableEngine, _ChdbSession
 from inferwatch.store import iter_logs, iter_spans
@@ -42,7 +42,7 @@ LABELLER = textwrap.dedent(
     """
     import json, sys
     import inferwatch as iw
-    from inferwatch.feedback import feedback
+    from inferwatch.delayed_labels import feedback
 
     iw.configure(service_name="labeller", store=sys.argv[1], metric_readers=[])
     statuses = [feedback(r, label, at=at, model=model)

@@ -7,12 +7,12 @@
 """
 
 from inferwatch import alerts, drift, query, ranking
+from inferwatch.delayed_labels import configure_feedback, feedback
 from inferwatch.drift import Profile
 from inferwatch.errors import internal_errors
 from inferwatch.export import logs, privacy
 from inferwatch.export.configure import configure, shutdown
 from inferwatch.export.settings import ConfigurationError, Settings
-from inferwatch.feedback import configure_feedback, feedback
 from inferwatch.instrument.context import (
     ContextThreadPoolExecutor,
     context,

@@ -20,13 +20,13 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from inferwatch import ranking, semconv
 from inferwatch.attributes import AttributeValue, qualified_name
+from inferwatch.delayed_labels.api import remember_prediction
 from inferwatch.drift.profile import Profile
 from inferwatch.drift.windows import DriftWindows
 from inferwatch.durations import FORMS, parse_duration
 from inferwatch.errors import contained, is_strict, log_internal_error
 from inferwatch.export import privacy
 from inferwatch.export.state import State, get_state
-from inferwatch.feedback.api import remember_prediction
 from inferwatch.instrument.context import (
     Scope,
     current_scope,

@@ -28,11 +28,11 @@ from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from inferwatch import semconv
+from inferwatch.delayed_labels import record
+from inferwatch.delayed_labels.index import PredictionIndex, current_index
+from inferwatch.delayed_labels.instruments import feedback_instruments
+from inferwatch.delayed_labels.values import InvalidLabel
 from inferwatch.export.state import get_state
-from inferwatch.feedback import record
-from inferwatch.feedback.index import PredictionIndex, current_index
-from inferwatch.feedback.instruments import feedback_instruments
-from inferwatch.feedback.values import InvalidLabel
 from inferwatch.forks import renew_lock_after_fork
 from inferwatch.ranking.inputs import item_keys
 from inferwatch.ranking.registry import record_clicks

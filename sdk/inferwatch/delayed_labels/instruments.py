@@ -2,7 +2,7 @@
 
 Scores are observable gauges: the metric reader's collection derives them from the counts of
 the prediction index's retained windows, so the label path only updates counts. One point per
-(model, version, metric tags, serving window[, class]); see `inferwatch.feedback.index` for why
+(model, version, metric tags, serving window[, class]); see `delayed_labels.index` for why
 that stays bounded.
 """
 
@@ -16,14 +16,14 @@ from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from inferwatch import semconv
-from inferwatch.export.state import bind_instruments
-from inferwatch.feedback.index import current_index
-from inferwatch.feedback.scores import (
+from inferwatch.delayed_labels.index import current_index
+from inferwatch.delayed_labels.scores import (
     ClassificationScores,
     WindowScores,
     classification_scores,
     regression_scores,
 )
+from inferwatch.export.state import bind_instruments
 
 PerClass = Callable[[ClassificationScores], dict[str, float]]
 Macro = Callable[[ClassificationScores], float]

@@ -29,8 +29,8 @@ import numpy as np
 
 from inferwatch import semconv
 from inferwatch.attributes import AttributeValue
+from inferwatch.delayed_labels.scores import WindowScores
 from inferwatch.drift.windows import window_label
-from inferwatch.feedback.scores import WindowScores
 from inferwatch.forks import renew_lock_after_fork
 
 # What a batch's predictions are stored as: (array, one of these).

@@ -3,7 +3,7 @@
 >>> iw.feedback("r-1", "fraud")                      # hours later, in the same process or not
 >>> iw.feedback("r-2", [0, 1, 1], at=labelled_at)    # a batch of three predictions
 
-In the serving process the label meets its prediction in the index (`inferwatch.feedback.index`):
+In the serving process the label meets its prediction in the index (`delayed_labels.index`):
 its window's counts move (accuracy, precision, recall and F1, or MAE and RMSE, are derived from
 them at collection), the label delay goes into a histogram, and an ``ml.feedback`` log record
 links the label to the inference span. In any other process the record carries the request id
@@ -27,12 +27,8 @@ from opentelemetry.util.types import AttributeValue as RecordValue
 
 from inferwatch import semconv
 from inferwatch.attributes import AttributeValue
-from inferwatch.durations import FORMS, parse_duration
-from inferwatch.errors import contained, log_internal_error
-from inferwatch.export.privacy import scrub_request_id
-from inferwatch.export.state import State, get_state
-from inferwatch.feedback import record
-from inferwatch.feedback.index import (
+from inferwatch.delayed_labels import record
+from inferwatch.delayed_labels.index import (
     CLASSES,
     INDICES,
     VALUES,
@@ -42,8 +38,12 @@ from inferwatch.feedback.index import (
     current_index,
     set_index,
 )
-from inferwatch.feedback.instruments import feedback_instruments
-from inferwatch.feedback.values import InvalidLabel, class_labels, portable, value_labels
+from inferwatch.delayed_labels.instruments import feedback_instruments
+from inferwatch.delayed_labels.values import InvalidLabel, class_labels, portable, value_labels
+from inferwatch.durations import FORMS, parse_duration
+from inferwatch.errors import contained, log_internal_error
+from inferwatch.export.privacy import scrub_request_id
+from inferwatch.export.state import State, get_state
 from inferwatch.ranking.clicks import clicked_keys, join_clicks
 from inferwatch.summaries.arrays import as_numpy
 from inferwatch.summaries.checks import RateLimiter
