@@ -334,15 +334,14 @@ def _predicted_classes(entry: Entry, class_names: Sequence[str] | None) -> list[
 
 
 def _feed_drift(spec: Any, label: Any) -> None:
-    """A checked label, as given, into the model's drift windows (label shift).
+    """A checked label, as given, to the model's observers (drift windows: label shift).
 
     As given: the baseline profile was built from the user's own labels (names or indices),
     and the windows name classes the way the profile does.
     """
-    add_labels = getattr(spec.drift, "add_labels", None)
-    if add_labels is not None:
-        with contained("feedback.drift"):
-            add_labels(label)
+    for observer in spec.label_observers:
+        with contained(f"observer.{observer.name}"):
+            observer.on_label(label)
 
 
 def _invalid(index: PredictionIndex, exc: InvalidLabel) -> str:

@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from opentelemetry.sdk._logs import LogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
@@ -20,8 +20,7 @@ from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace import SpanProcessor
 
 from inferwatch import errors, forks
-from inferwatch.alerts import AlertReader, AlertsArgument
-from inferwatch.export import lifecycle
+from inferwatch.export import lifecycle, readers
 from inferwatch.export import logs as _logs
 from inferwatch.export import privacy as _privacy
 from inferwatch.export.providers import (
@@ -36,6 +35,9 @@ from inferwatch.export.settings import (
     scrubber,
 )
 from inferwatch.export.state import State, set_state
+
+if TYPE_CHECKING:
+    from inferwatch.alerts import AlertsArgument
 
 _log = logging.getLogger("inferwatch")
 _lock = threading.Lock()
@@ -177,9 +179,9 @@ def _build_state(
 ) -> State:
     build = Build(settings)
     with sdk_self_metrics(settings.internal_metrics):
-        alert_readers = [AlertReader(settings.alerts)] if settings.alerts else []
+        feature_readers = readers.readers(settings)
         # First: the others report into it.
-        meter_provider = build.meter_provider([*metric_readers, *alert_readers])
+        meter_provider = build.meter_provider([*metric_readers, *feature_readers])
         tracer_provider = build.tracer_provider(span_processors, meter_provider)
         logger_provider = None
         if settings.logs:

@@ -17,8 +17,8 @@ from opentelemetry.sdk.resources import Resource
 from pydantic import BaseModel, ConfigDict, Field, SecretBytes, ValidationError, field_validator
 
 from inferwatch import semconv
-from inferwatch.alerts import AlertRules, PolicyError, rules_from
 from inferwatch.export import privacy as _privacy
+from inferwatch.export import readers
 from inferwatch.store import default_directory
 
 Protocol = Literal["grpc", "http/protobuf"]
@@ -62,8 +62,8 @@ class Settings(BaseModel):
     """From ``hash_key`` or ``$INFERWATCH_HASH_KEY``; never shown (repr: ``**********``)."""
     strict: bool = False
     flush_on_sigterm: bool = False
-    alerts: AlertRules | None = None
-    """Alert policies evaluated in the process (`inferwatch.alerts`); None: none."""
+    alerts: Any = None
+    """Alert policies evaluated in the process (`inferwatch.alerts.AlertRules`); None: none."""
 
     @field_validator("endpoint")
     @classmethod
@@ -105,8 +105,8 @@ def from_arguments(arguments: dict[str, Any]) -> Settings:
     values["headers"] = _parse_headers(arguments["headers"])
     values["metric_tags"] = tuple(arguments["metric_tags"])
     try:
-        values["alerts"] = rules_from(arguments["alerts"])
-    except PolicyError as exc:
+        values["alerts"] = readers.setting("alerts", arguments["alerts"])
+    except ValueError as exc:
         raise ConfigurationError(f"invalid alert policies: {exc}") from None
     values.update(_privacy_values(arguments))
     store = arguments["store"]

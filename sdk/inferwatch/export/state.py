@@ -50,9 +50,6 @@ class State:
         self.nan_count = LocalCounter(
             meter, semconv.METRIC_INPUT_NAN_COUNT, "{value}", "NaN or missing inputs"
         )
-        self.violations = LocalCounter(
-            meter, semconv.METRIC_INPUT_VIOLATIONS, "{violation}", "Schema violations in inputs"
-        )
         self.input_length = meter.create_histogram(
             semconv.METRIC_INPUT_LENGTH, unit="{element}", description="Length of each input",
             explicit_bucket_boundaries_advisory=semconv.LENGTH_BUCKETS,

@@ -1,8 +1,9 @@
 """One inference as telemetry: `Inference` opens a span, records signals, ends with metrics.
 
 `iw.inference(...)` hands it to the user as ``rec``; `iw.monitor` drives the same object around a
-function call. Every method swallows its own errors (see `_internal`): telemetry never breaks the
-model call it observes.
+function call. Every method swallows its own errors (`inferwatch.errors`): telemetry never breaks
+the model call it observes. What features do with an inference (drift windows, validation,
+delayed labels, ranking) they do as observers of its model (`inferwatch.instrument.observers`).
 """
 
 from __future__ import annotations
@@ -11,22 +12,19 @@ import time
 from collections.abc import Sequence
 from contextvars import Token
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
 
-from inferwatch import ranking, semconv
+from inferwatch import semconv
 from inferwatch.attributes import AttributeValue, qualified_name
-from inferwatch.delayed_labels.api import remember_prediction
-from inferwatch.drift.profile import Profile
-from inferwatch.drift.windows import DriftWindows
-from inferwatch.durations import FORMS, parse_duration
 from inferwatch.errors import contained, is_strict, log_internal_error
 from inferwatch.export import privacy
 from inferwatch.export.state import State, get_state
+from inferwatch.instrument import observers
 from inferwatch.instrument.context import (
     Scope,
     current_scope,
@@ -34,12 +32,15 @@ from inferwatch.instrument.context import (
     exit_scope,
     new_request_id,
 )
-from inferwatch.ranking.clicks import remember_ranking
+from inferwatch.instrument.observers import FollowUp, Observer, overrides
 from inferwatch.summaries.arrays import sample
-from inferwatch.summaries.checks import DataChecks, log_findings
+from inferwatch.summaries.checks import DataChecks
 from inferwatch.summaries.inputs import InputSummary, summarize_input
 from inferwatch.summaries.predictions import PredictionKind, PredictionSummary, summarize_prediction
-from inferwatch.validation import Schema, Violations
+
+if TYPE_CHECKING:
+    from inferwatch.drift.profile import Profile
+    from inferwatch.validation import Schema
 
 # Exemplars (a trace id on a metric point) are worth their cost on latency, where "show me a slow
 # request" is the question; per-value histograms are recorded in an empty context instead.
@@ -55,19 +56,27 @@ OutputKind = Literal["auto", "regression", "classification", "ranking"]
 
 
 class ModelSpec:
-    """What is fixed per model: names, static attributes, caches of metric attribute sets."""
+    """What is fixed per model: names, static attributes, its observers, metric attribute sets.
+
+    ``options`` are the feature options of `monitor` / `inference` (``baseline``, ``window``,
+    ``schema``, ``strict_schema``); the features that provide them read them from here.
+    """
 
     __slots__ = (
+        "_by_option",
         "_metric_attrs",
         "_state",
         "checks",
         "class_names",
-        "drift",
         "features",
+        "input_observers",
+        "label_observers",
         "model",
+        "observers",
+        "options",
         "prediction_kind",
+        "prediction_observers",
         "ranking",
-        "schema",
         "span_attributes",
         "span_name",
         "version",
@@ -87,6 +96,7 @@ class ModelSpec:
         baseline: Profile | None = None,
         window: str | float = "5m",
         schema: Schema | None = None,
+        strict_schema: bool = False,
     ) -> None:
         if not isinstance(model, str) or not model:
             raise TypeError(f"model must be a non-empty string, got {model!r}")
@@ -106,18 +116,63 @@ class ModelSpec:
         self.span_attributes: dict[str, AttributeValue] = {semconv.ML_MODEL_NAME: model}
         if self.version is not None:
             self.span_attributes[semconv.ML_MODEL_VERSION] = self.version
+        self.options: dict[str, Any] = {
+            "baseline": baseline, "window": window, "schema": schema,
+            "strict_schema": strict_schema,
+        }  # fmt: skip
         self.checks = DataChecks(
             model,
             max_input_length=max_input_length,
             long_input_quantile=long_input_quantile,
             prediction_range=prediction_range,
         )
-        self.drift = _drift_windows(model, baseline, window, self.features, self.class_names)
-        if schema is not None and not isinstance(schema, Schema):
-            raise TypeError(f"schema must be an iw.Schema, got {type(schema).__name__}")
-        self.schema = schema
+        self._by_option: dict[str, Observer | None] = {}
+        self.observers: tuple[Observer, ...] = ()
+        self.input_observers: tuple[Observer, ...] = ()
+        self.prediction_observers: tuple[Observer, ...] = ()
+        self.label_observers: tuple[Observer, ...] = ()
+        # Checks first: their span attributes went in before any feature's.
+        declared: list[Observer | None] = [self.checks]
+        for option in ("baseline", "schema"):
+            if self.options[option] is not None:
+                declared.append(self._build(option))
+        if self.ranking:
+            declared.append(self._build("ranking"))
+        self._observe([o for o in declared if o is not None] + observers.build_defaults(self))
         self._state: State | None = None
         self._metric_attrs: dict[tuple[Any, ...], dict[str, AttributeValue]] = {}
+
+    def _build(self, option: str) -> Observer | None:
+        observer = self._by_option[option] = observers.build(option, self)
+        return observer
+
+    def _observe(self, all_observers: list[Observer]) -> None:
+        self.observers = tuple(all_observers)
+        self.input_observers = tuple(o for o in all_observers if overrides(o, "on_input"))
+        self.prediction_observers = tuple(o for o in all_observers if overrides(o, "on_prediction"))
+        self.label_observers = tuple(o for o in all_observers if overrides(o, "on_label"))
+
+    def observer(self, option: str) -> Observer | None:
+        """The observer provided for ``option``, built now if the model was declared without it
+        (``rec.record_ranking`` on a model not declared ``prediction_kind="ranking"``)."""
+        found = self._by_option.get(option, False)
+        if found is False:
+            found = self._build(option)
+            if found is not None:
+                self._observe([*self.observers, found])
+        return found  # type: ignore[return-value]
+
+    def exposed(self) -> dict[str, object]:
+        """What the observers expose on a decorated function (``predict.drift``)."""
+        found: dict[str, object] = {}
+        for observer in self.observers:
+            found.update(observer.exposed())
+        return found
+
+    @property
+    def drift(self) -> Any:
+        """The model's live drift windows (``predict.drift``), or None without a baseline."""
+        return self.exposed().get("drift")
 
     def metric_attributes(
         self, state: State, tags: Any, error_type: str | None = None
@@ -159,16 +214,17 @@ class Inference:
         "_start",
         "_state",
         "_tags",
+        "refusal",
         "request_id",
         "span",
-        "violations",
     )
 
     def __init__(self, spec: ModelSpec) -> None:
         self._spec = spec
         self.span: Span = trace.INVALID_SPAN
         self.request_id: str | None = None
-        self.violations: Violations | None = None
+        self.refusal: BaseException | None = None
+        """Set by an observer (``monitor(strict_schema=True)``): raised instead of the call."""
         self._state: State | None = None
         self._tags: Any = {}
         self._metric_tags: dict[str, AttributeValue] | None = None
@@ -198,17 +254,13 @@ class Inference:
             self._tags = scope.tags
             # Everything known now goes into one attribute set: cheaper than setting it later.
             attributes = {**spec.span_attributes, **scope.attributes}
-            summary = self._summarize_input(x, None) if x is not NO_INPUT else None
-            if spec.drift is not None and x is not NO_INPUT:
-                spec.drift.add(x)
-            findings = spec.checks.inspect_input(summary) if summary is not None else []
-            if summary is not None:
-                attributes.update(summary.attributes())
-                for finding in findings:
-                    attributes.update(finding.span_attributes)
-            if spec.schema is not None and x is not NO_INPUT:
-                self.violations = spec.schema.check(x, spec.features)
-                attributes.update(self.violations.attributes())
+            summary = None
+            follow_ups: list[FollowUp] = []
+            if x is not NO_INPUT:
+                summary = self._summarize_input(x, None)
+                if summary is not None:
+                    attributes.update(summary.attributes())
+                follow_ups = self._observe_input(x, summary, attributes)
             self.span = state.tracer.start_span(spec.span_name, attributes=attributes)
             # Metrics name this context explicitly so exemplars link them to the span.
             self._context = trace.set_span_in_context(self.span)
@@ -216,12 +268,8 @@ class Inference:
                 self._otel_token = otel_context.attach(self._context)
             if summary is not None:
                 self._record_input_metrics(state, summary)
-            if self.violations is not None and self.violations.total:
-                attrs = self._metric_attributes()
-                for count, labels in self.violations.metric_points():
-                    state.violations.add(count, {**attrs, **labels})
-            if findings:
-                log_findings(spec.model, findings)
+            for follow_up in follow_ups:
+                follow_up()
         except Exception as exc:
             if is_strict():  # about to raise: leave no context behind
                 self._detach()
@@ -252,7 +300,7 @@ class Inference:
                 _record_error(span, exc, error_type)
             span.end()
             state.duration.record(
-                duration, self._metric_attributes(error_type), context=self._context
+                duration, self.metric_attributes(error_type), context=self._context
             )
         except Exception as error:
             contained.error("inference.finish", error)
@@ -280,7 +328,8 @@ class Inference:
         if tokens[1] is not None:
             exit_scope(tokens[1])
 
-    def _metric_attributes(self, error_type: str | None = None) -> dict[str, AttributeValue]:
+    def metric_attributes(self, error_type: str | None = None) -> dict[str, AttributeValue]:
+        """This inference's metric attributes: model, version, declared tags (and error)."""
         if error_type is None and self._metric_attrs is not None:
             return self._metric_attrs
         assert self._state is not None
@@ -300,18 +349,30 @@ class Inference:
             summary = self._summarize_input(x, features)
             if state is None or summary is None:
                 return None
-            if self._spec.drift is not None:
-                self._spec.drift.add(x)
-            findings = self._spec.checks.inspect_input(summary)
-            self.span.set_attributes(summary.attributes())
-            for finding in findings:
-                self.span.set_attributes(finding.span_attributes)
+            attributes = summary.attributes()
+            follow_ups = self._observe_input(x, summary, attributes)
+            self.span.set_attributes(attributes)
             self._record_input_metrics(state, summary)
-            log_findings(self._spec.model, findings)
+            for follow_up in follow_ups:
+                follow_up()
             return summary
         except Exception as exc:
             contained.error("inference.record_input", exc)
             return None
+
+    def _observe_input(
+        self, x: Any, summary: InputSummary | None, attributes: dict[str, AttributeValue]
+    ) -> list[FollowUp]:
+        follow_ups = []
+        for observer in self._spec.input_observers:
+            try:
+                follow_up = observer.on_input(self, x, summary, attributes)
+            except Exception as exc:
+                contained.error(f"observer.{observer.name}", exc)
+                continue
+            if follow_up is not None:
+                follow_ups.append(follow_up)
+        return follow_ups
 
     def _summarize_input(self, x: Any, features: Sequence[str] | None) -> InputSummary | None:
         try:
@@ -321,7 +382,7 @@ class Inference:
             return None
 
     def _record_input_metrics(self, state: State, summary: InputSummary) -> None:
-        attrs = self._metric_attributes()
+        attrs = self.metric_attributes()
         if summary.nan_by_feature:
             for feature, count in summary.nan_by_feature.items():
                 state.nan_count.add(count, {**attrs, semconv.ML_FEATURE: feature})
@@ -344,16 +405,11 @@ class Inference:
             if state is None:
                 return None
             spec = self._spec
-            if spec.drift is not None:  # by reference: profiled when the window closes
-                spec.drift.add_predictions(y)
-            checks = spec.checks
             summary = summarize_prediction(
-                y, spec.prediction_kind, spec.class_names, checks.prediction_range
+                y, spec.prediction_kind, spec.class_names, spec.checks.prediction_range
             )
             self.span.set_attributes(summary.attributes())
-            if summary.out_of_range:
-                log_findings(spec.model, checks.inspect_prediction(summary))
-            attrs = self._metric_attributes()
+            attrs = self.metric_attributes()
             negative_attrs = None
             for value in summary.values:
                 if value >= 0:
@@ -365,7 +421,11 @@ class Inference:
             for label, count in summary.classes:
                 label = state.class_label(spec.model, label)
                 state.prediction_count.add(count, {**attrs, semconv.ML_PREDICTION_CLASS: label})
-            remember_prediction(self.request_id, self.span, spec, attrs, summary, y)  # labels
+            for observer in spec.prediction_observers:
+                try:
+                    observer.on_prediction(self, y, summary)
+                except Exception as exc:
+                    contained.error(f"observer.{observer.name}", exc)
             return summary
         except Exception as exc:
             contained.error("inference.record_prediction", exc)
@@ -393,11 +453,9 @@ class Inference:
         report a click later.
         """
         with contained("inference.record_ranking"):
-            model = self._spec.model
-            recorded = ranking.record_list(model, items, positions, clicks)
-            if recorded is not None:
-                self.span.set_attributes(recorded.attributes)
-                remember_ranking(self.request_id, self.span, model, recorded)
+            observer = self._spec.observer("ranking")
+            if observer is not None:
+                observer.on_ranking(self, items, positions, clicks)
 
     def tag(self, **tags: Any) -> None:
         """Add tags to this inference's span (and to its metrics, for declared metric tags)."""
@@ -479,7 +537,7 @@ class Stage:
             state = self._inference._state
             if state is None:
                 return
-            attrs = {**self._inference._metric_attributes(), semconv.ML_STAGE_NAME: self._name}
+            attrs = {**self._inference.metric_attributes(), semconv.ML_STAGE_NAME: self._name}
             if exc is not None:
                 error_type = qualified_name(type(exc))
                 _record_error(self._span, exc, error_type)
@@ -536,27 +594,6 @@ def inference(
 
 # One spec per distinct `inference(...)` arguments, so its caches outlive a single call.
 _specs: dict[tuple[Any, ...], ModelSpec] = {}
-
-
-def _drift_windows(
-    model: str,
-    baseline: Profile | None,
-    window: str | float,
-    features: list[str] | None,
-    class_names: list[str] | None = None,
-) -> DriftWindows | None:
-    """Live drift windows for a model given a baseline; the window is checked right here."""
-    if baseline is None:
-        return None
-    if not isinstance(baseline, Profile):
-        raise TypeError(f"baseline must be an iw.Profile, got {type(baseline).__name__}")
-    seconds = parse_duration(window) if isinstance(window, str) else float(window)
-    if seconds is None or not seconds > 0:
-        raise ValueError(f"window {window!r} is not a positive duration like {FORMS}")
-    return DriftWindows(
-        model, baseline, seconds, features=features, class_names=class_names,
-        autostart=True,
-    )  # fmt: skip
 
 
 def _record_error(span: Span, exc: BaseException, error_type: str) -> None:

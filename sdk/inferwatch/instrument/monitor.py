@@ -10,13 +10,15 @@ import functools
 import inspect
 import time
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from inferwatch.drift.profile import Profile
 from inferwatch.errors import contained
 from inferwatch.instrument.context import Scope, current_scope, enter_scope, exit_scope
 from inferwatch.instrument.inference import NO_INPUT, Inference, ModelSpec, OutputKind
-from inferwatch.validation import Schema, SchemaViolationError
+
+if TYPE_CHECKING:
+    from inferwatch.drift.profile import Profile
+    from inferwatch.validation import Schema
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -109,7 +111,7 @@ def monitor(
         model, version, features=features, prediction_kind=prediction_kind,
         class_names=class_names, max_input_length=max_input_length,
         long_input_quantile=long_input_quantile, prediction_range=prediction_range,
-        baseline=baseline, window=window, schema=schema,
+        baseline=baseline, window=window, schema=schema, strict_schema=strict_schema,
     )  # fmt: skip
     tag_names = dict(tags_from) if isinstance(tags_from, Mapping) else {t: t for t in tags_from}
 
@@ -117,7 +119,7 @@ def monitor(
         arguments = _Arguments(fn, input_arg if record_input else None, tag_names)
         if not record_input:
             arguments.input = None
-        begin = functools.partial(_begin, spec, arguments, strict_schema=strict_schema)
+        begin = functools.partial(_begin, spec, arguments)
         wrapper: Callable[..., Any]
         if inspect.isasyncgenfunction(fn):
             wrapper = _wrap_async_generator(fn, begin)
@@ -128,7 +130,7 @@ def monitor(
         else:
             wrapper = _wrap_function(fn, begin, record_prediction)
         # The live drift windows (or None): `predict.drift.close_window()`, `.latest`, `.stop()`.
-        wrapper.__dict__["drift"] = spec.drift
+        wrapper.__dict__.update({"drift": None, **spec.exposed()})
         return cast(F, wrapper)
 
     return decorate
@@ -140,8 +142,6 @@ def _begin(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     activate: bool = True,
-    *,
-    strict_schema: bool = False,
 ) -> Inference:
     rec = Inference(spec)
     try:
@@ -161,14 +161,10 @@ def _begin(
         except BaseException as exc:  # strict mode re-raised an internal error: leave no context
             rec.finish(exc)
             raise
-    if (
-        strict_schema
-        and rec.violations is not None
-        and (rec.violations.total or rec.violations.unsupported)
-    ):
-        error = SchemaViolationError(rec.violations)  # asked for: the function is not called
-        rec.finish(error)
-        raise error
+    refusal = rec.refusal
+    if refusal is not None:  # asked for (strict_schema): the function is not called
+        rec.finish(refusal)
+        raise refusal
     return rec
 
 

@@ -14,15 +14,20 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from datasketches import kll_floats_sketch
 
 from inferwatch import semconv
 from inferwatch.attributes import AttributeValue
 from inferwatch.forks import renew_lock_after_fork
+from inferwatch.instrument.observers import FollowUp, Observer
 from inferwatch.summaries.inputs import InputSummary
 from inferwatch.summaries.predictions import PredictionSummary
+
+if TYPE_CHECKING:
+    from inferwatch.instrument.inference import Inference
 
 _events = logging.getLogger("inferwatch.events")
 MIN_LEARNING_SAMPLES = 1000
@@ -62,8 +67,14 @@ class RateLimiter:
 limiter = RateLimiter()
 
 
-class DataChecks:
-    """The checks of one model, configured once (`monitor`/`inference` arguments)."""
+class DataChecks(Observer):
+    """The checks of one model, configured once (`monitor`/`inference` arguments).
+
+    It observes the model's inferences as features do: findings go on the span, and their
+    events are logged once the span has started, so each record carries its trace id.
+    """
+
+    name = "checks"
 
     def __init__(
         self,
@@ -89,6 +100,26 @@ class DataChecks:
         self._lengths = kll_floats_sketch(200) if long_input_quantile is not None else None
         self._lock = threading.Lock()
         renew_lock_after_fork(self)
+
+    def on_input(
+        self,
+        rec: Inference,
+        x: Any,
+        summary: InputSummary | None,
+        attributes: dict[str, AttributeValue],
+    ) -> FollowUp | None:
+        if summary is None:
+            return None
+        findings = self.inspect_input(summary)
+        if not findings:
+            return None
+        for finding in findings:
+            attributes.update(finding.span_attributes)
+        return partial(log_findings, self.model, findings)
+
+    def on_prediction(self, rec: Inference, y: Any, summary: PredictionSummary) -> None:
+        if summary.out_of_range:
+            log_findings(self.model, self.inspect_prediction(summary))
 
     def inspect_input(self, summary: InputSummary) -> list[Finding]:
         findings = []

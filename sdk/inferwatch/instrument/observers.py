@@ -1,0 +1,108 @@
+"""The interface features plug into: observers of a model's inferences.
+
+The instrument core opens the span, summarises inputs and predictions and records the core
+metrics; at each step it calls the matching hook of every observer of the model. Features —
+drift windows, schema validation, the delayed-label index, ranking — are observers, and so are
+the data checks. The composition root (``inferwatch/__init__.py``) declares which module provides
+the observer for which option of `monitor` / `inference` (`provide`), and which observe every
+model (`provide_default`). A module is imported when a model first asks for it, so the core
+imports no feature and a feature nobody uses costs nothing, per call or at import.
+
+A provider module has one function, ``observer(spec: ModelSpec) -> Observer | None``, called
+when the model is declared (configuration time: a bad option raises there, to the user).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from inferwatch.attributes import AttributeValue
+
+if TYPE_CHECKING:
+    from inferwatch.instrument.inference import Inference, ModelSpec
+    from inferwatch.summaries.inputs import InputSummary
+    from inferwatch.summaries.predictions import PredictionSummary
+
+FollowUp = Callable[[], object]
+"""What an input hook asks to run once the span has started (e.g. log an event with its ids)."""
+
+
+class Observer:
+    """What a feature sees of one model's inferences. Every hook is optional.
+
+    Hooks run on the request thread and must be cheap; an exception in one is an internal error
+    (counted, logged, re-raised only in strict mode), never the caller's, and the other observers
+    and the span go on.
+    """
+
+    __slots__ = ()
+
+    name = "observer"
+    """Where its internal errors are counted: ``observer.{name}``."""
+
+    def on_input(
+        self,
+        rec: Inference,
+        x: Any,
+        summary: InputSummary | None,
+        attributes: dict[str, AttributeValue],
+    ) -> FollowUp | None:
+        """An input, before the span starts: add span attributes to ``attributes``.
+
+        With `Inference.record_input` the span has started already; the attributes are set on
+        it right after. Setting ``rec.refusal`` asks `monitor` to raise that error instead of
+        calling the function.
+        """
+        return None
+
+    def on_prediction(self, rec: Inference, y: Any, summary: PredictionSummary) -> None:
+        """A prediction and its summary, after the span's own prediction attributes are set."""
+
+    def on_ranking(self, rec: Inference, items: Any, positions: Any, clicks: Any) -> None:
+        """A ranked list served (`Inference.record_ranking`, or a ranking model's output)."""
+
+    def on_label(self, label: Any) -> None:
+        """A delayed label of one of this model's predictions, checked, as the user gave it."""
+
+    def exposed(self) -> dict[str, object]:
+        """Attributes `monitor` sets on the decorated function (``predict.drift``)."""
+        return {}
+
+
+def overrides(observer: Observer, hook: str) -> bool:
+    """Whether the observer implements ``hook`` (the core calls only those)."""
+    return getattr(type(observer), hook) is not getattr(Observer, hook)
+
+
+_providers: dict[str, str] = {}
+_defaults: list[str] = []
+
+
+def provide(option: str, module: str) -> None:
+    """Declare that ``module.observer(spec)`` observes models given ``option``."""
+    _providers[option] = module
+
+
+def provide_default(module: str) -> None:
+    """Declare that ``module.observer(spec)`` observes every model."""
+    if module not in _defaults:
+        _defaults.append(module)
+
+
+def build(option: str, spec: ModelSpec) -> Observer | None:
+    """The observer of ``option`` for a model (importing its module on first use)."""
+    module = _providers.get(option)
+    if module is None:
+        raise LookupError(f"no feature provides {option!r} (inferwatch/__init__.py declares them)")
+    return _observer(module, spec)
+
+
+def build_defaults(spec: ModelSpec) -> list[Observer]:
+    return [o for o in (_observer(module, spec) for module in _defaults) if o is not None]
+
+
+def _observer(module: str, spec: ModelSpec) -> Observer | None:
+    factory: Callable[[ModelSpec], Observer | None] = importlib.import_module(module).observer
+    return factory(spec)
