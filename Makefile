@@ -41,6 +41,7 @@ $(BIN)/.bench-installed: $(BIN)/.installed
 	touch $@
 
 bench: $(BIN)/.bench-installed
+	$(BIN)/python benchmarks/bench_import.py
 	$(BIN)/python benchmarks/bench_monitor.py
 	$(BIN)/python benchmarks/bench_signals.py
 	$(BIN)/python benchmarks/bench_query.py

@@ -258,17 +258,50 @@ def test_extra_feature_is_rejected(client: TestClient, telemetry: Captured) -> N
     assert _inference_spans(telemetry) == []
 
 
-def test_feedback_is_logged_and_accepted(client: TestClient, telemetry: Captured) -> None:
-    response = client.post("/feedback", json={"request_id": "req-ok-1", "label": 1})
-    bad = client.post("/feedback", json={"request_id": "req-ok-1", "label": 7})
-    assert response.status_code == 202
-    assert response.json() == {"status": "accepted", "request_id": "req-ok-1"}
+def test_feedback_is_joined_to_its_prediction(client: TestClient, telemetry: Captured) -> None:
+    served = client.post("/predict", json=GOOD, headers={"X-Request-ID": "req-fb-1"})
+    batch = client.post("/predict", json=[GOOD, GOOD], headers={"X-Request-ID": "req-fb-2"})
+    assert served.status_code == batch.status_code == 200
+    response = client.post("/feedback", json={"request_id": "req-fb-1", "label": 1})
+    rows = client.post("/feedback", json={"request_id": "req-fb-2", "label": [0, 1]})
+    elsewhere = client.post("/feedback", json={"request_id": "req-elsewhere", "label": 0})
+    bad = client.post("/feedback", json={"request_id": "req-fb-1", "label": 7})
+    assert response.status_code == rows.status_code == elsewhere.status_code == 202
+    assert response.json() == {"status": "accepted", "request_id": "req-fb-1", "join": "joined"}
+    assert rows.json()["join"] == "joined"  # a batch request: one label per row
+    assert elsewhere.json()["join"] == "unknown"  # served by no one here
     assert bad.status_code == 422
-    (event,) = _log_records(telemetry, "feedback")
+
+    # The handler's own event; its request id is the /feedback request's, not the prediction's.
+    event = _log_records(telemetry, "feedback")[0]
     attrs = dict(event.attributes or {})
-    assert (attrs["prediction_request_id"], attrs["label"]) == ("req-ok-1", 1)
-    # The feedback call's own request id is a different one, of the /feedback request.
-    assert attrs["ml.request.id"] == response.headers["X-Request-ID"] != "req-ok-1"
+    assert (attrs["prediction_request_id"], attrs["label"], attrs["join"]) == (
+        "req-fb-1",
+        1,
+        "joined",
+    )
+    assert attrs["ml.request.id"] == response.headers["X-Request-ID"] != "req-fb-1"
+    # inferwatch's ml.feedback record links the label to the span of the prediction it judges,
+    # and the unknown one still goes out, with its request id, for a later join.
+    records = {
+        r.attributes["ml.request.id"]: r
+        for r in _log_records(telemetry, "delayed label")
+        if r.attributes is not None
+    }
+    assert set(records) == {"req-fb-1", "req-fb-2", "req-elsewhere"}
+    (span,) = [
+        s
+        for s in _inference_spans(telemetry)
+        if (s.attributes or {}).get("ml.request.id") == "req-fb-1"
+    ]
+    assert span.context is not None
+    assert (records["req-fb-1"].trace_id, records["req-fb-1"].span_id) == (
+        span.context.trace_id,
+        span.context.span_id,
+    )
+    assert records["req-elsewhere"].trace_id == 0
+    (count,) = telemetry.points("ml.label.count")
+    assert count[1].value == 3  # the three rows of the two served requests
 
 
 def test_caller_trace_is_continued_under_the_server_span(

@@ -16,6 +16,8 @@ What it shows:
   built-in OpenTelemetry support adds the HTTP server span; inferwatch's spans are its children.
 * ``@iw.monitor`` on the model's ``predict_proba``: one ``inference fraud`` span per call with the
   request id, tags, NaN counts per feature and a prediction summary, plus metrics.
+* ``iw.feedback(request_id, label)`` in ``POST /feedback``: a delayed label (a chargeback) joined
+  to the prediction of that request.
 * ``structlog`` logging in the handlers.
 
 Behaviour of ``POST /predict`` (body: one feature object, or a list of up to 1000 of them):
@@ -31,7 +33,7 @@ Behaviour of ``POST /predict`` (body: one feature object, or a list of up to 100
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, ClassVar
 
@@ -144,13 +146,17 @@ class Prediction(BaseModel):
     flagged: list[bool]
 
 
+Label = Annotated[int, Field(ge=0, le=1, description="1: confirmed fraud, 0: legitimate")]
+
+
 class Feedback(BaseModel):
     """The true label of an earlier prediction, reported later (e.g. a chargeback)."""
 
     model_config = ConfigDict(extra="forbid")
 
     request_id: str = Field(min_length=1, max_length=128)
-    label: int = Field(ge=0, le=1, description="1: confirmed fraud, 0: legitimate")
+    # A batch request made one prediction per row: its labels come as a list, in row order.
+    label: Label | Annotated[list[Label], Field(min_length=1, max_length=MAX_BATCH)]
 
 
 # -- the request scope ---------------------------------------------------------------------------
@@ -164,29 +170,15 @@ def request_tags(headers: Headers, query: QueryParams) -> dict[str, str]:
     return {"region": region, "cohort": cohort[:64] or "unknown"}
 
 
-_TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
-
-
-def _scope_headers(headers: Headers, server_span: trace.Span) -> Mapping[str, str]:
-    """The headers for `iw.context.from_headers`, minus trace context a server span already used.
-
-    Workaround: ``from_headers`` makes the caller's span (from ``traceparent``) current in a new
-    context. Inside FastAPI's server span that would detach inferwatch's spans from it (they would
-    become its siblings) and drop FastAPI's per-request telemetry. FastAPI has already continued
-    the caller's trace, so the trace headers are left out when its span is active.
-    """
-    if not server_span.get_span_context().is_valid:
-        return headers
-    return {k: v for k, v in headers.items() if k not in _TRACE_HEADERS}
-
-
 class RequestScopeMiddleware:
     """Pure ASGI middleware: an inferwatch request scope around each request.
 
     Pure ASGI rather than ``@app.middleware("http")`` so the scope (a context variable) is simply
     inherited by the handler, including sync handlers run in the thread pool. FastAPI's own
     OpenTelemetry support opens the HTTP server span outside all middleware, before the scope
-    exists; the request id and tags are added to that span here.
+    exists; the request id and tags are added to that span here. That span has already continued
+    the caller's ``traceparent``, and ``from_headers`` sees it is current: inferwatch's spans
+    become its descendants rather than siblings under the caller's span.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -199,7 +191,7 @@ class RequestScopeMiddleware:
         headers = Headers(scope=scope)
         tags = request_tags(headers, QueryParams(scope.get("query_string", b"")))
         server_span = trace.get_current_span()
-        with iw.context.from_headers(_scope_headers(headers, server_span), **tags) as request_scope:
+        with iw.context.from_headers(headers, **tags) as request_scope:
             request_id = request_scope.request_id
             server_span.set_attributes(request_scope.attributes)  # a no-op when not recording
 
@@ -279,13 +271,17 @@ def create_app(configure_telemetry: bool = True, *, seed: int = 0) -> FastAPI:
 
     @app.post("/feedback", status_code=202)
     def feedback(body: Feedback) -> dict[str, Any]:
-        """Record the true label of an earlier request.
+        """Record the true label of an earlier request, joined to its prediction by request id.
 
-        For now the label is only logged. Joining delayed labels to the predictions they belong
-        to (by request id), for live accuracy metrics, comes in a later issue.
+        ``iw.feedback`` answers ``joined`` when this process served the prediction: the label
+        counts in that prediction's serving window. A prediction another replica served is
+        ``unknown`` here; its ``ml.feedback`` log record still goes out, and the query layer joins
+        it to the span later. The other answers (duplicate, expired, invalid) are in
+        docs/delayed-labels.md.
         """
-        log.info("feedback", prediction_request_id=body.request_id, label=body.label)
-        return {"status": "accepted", "request_id": body.request_id}
+        join = iw.feedback(body.request_id, body.label)
+        log.info("feedback", prediction_request_id=body.request_id, label=body.label, join=join)
+        return {"status": "accepted", "request_id": body.request_id, "join": join}
 
     return app
 
