@@ -7,7 +7,7 @@ Layers, by the first name under ``inferwatch``:
   a function and export its telemetry;
 * storage and query: ``store``, ``query``;
 * windowing shared by the features: ``windows``;
-* features: ``drift``, ``feedback``, ``ranking``, ``validation``, ``alerts``;
+* features: ``drift``, ``delayed_labels``, ``ranking``, ``validation``, ``alerts``;
 * command line: ``cli``;
 * the facade ``inferwatch/__init__.py``, the composition root: it may import anything, and is
   imported by nothing inside the package.
@@ -42,7 +42,7 @@ CORE = frozenset(
 )
 STORAGE = frozenset({"store", "query"})
 WINDOWS = frozenset({"windows"})
-FEATURES = frozenset({"drift", "feedback", "ranking", "validation", "alerts"})
+FEATURES = frozenset({"drift", "delayed_labels", "ranking", "validation", "alerts"})
 COMMAND_LINE = frozenset({"cli"})
 LAYERS = {
     "core": CORE,
@@ -58,7 +58,7 @@ LAYERS = {
 # through `query.render`) needs no entry: every feature may use the query layer.
 FEATURE_EDGES: dict[tuple[str, str], str] = {
     ("validation", "drift"): "a Schema is built from a drift Profile",
-    ("ranking", "feedback"): "clicks are feedback on served lists",
+    ("ranking", "delayed_labels"): "clicks are delayed labels of served lists",
 }
 
 

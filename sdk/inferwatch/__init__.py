@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 observers.provide("baseline", "inferwatch.drift.serving")
 observers.provide("schema", "inferwatch.validation.serving")
 observers.provide("ranking", "inferwatch.ranking.serving")
+observers.provide("clicks", "inferwatch.ranking.clicks")  # iw.feedback(rid, clicks=...)
 observers.provide_default("inferwatch.delayed_labels.serving")  # every prediction, for its label
 readers.provide("alerts", "inferwatch.alerts.serving")
 

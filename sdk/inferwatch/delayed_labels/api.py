@@ -44,7 +44,7 @@ from inferwatch.durations import FORMS, parse_duration
 from inferwatch.errors import contained, log_internal_error
 from inferwatch.export.privacy import scrub_request_id
 from inferwatch.export.state import State, get_state
-from inferwatch.ranking.clicks import clicked_keys, join_clicks
+from inferwatch.instrument import observers
 from inferwatch.summaries.arrays import as_numpy
 from inferwatch.summaries.checks import RateLimiter
 from inferwatch.summaries.predictions import PredictionSummary, class_name
@@ -189,11 +189,12 @@ def _feedback(request_id: Any, label: Any, at: Any, model: Any, clicks: Any) -> 
             raise InvalidLabel(f"model must be a string, not {type(model).__name__}")
         if (label is None) == (clicks is None):
             raise InvalidLabel("give a label or clicks (one of them)")
-        keys = None if clicks is None else clicked_keys(clicks)
+        joiner = None if clicks is None else observers.provider("clicks")
+        keys = None if joiner is None else joiner.clicked_keys(clicks)
     except InvalidLabel as exc:
         return _invalid(index, exc)
-    if keys is not None:
-        status = join_clicks(request_id, keys, at_s, model)
+    if joiner is not None:
+        status: str = joiner.join_clicks(request_id, keys, at_s, model)
         if status not in (semconv.LABEL_JOINED, semconv.LABEL_UNKNOWN):
             _warn(status, request_id)
         return status

@@ -30,8 +30,8 @@ import numpy as np
 from inferwatch import semconv
 from inferwatch.attributes import AttributeValue
 from inferwatch.delayed_labels.scores import WindowScores
-from inferwatch.drift.windows import window_label
 from inferwatch.forks import renew_lock_after_fork
+from inferwatch.windows.rollups import window_label
 
 # What a batch's predictions are stored as: (array, one of these).
 VALUES, CLASSES, INDICES = 0, 1, 2

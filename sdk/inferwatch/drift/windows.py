@@ -69,7 +69,7 @@ from inferwatch.semconv import (
     ML_WINDOW,
     WINDOW_CUMULATIVE,
 )
-from inferwatch.windows.rollups import _Level, rollup_levels, window_label
+from inferwatch.windows.rollups import RollupLevel, rollup_levels, window_label
 from inferwatch.windows.thread import WindowThread
 
 __all__ = [
@@ -164,7 +164,9 @@ class DriftWindows:
         self._close_lock = threading.Lock()
         self._ring: deque[Profile] = deque(maxlen=keep_windows)
         levels = rollup_levels(self.window_s, rollups)
-        self._levels = [_Level(seconds, factor, keep_rollups) for seconds, factor in levels]
+        self._levels: list[RollupLevel[Profile]] = [
+            RollupLevel(seconds, factor, keep_rollups) for seconds, factor in levels
+        ]
         self._cumulative: Profile | None = None
         self._latest: tuple[tuple[str, DriftReport], ...] = ()
         self._cumulative_drifted: set[str] = set()
@@ -288,7 +290,7 @@ class DriftWindows:
                 merged = profile if self._cumulative is None else self._cumulative.merge(profile)
                 results[WINDOW_CUMULATIVE] = self._test(merged)
                 self._cumulative = merged
-            completed: list[tuple[_Level, Profile]] = []
+            completed: list[tuple[RollupLevel[Profile], Profile]] = []
             carry = profile
             for level in self._levels:  # an hour completes with its 12th window, a day ...
                 done, carry = level.push(carry)
@@ -347,7 +349,7 @@ class DriftWindows:
         """Completed roll-up windows still kept, by level label, oldest first."""
         return {level.label: list(level.ring) for level in self._levels}
 
-    def _level(self, label: str) -> _Level:
+    def _level(self, label: str) -> RollupLevel[Profile]:
         for level in self._levels:
             if level.label == label:
                 return level

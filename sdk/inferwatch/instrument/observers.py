@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from inferwatch.attributes import AttributeValue
@@ -81,7 +82,8 @@ _defaults: list[str] = []
 
 
 def provide(option: str, module: str) -> None:
-    """Declare that ``module.observer(spec)`` observes models given ``option``."""
+    """Declare that ``module.observer(spec)`` observes models given ``option`` (or, for a
+    name that is no option, that ``module`` is what `provider` hands out for it)."""
     _providers[option] = module
 
 
@@ -93,16 +95,22 @@ def provide_default(module: str) -> None:
 
 def build(option: str, spec: ModelSpec) -> Observer | None:
     """The observer of ``option`` for a model (importing its module on first use)."""
-    module = _providers.get(option)
+    factory: Callable[[ModelSpec], Observer | None] = provider(option).observer
+    return factory(spec)
+
+
+def provider(name: str) -> ModuleType:
+    """The module declared for ``name``, imported now if it was not yet.
+
+    Features reach each other this way too: the delayed labels hand ``iw.feedback(rid,
+    clicks=...)`` to the provider of ``"clicks"`` (ranking), which they do not import.
+    """
+    module = _providers.get(name)
     if module is None:
-        raise LookupError(f"no feature provides {option!r} (inferwatch/__init__.py declares them)")
-    return _observer(module, spec)
+        raise LookupError(f"no feature provides {name!r} (inferwatch/__init__.py declares them)")
+    return importlib.import_module(module)
 
 
 def build_defaults(spec: ModelSpec) -> list[Observer]:
-    return [o for o in (_observer(module, spec) for module in _defaults) if o is not None]
-
-
-def _observer(module: str, spec: ModelSpec) -> Observer | None:
-    factory: Callable[[ModelSpec], Observer | None] = importlib.import_module(module).observer
-    return factory(spec)
+    built = (importlib.import_module(module).observer(spec) for module in _defaults)
+    return [observer for observer in built if observer is not None]

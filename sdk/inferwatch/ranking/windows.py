@@ -13,11 +13,11 @@ from opentelemetry.metrics import Observation
 
 from inferwatch import semconv
 from inferwatch.attributes import AttributeValue
-from inferwatch.drift.windows import window_label
 from inferwatch.errors import contained
 from inferwatch.ranking.inputs import check_positions, clicked_indices, first_occurrences, item_keys
 from inferwatch.ranking.settings import RankingSettings
 from inferwatch.ranking.stats import OpenWindow, RankingStats, summarise
+from inferwatch.windows.rollups import window_label
 from inferwatch.windows.thread import WindowThread
 
 _events = logging.getLogger("inferwatch.events")

@@ -1,16 +1,26 @@
-"""Roll-up levels of drift windows: window labels, level sizes, and the merging of windows."""
+"""Window labels and roll-up levels: the sizes of the levels, and the merging of their windows.
+
+A level merges a fixed number of consecutive windows of the level below (twelve 5m windows
+make an hour); what is merged is the feature's own summary of a window (a drift `Profile`).
+"""
 
 from __future__ import annotations
 
 import math
 from collections import deque
 from collections.abc import Sequence
-from typing import Literal
+from typing import Generic, Literal, Protocol, TypeVar
 
-from inferwatch.drift.profile import Profile
 from inferwatch.durations import FORMS, parse_duration
 
 _AUTO_ROLLUPS = (3600.0, 86400.0)
+
+
+class Mergeable(Protocol):
+    def merge(self: M, other: M) -> M: ...
+
+
+M = TypeVar("M", bound=Mergeable)
 
 
 def window_label(seconds: float) -> str:
@@ -64,7 +74,7 @@ def _seconds(size: str | float) -> float:
     return seconds
 
 
-class _Level:
+class RollupLevel(Generic[M]):
     """A roll-up level: merges ``factor`` consecutive windows of the level below into one."""
 
     __slots__ = ("factor", "label", "pending", "ring", "seen")
@@ -72,11 +82,11 @@ class _Level:
     def __init__(self, seconds: float, factor: int, keep: int) -> None:
         self.label = window_label(seconds)
         self.factor = factor
-        self.ring: deque[Profile] = deque(maxlen=keep)
-        self.pending: Profile | None = None
+        self.ring: deque[M] = deque(maxlen=keep)
+        self.pending: M | None = None
         self.seen = 0
 
-    def push(self, profile: Profile | None) -> tuple[bool, Profile | None]:
+    def push(self, profile: M | None) -> tuple[bool, M | None]:
         """Count one window of the level below: (this level completed, its profile or None)."""
         self.seen += 1
         if profile is not None:
