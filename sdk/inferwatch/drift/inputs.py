@@ -9,14 +9,14 @@ import numpy as np
 
 from inferwatch.drift.profile import Profile, target_array
 
-_EMPTY_OBJ = np.empty((0, 0), dtype=object)
+EMPTY_OBJ = np.empty((0, 0), dtype=object)
 
 
-def _is_dataframe(x: Any) -> bool:
+def is_dataframe(x: Any) -> bool:
     return type(x).__module__.startswith("pandas") and hasattr(x, "iloc")
 
 
-def _is_scalar(v: Any) -> bool:
+def is_scalar(v: Any) -> bool:
     if v is None or isinstance(v, float | int | str | bytes):
         return True
     try:
@@ -25,11 +25,11 @@ def _is_scalar(v: Any) -> bool:
         return False
 
 
-def _is_dict_row(x: Any, n: int) -> bool:
-    return n == 1 and isinstance(x, Mapping) and _is_scalar(next(iter(x.values())))
+def is_dict_row(x: Any, n: int) -> bool:
+    return n == 1 and isinstance(x, Mapping) and is_scalar(next(iter(x.values())))
 
 
-def _take(rows: list[Any], names: list[str]) -> np.ndarray:
+def take(rows: list[Any], names: list[str]) -> np.ndarray:
     """The `names` values of dict rows as an object array (len(rows), len(names))."""
     out = np.empty((len(rows), len(names)), dtype=object)
     if names:
@@ -37,7 +37,7 @@ def _take(rows: list[Any], names: list[str]) -> np.ndarray:
     return out
 
 
-def _target_rows(y: Any) -> int:
+def target_rows(y: Any) -> int:
     """Predictions or labels in `y` (O(1)); -1 when it cannot hold any."""
     shape = getattr(y, "shape", None)
     if isinstance(shape, tuple):  # arrays, numpy scalars, Series, DataFrames, tensors
@@ -49,7 +49,7 @@ def _target_rows(y: Any) -> int:
     return -1
 
 
-def _batches(items: list[tuple[Any, int]]) -> list[tuple[Any, int]]:
+def batches(items: list[tuple[Any, int]]) -> list[tuple[Any, int]]:
     """The buffered predictions (or labels) as few arrays: one of the scalars, and one per
     shape and dtype kind of the arrays, each with its row count. Unreadable items come back
     as they are, for the caller to fail on and count."""
@@ -78,7 +78,7 @@ def _batches(items: list[tuple[Any, int]]) -> list[tuple[Any, int]]:
     return out
 
 
-def _class_names(
+def checked_class_names(
     baseline: Profile, given: Sequence[str] | None, targets: Mapping[str, str]
 ) -> list[str] | None:
     """The class names live predictions are named with: the model's, or the baseline's."""

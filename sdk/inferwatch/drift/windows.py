@@ -45,14 +45,14 @@ from opentelemetry.metrics import Observation
 from inferwatch import errors, semconv
 from inferwatch.drift.compare import ColumnDrift, DriftReport, compare
 from inferwatch.drift.inputs import (
-    _EMPTY_OBJ,
-    _batches,
-    _class_names,
-    _is_dataframe,
-    _is_dict_row,
-    _is_scalar,
-    _take,
-    _target_rows,
+    EMPTY_OBJ,
+    batches,
+    checked_class_names,
+    is_dataframe,
+    is_dict_row,
+    is_scalar,
+    take,
+    target_rows,
 )
 from inferwatch.drift.profile import TARGETS, ColumnProfile, Profile, numeric_values
 from inferwatch.drift.registry import _gauge_meters, _gauges_lock, _live, drift_gauges
@@ -141,7 +141,7 @@ class DriftWindows:
         self.min_effect = min_effect
         self.max_rows_per_window = max_rows_per_window
         self.label = label or window_label(self.window_s)
-        self.class_names = _class_names(baseline, class_names, targets)
+        self.class_names = checked_class_names(baseline, class_names, targets)
         self._clock = clock
         self._targets = targets
         self._tested = [*names, *targets]
@@ -230,7 +230,7 @@ class DriftWindows:
         try:
             if self._restart:
                 self._restart_thread()
-            n = _target_rows(y)
+            n = target_rows(y)
             with self._lock:
                 if n < 0:
                     self.rejected += 1
@@ -253,20 +253,20 @@ class DriftWindows:
                 rows = int(x.shape[0])
                 return rows if x.shape[1] == width else -rows
             return 1 if x.ndim == 1 and x.shape[0] == width else -1
-        if type(x) is not dict and _is_dataframe(x):
+        if type(x) is not dict and is_dataframe(x):
             return len(x)
         if type(x) is dict or isinstance(x, Mapping):
             if not x:
                 return -1
             first = next(iter(x.values()))
-            if _is_scalar(first):
+            if is_scalar(first):
                 return 1
             try:
                 return len(first)
             except TypeError:
                 return -1
         if isinstance(x, list | tuple):
-            return len(x) if x and not _is_scalar(x[0]) else 1
+            return len(x) if x and not is_scalar(x[0]) else 1
         return -1
 
     # ---- windows ------------------------------------------------------------------------
@@ -382,7 +382,7 @@ class DriftWindows:
     def _target_profile(self, name: str, items: list[tuple[Any, int]]) -> ColumnProfile | None:
         col = ColumnProfile.empty(name, self._targets[name], "")
         bad = 0
-        for values, n in _batches(items):
+        for values, n in batches(items):
             try:
                 col.add_values(values, self.class_names)
                 col.dtype = col.dtype or str(values.dtype)
@@ -397,12 +397,12 @@ class DriftWindows:
         num_blocks: list[np.ndarray] = []
         cat_blocks: list[np.ndarray] = []
         bad = 0
-        rows = [x for x, n in buf if _is_dict_row(x, n)]
+        rows = [x for x, n in buf if is_dict_row(x, n)]
         if len(rows) > 1:  # dict rows: convert them together, one by one only if that fails
             try:
-                num_blocks.append(numeric_values(_take(rows, self._num)))
-                cat_blocks.append(_take(rows, self._cat))
-                buf = [(x, n) for x, n in buf if not _is_dict_row(x, n)]
+                num_blocks.append(numeric_values(take(rows, self._num)))
+                cat_blocks.append(take(rows, self._cat))
+                buf = [(x, n) for x, n in buf if not is_dict_row(x, n)]
             except Exception:
                 del num_blocks[:], cat_blocks[:]
         for x, n in buf:
@@ -439,9 +439,9 @@ class DriftWindows:
         if isinstance(x, np.ndarray):
             arr = x.reshape(1, -1) if x.ndim == 1 else x[:n]
             if self._all_numeric and arr.dtype.kind in "iufb":
-                return arr, _EMPTY_OBJ
+                return arr, EMPTY_OBJ
             return numeric_values(arr[:, self._num_idx]), arr[:, self._cat_idx].astype(object)
-        if _is_dataframe(x):
+        if is_dataframe(x):
             frame = x.iloc[:n]
             num = np.empty((n, len(self._num)))
             for i, f in enumerate(self._num):
@@ -451,8 +451,8 @@ class DriftWindows:
                 cat[:, i] = frame[f].to_numpy(dtype=object)
             return num, cat
         if isinstance(x, Mapping):
-            if _is_dict_row(x, n):
-                return numeric_values(_take([x], self._num)), _take([x], self._cat)
+            if is_dict_row(x, n):
+                return numeric_values(take([x], self._num)), take([x], self._cat)
             num = np.empty((n, len(self._num)))
             for i, f in enumerate(self._num):
                 num[:, i] = numeric_values(np.asarray(x[f])[:n])

@@ -51,7 +51,7 @@ def _quote_path(path: Path) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _file(path: Path, fmt: str = "JSONEachRow") -> str:
+def file_table(path: Path, fmt: str = "JSONEachRow") -> str:
     schema = f", '{sql.OTLP_JSON_SCHEMA}'" if fmt == "JSONEachRow" else ""
     return f"file({_quote_path(path)}, '{fmt}'{schema})"
 
@@ -61,7 +61,7 @@ def _valid_lines(path: Path) -> str:
     schema = f"Tuple({sql.OTLP_JSON_SCHEMA})"
     return (
         f"(SELECT JSONExtract(line, '{schema}').1 AS resourceSpans "
-        f"FROM {_file(path, 'LineAsString')} WHERE isValidJSON(line))"
+        f"FROM {file_table(path, 'LineAsString')} WHERE isValidJSON(line))"
     )
 
 
@@ -177,7 +177,7 @@ class SegmentTable:
         )
         text = (
             f"SELECT countIf(line != ''), countIf(isValidJSON(line)) "
-            f"FROM {_file(path, 'LineAsString')}"
+            f"FROM {file_table(path, 'LineAsString')}"
         )
         line = self._session.query(text, "CSV").bytes().decode().strip() or "0,0"
         lines, valid = (int(value) for value in line.split(","))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from inferwatch.query import sql
-from inferwatch.query.engines import SegmentTable, _file
+from inferwatch.query.engines import SegmentTable, file_table
 
 LOGS_PREFIX = "logs"
 """Log files are the store's ``logs-*`` segments and other OTLP/JSON files named ``logs*``."""
@@ -25,7 +25,7 @@ def _valid_log_lines(path: Path) -> str:
     schema = f"Tuple({sql.OTLP_JSON_LOGS_SCHEMA})"
     return (
         f"(SELECT JSONExtract(line, '{schema}').1 AS resourceLogs "
-        f"FROM {_file(path, 'LineAsString')} WHERE isValidJSON(line))"
+        f"FROM {file_table(path, 'LineAsString')} WHERE isValidJSON(line))"
     )
 
 

@@ -129,7 +129,7 @@ def _resource(resource: Any) -> str:
     return '{"attributes":' + attributes + "}" if attributes else "{}"
 
 
-class _Grouper:
+class Grouper:
     """Groups records by resource, then scope, as the OTLP encoders do; caches their encoding."""
 
     def __init__(self) -> None:
@@ -294,16 +294,14 @@ _SPAN_NAMES = ("resourceSpans", "scopeSpans", "spans")
 _LOG_NAMES = ("resourceLogs", "scopeLogs", "logRecords")
 
 
-def encode_spans_json(spans: Sequence[ReadableSpan], grouper: _Grouper | None = None) -> bytes:
+def encode_spans_json(spans: Sequence[ReadableSpan], grouper: Grouper | None = None) -> bytes:
     """One OTLP/JSON ``ExportTraceServiceRequest`` line (no newline) for these spans."""
-    return (grouper or _Grouper()).request(spans, _span, _SPAN_NAMES)
+    return (grouper or Grouper()).request(spans, _span, _SPAN_NAMES)
 
 
-def encode_logs_json(
-    records: Sequence[ReadableLogRecord], grouper: _Grouper | None = None
-) -> bytes:
+def encode_logs_json(records: Sequence[ReadableLogRecord], grouper: Grouper | None = None) -> bytes:
     """One OTLP/JSON ``ExportLogsServiceRequest`` line (no newline) for these log records."""
-    return (grouper or _Grouper()).request(records, _log_record, _LOG_NAMES)
+    return (grouper or Grouper()).request(records, _log_record, _LOG_NAMES)
 
 
 # The reference encoding: the OTLP exporters' protobuf messages, through protobuf's JSON mapping.

@@ -91,7 +91,7 @@ def is_stale(path: Path, max_segment_age_s: float = DEFAULT_MAX_SEGMENT_AGE_S) -
         return False
 
 
-def _validate_signal(signal: str) -> Signal:
+def validate_signal(signal: str) -> Signal:
     if signal == "traces":
         return "traces"
     if signal == "logs":

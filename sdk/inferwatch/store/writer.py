@@ -61,7 +61,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from inferwatch import errors, forks
 from inferwatch.store.encode import (
-    _Grouper,
+    Grouper,
     encode_logs_json,
     encode_logs_protobuf,
     encode_spans_json,
@@ -74,10 +74,10 @@ from inferwatch.store.segments import (
     DEFAULT_RETENTION_S,
     OPEN_SUFFIX,
     Signal,
-    _validate_signal,
     default_directory,
     parse_segment_name,
     pid_alive,
+    validate_signal,
 )
 
 # Writers alive in this process, so that a forked child can drop its parent's segments.
@@ -118,7 +118,7 @@ class SegmentWriter:
         if max_total_bytes is not None and max_total_bytes <= 0:
             raise ValueError(f"max_total_bytes must be positive or None, not {max_total_bytes}")
         self.directory = Path(directory)
-        self.signal: Signal = _validate_signal(signal)
+        self.signal: Signal = validate_signal(signal)
         self.max_segment_bytes = max_segment_bytes
         self.max_segment_age_s = max_segment_age_s
         self.retention_s = retention_s
@@ -362,7 +362,7 @@ class _StoreExporter:
             raise ValueError("give either a writer or a directory and writer options, not both")
         self.writer = writer
         self.encoding = encoding
-        self._grouper = _Grouper()
+        self._grouper = Grouper()
         self._shutdown = False
         self.exported = 0  # records written
         self.failed = 0  # records not written

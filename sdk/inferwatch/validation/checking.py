@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from inferwatch.validation.inputs import _SMALL_BATCH, FloatArray, _read
+from inferwatch.validation.inputs import SMALL_BATCH, FloatArray, read_input
 from inferwatch.validation.violations import Violations
 
 if TYPE_CHECKING:
@@ -171,7 +171,7 @@ class _Acc:
         return Violations(self.counts, rows, self.n, unsupported)
 
 
-class _Plan:
+class Plan:
     """A schema compiled for checking: per-feature specs and bound vectors."""
 
     def __init__(self, schema: Schema) -> None:
@@ -180,13 +180,13 @@ class _Plan:
 
     # -- entry point -----------------------------------------------------------------------------
     def check(self, x: Any, features: Sequence[str] | None) -> Violations:
-        data = _read(x, features, self.specs)
+        data = read_input(x, features, self.specs)
         if data is None:
             return Violations(unsupported=1)
         acc = _Acc(data.n)
         if data.n == 0:
             return acc.result(data.unsupported)
-        if data.matrix is not None and data.n <= _SMALL_BATCH:  # numpy overhead would dominate
+        if data.matrix is not None and data.n <= SMALL_BATCH:  # numpy overhead would dominate
             columns = dict(zip(data.matrix_names, data.matrix.T.tolist(), strict=True))
             for name, items in (data.odd or {}).items():
                 for i, v in items:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-_SMALL_BATCH = 8  # up to this many rows, checking value by value is faster than numpy
+SMALL_BATCH = 8  # up to this many rows, checking value by value is faster than numpy
 FloatArray = npt.NDArray[np.float64]
 
 Odd = list[tuple[int, Any]]
@@ -32,7 +32,7 @@ class _Input:
     odd: Mapping[str, Odd] | None = None
 
 
-def _read(x: Any, features: Sequence[str] | None, wanted: Iterable[str]) -> _Input | None:
+def read_input(x: Any, features: Sequence[str] | None, wanted: Iterable[str]) -> _Input | None:
     """``x`` as matrix and object columns; ``wanted``: the features the schema checks."""
     if isinstance(x, np.ndarray):
         return _read_array(x, features)
@@ -89,7 +89,7 @@ def _read_records(records: Sequence[Any], wanted: Iterable[str]) -> _Input:
     rows = [r for r in records if isinstance(r, Mapping)]
     n, unsupported = len(rows), len(records) - len(rows)
     names = list(wanted)
-    if n <= _SMALL_BATCH or not names:
+    if n <= SMALL_BATCH or not names:
         keys: dict[str, None] = {}
         for r in rows:
             keys.update(dict.fromkeys(r))

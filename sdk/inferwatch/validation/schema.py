@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from inferwatch.validation.checking import _Plan
+from inferwatch.validation.checking import Plan
 from inferwatch.validation.violations import Violations
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ class Schema(BaseModel):
 
     features: tuple[Feature, ...]
     relations: tuple[Relation, ...] = ()
-    _plan: _Plan | None = PrivateAttr(default=None)
+    _plan: Plan | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _consistent(self) -> Schema:
@@ -175,7 +175,7 @@ class Schema(BaseModel):
         try:
             plan = self._plan
             if plan is None:
-                plan = self._plan = _Plan(self)
+                plan = self._plan = Plan(self)
             return plan.check(x, features)
         except Exception:
             return Violations(unsupported=1)
