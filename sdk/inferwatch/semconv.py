@@ -1,12 +1,16 @@
 """Every attribute, metric and span name inferwatch emits, spelled once.
 
 OpenTelemetry has no semantic conventions for classic ML inference yet (semantic-conventions
-issue #3420), so these are ours. `docs/semantic-conventions.md` documents each one.
+issue #3420), so these are ours. `docs/semantic-conventions.md` documents each one. Each metric's
+instrument, unit, description, attributes and buckets are in one table, `INSTRUMENTS`, which the
+instruments are created from (`inferwatch.export.instruments`) and the alert catalogue reads.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final, Literal
 
 # -- Span names ---------------------------------------------------------------------------------
 SPAN_INFERENCE: Final = "inference {model}"
@@ -246,3 +250,207 @@ SERVICE_VERSION: Final = "service.version"
 DEPLOYMENT_ENVIRONMENT: Final = "deployment.environment.name"
 
 INSTRUMENTATION_NAME: Final = "inferwatch"
+
+
+# -- Instruments ---------------------------------------------------------------------------------
+# (section: instruments)
+InstrumentType = Literal["Histogram", "Counter", "ObservableCounter", "ObservableGauge"]
+"""The OTel instrument a metric is created as (observable ones report from a callback)."""
+MetricKind = Literal["histogram", "counter", "gauge"]
+"""What a metric exports: a histogram, a monotonic sum (counter), or a gauge."""
+_KINDS: Final[Mapping[InstrumentType, MetricKind]] = {
+    "Histogram": "histogram",
+    "Counter": "counter",
+    "ObservableCounter": "counter",
+    "ObservableGauge": "gauge",
+}
+DECLARED_TAGS: Final = "{metric_tags}"
+"""In `InstrumentSpec.attributes`: stands for the `configure(metric_tags=...)` that have a value."""
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentSpec:
+    """One metric inferwatch emits: what its instrument is created with, and what it carries.
+
+    >>> INSTRUMENTS["ml.inference.duration"].unit, INSTRUMENTS["ml.ranking.ctr"].kind
+    ('s', 'gauge')
+    """
+
+    name: str
+    instrument: InstrumentType
+    unit: str
+    description: str
+    attributes: tuple[str, ...]
+    """The attribute keys its points may carry (and the SDK's `otel.metric.overflow`)."""
+    buckets: tuple[float, ...] | None = None
+    """Histograms: the advised explicit bucket boundaries (a view may override them)."""
+
+    @property
+    def kind(self) -> MetricKind:
+        """histogram, counter (Counter or ObservableCounter) or gauge."""
+        return _KINDS[self.instrument]
+
+
+_MODEL: Final = (ML_MODEL_NAME, ML_MODEL_VERSION, DECLARED_TAGS)
+"""The base attributes of a monitored model's metrics (`ModelSpec.metric_attributes`)."""
+_LABEL_WINDOW: Final = (*_MODEL, ML_WINDOW, ML_WINDOW_START)
+"""The attributes of a delayed-label score: the model's, and its serving window's."""
+_DRIFT: Final = (ML_MODEL_NAME, ML_FEATURE, ML_DRIFT_TEST, ML_WINDOW)
+_RANKING: Final = (ML_MODEL_NAME, ML_WINDOW)
+
+
+def _by_name(*specs: InstrumentSpec) -> Mapping[str, InstrumentSpec]:
+    table = {spec.name: spec for spec in specs}
+    if len(table) != len(specs):  # a second entry would silently replace the first
+        raise ValueError("a metric is in INSTRUMENTS twice")
+    return table
+
+
+# Laid out as a table (hence fmt: skip), two lines an entry:
+#     name, instrument, unit,
+#     description, attributes[, bucket boundaries],
+INSTRUMENTS: Final = _by_name(
+    # core: `export.state`
+    InstrumentSpec(
+        METRIC_INFERENCE_DURATION, "Histogram", "s",
+        "Duration of inference calls", (*_MODEL, ERROR_TYPE), DURATION_BUCKETS,
+    ),
+    InstrumentSpec(
+        METRIC_STAGE_DURATION, "Histogram", "s",
+        "Duration of inference stages", (*_MODEL, ML_STAGE_NAME, ERROR_TYPE), DURATION_BUCKETS,
+    ),
+    InstrumentSpec(
+        METRIC_INPUT_NAN_COUNT, "ObservableCounter", "{value}",
+        "NaN or missing inputs", (*_MODEL, ML_FEATURE),
+    ),
+    InstrumentSpec(
+        METRIC_INPUT_LENGTH, "Histogram", "{element}",
+        "Length of each input", _MODEL, LENGTH_BUCKETS,
+    ),
+    InstrumentSpec(
+        METRIC_INPUT_VIOLATIONS, "ObservableCounter", "{violation}",
+        "Schema violations in inputs", (*_MODEL, ML_FEATURE, ML_VALIDATION_RULE),
+    ),
+    InstrumentSpec(
+        METRIC_PREDICTION_VALUE, "Histogram", "1",
+        "Predicted values (sampled)", (*_MODEL, ML_PREDICTION_SIGN), PREDICTION_BUCKETS,
+    ),
+    InstrumentSpec(
+        METRIC_PREDICTION_COUNT, "ObservableCounter", "{prediction}",
+        "Predictions by class", (*_MODEL, ML_PREDICTION_CLASS),
+    ),
+    InstrumentSpec(
+        METRIC_INTERNAL_ERRORS, "Counter", "{error}",
+        "Errors inside inferwatch", (ATTR_INTERNAL_WHERE,),
+    ),
+    # drift: `drift.registry`
+    InstrumentSpec(
+        METRIC_DRIFT_SCORE, "ObservableGauge", "1",
+        "Drift effect size of a feature", _DRIFT,
+    ),
+    InstrumentSpec(
+        METRIC_DRIFT_P_VALUE, "ObservableGauge", "1",
+        "Drift test p-value of a feature", _DRIFT,
+    ),
+    InstrumentSpec(
+        METRIC_DRIFT_DETECTED, "ObservableGauge", "1",
+        "1 when a feature drifted", _DRIFT,
+    ),
+    # delayed labels: `feedback.instruments`
+    InstrumentSpec(
+        METRIC_LABEL_ACCURACY, "ObservableGauge", "1",
+        "Share of labelled predictions that were right", _LABEL_WINDOW,
+    ),
+    InstrumentSpec(
+        METRIC_LABEL_PRECISION, "ObservableGauge", "1",
+        "Precision per class, from delayed labels", (*_LABEL_WINDOW, ML_LABEL_CLASS),
+    ),
+    InstrumentSpec(
+        METRIC_LABEL_RECALL, "ObservableGauge", "1",
+        "Recall per class, from delayed labels", (*_LABEL_WINDOW, ML_LABEL_CLASS),
+    ),
+    InstrumentSpec(
+        METRIC_LABEL_F1, "ObservableGauge", "1",
+        "F1 score per class, from delayed labels", (*_LABEL_WINDOW, ML_LABEL_CLASS),
+    ),
+    InstrumentSpec(
+        METRIC_LABEL_PRECISION_MACRO, "ObservableGauge", "1",
+        "Unweighted mean precision over classes, from delayed labels", _LABEL_WINDOW,
+    ),
+    InstrumentSpec(
+        METRIC_LABEL_RECALL_MACRO, "ObservableGauge", "1",
+        "Unweighted mean recall over classes, from delayed labels", _LABEL_WINDOW,
+    ),
+    InstrumentSpec(
+        METRIC_LABEL_F1_MACRO, "ObservableGauge", "1",
+        "Unweighted mean F1 score over classes, from delayed labels", _LABEL_WINDOW,
+    ),
+    InstrumentSpec(
+        METRIC_LABEL_MAE, "ObservableGauge", "1",
+        "Mean absolute error, from delayed labels", _LABEL_WINDOW,
+    ),
+    InstrumentSpec(
+        METRIC_LABEL_RMSE, "ObservableGauge", "1",
+        "Root mean squared error, from delayed labels", _LABEL_WINDOW,
+    ),
+    InstrumentSpec(
+        METRIC_LABEL_UNLABELLED, "ObservableGauge", "1",
+        "Share of predictions without a label yet", _LABEL_WINDOW,
+    ),
+    InstrumentSpec(
+        METRIC_LABEL_COUNT, "ObservableCounter", "{prediction}",
+        "Predictions labelled, by serving window", _LABEL_WINDOW,
+    ),
+    InstrumentSpec(
+        METRIC_LABEL_DELAY, "Histogram", "s",
+        "Time from prediction to label", _MODEL, DELAY_BUCKETS,
+    ),
+    InstrumentSpec(
+        METRIC_LABEL_UNJOINED, "ObservableCounter", "{label}",
+        "Labels not joined to a prediction here, by status", (ML_LABEL_STATUS,),
+    ),
+    InstrumentSpec(
+        METRIC_LABEL_EVICTED, "ObservableCounter", "{prediction}",
+        "Unlabelled predictions evicted from a full index", _MODEL,
+    ),
+    # ranked outputs: `ranking.registry`
+    InstrumentSpec(
+        METRIC_RANKING_LISTS, "ObservableGauge", "{list}",
+        "Ranked lists served in the window", _RANKING,
+    ),
+    InstrumentSpec(
+        METRIC_RANKING_EXPOSURES, "ObservableGauge", "{item}",
+        "Items shown in the window", _RANKING,
+    ),
+    InstrumentSpec(
+        METRIC_RANKING_DISTINCT_ITEMS, "ObservableGauge", "{item}",
+        "Distinct items shown in the window", _RANKING,
+    ),
+    InstrumentSpec(
+        METRIC_RANKING_COVERAGE, "ObservableGauge", "1",
+        "Share of the catalogue shown in the window", _RANKING,
+    ),
+    InstrumentSpec(
+        METRIC_RANKING_GINI, "ObservableGauge", "1",
+        "Gini coefficient of exposure across items", _RANKING,
+    ),
+    InstrumentSpec(
+        METRIC_RANKING_LONG_TAIL_SHARE, "ObservableGauge", "1",
+        "Share of exposures in the long tail", _RANKING,
+    ),
+    InstrumentSpec(
+        METRIC_RANKING_CTR, "ObservableGauge", "1",
+        "Click-through rate by position", (*_RANKING, ML_RANKING_POSITION),
+    ),
+    # alerts: `alerts.reader`
+    InstrumentSpec(
+        METRIC_ALERT_NOTIFICATIONS, "Counter", "{notification}",
+        "Alert notifications by alert, channel and outcome",
+        (ATTR_ALERT_NAME, ATTR_ALERT_CHANNEL, ATTR_ALERT_OUTCOME),
+    ),
+    InstrumentSpec(
+        METRIC_ALERT_ACTIVE, "ObservableGauge", "{alert}",
+        "Groups of an alert policy that are firing", (ATTR_ALERT_NAME,),
+    ),
+)  # fmt: skip
+"""Every metric inferwatch emits, by name: `inferwatch.export.instruments` creates them from it."""

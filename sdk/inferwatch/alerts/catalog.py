@@ -3,7 +3,9 @@
 A policy names an OTel metric (``ml.inference.duration``); the in-process evaluator reads it
 from the SDK under that name, while the generated Prometheus rules and Grafana panels must use
 the name the collector's ``prometheus`` exporter gives it (``ml_inference_duration_seconds``,
-with ``_bucket``/``_sum``/``_count`` series). Both come from the one entry here.
+with ``_bucket``/``_sum``/``_count`` series). Both come from the one entry here, which is made
+from the metric's entry in `inferwatch.semconv.INSTRUMENTS` (the table its instrument is created
+from).
 
 The translation follows the OpenTelemetry Collector (contrib) ``prometheus`` exporter with its
 default ``translation_strategy: UnderscoreEscapingWithSuffixes`` (``add_metric_suffixes: true``):
@@ -21,11 +23,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
 
 from inferwatch import semconv
 
-Kind = Literal["histogram", "counter", "gauge"]
+Kind = semconv.MetricKind
 """counter: a monotonic sum (Counter or ObservableCounter); gauge: a gauge or non-monotonic sum."""
 
 
@@ -45,39 +46,11 @@ class MetricInfo:
         return f"{self.prometheus_name}_{part}" if part else self.prometheus_name
 
 
-def _catalog() -> dict[str, MetricInfo]:
-    s = semconv
-    entries: list[tuple[str, Kind, str]] = [
-        (s.METRIC_INFERENCE_DURATION, "histogram", "s"),
-        (s.METRIC_STAGE_DURATION, "histogram", "s"),
-        (s.METRIC_INPUT_NAN_COUNT, "counter", "{value}"),
-        (s.METRIC_INPUT_LENGTH, "histogram", "{element}"),
-        (s.METRIC_INPUT_VIOLATIONS, "counter", "{violation}"),
-        (s.METRIC_PREDICTION_VALUE, "histogram", "1"),
-        (s.METRIC_PREDICTION_COUNT, "counter", "{prediction}"),
-        (s.METRIC_INTERNAL_ERRORS, "counter", "{error}"),
-        (s.METRIC_DRIFT_SCORE, "gauge", "1"),
-        (s.METRIC_DRIFT_P_VALUE, "gauge", "1"),
-        (s.METRIC_DRIFT_DETECTED, "gauge", "1"),
-        (s.METRIC_LABEL_ACCURACY, "gauge", "1"),
-        (s.METRIC_LABEL_PRECISION, "gauge", "1"),
-        (s.METRIC_LABEL_RECALL, "gauge", "1"),
-        (s.METRIC_LABEL_F1, "gauge", "1"),
-        (s.METRIC_LABEL_PRECISION_MACRO, "gauge", "1"),
-        (s.METRIC_LABEL_RECALL_MACRO, "gauge", "1"),
-        (s.METRIC_LABEL_F1_MACRO, "gauge", "1"),
-        (s.METRIC_LABEL_MAE, "gauge", "1"),
-        (s.METRIC_LABEL_RMSE, "gauge", "1"),
-        (s.METRIC_LABEL_UNLABELLED, "gauge", "1"),
-        (s.METRIC_LABEL_DELAY, "histogram", "s"),
-        (s.METRIC_LABEL_COUNT, "counter", "{prediction}"),
-        (s.METRIC_ALERT_NOTIFICATIONS, "counter", "{notification}"),
-        (s.METRIC_ALERT_ACTIVE, "gauge", "{alert}"),
-    ]
-    return {name: MetricInfo(name, kind, unit) for name, kind, unit in entries}
-
-
-KNOWN_METRICS: dict[str, MetricInfo] = _catalog()
+KNOWN_METRICS: dict[str, MetricInfo] = {
+    name: MetricInfo(name, spec.kind, spec.unit) for name, spec in semconv.INSTRUMENTS.items()
+}
+"""Every metric inferwatch emits (`semconv.INSTRUMENTS`): what a policy may name without
+declaring its instrument."""
 
 # UCUM units and the words Prometheus uses for them (otlptranslator `unitMap`, `perUnitMap`).
 _UNITS = {

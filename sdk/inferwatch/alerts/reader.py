@@ -28,6 +28,7 @@ from inferwatch.alerts.evaluator import Evaluator
 from inferwatch.alerts.notification import Notification
 from inferwatch.alerts.policy import AlertRules
 from inferwatch.errors import contained, log_internal_error
+from inferwatch.export import instruments
 from inferwatch.version import __version__
 
 
@@ -102,14 +103,8 @@ class AlertReader(MetricReader):
         if parent is not None:
             parent(meter_provider)
         meter = meter_provider.get_meter(semconv.INSTRUMENTATION_NAME, __version__)
-        self._notifications = meter.create_counter(
-            semconv.METRIC_ALERT_NOTIFICATIONS, unit="{notification}",
-            description="Alert notifications by alert, channel and outcome",
-        )  # fmt: skip
-        meter.create_observable_gauge(
-            semconv.METRIC_ALERT_ACTIVE, callbacks=[self._observe_active], unit="{alert}",
-            description="Groups of an alert policy that are firing",
-        )  # fmt: skip
+        self._notifications = instruments.counter(meter, semconv.METRIC_ALERT_NOTIFICATIONS)
+        instruments.observable_gauge(meter, semconv.METRIC_ALERT_ACTIVE, [self._observe_active])
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         """Stop collecting; deliver queued notifications within ``timeout_millis``."""

@@ -23,6 +23,7 @@ from inferwatch.delayed_labels.scores import (
     classification_scores,
     regression_scores,
 )
+from inferwatch.export import instruments
 from inferwatch.export.state import bind_instruments
 
 PerClass = Callable[[ClassificationScores], dict[str, float]]
@@ -33,52 +34,30 @@ class FeedbackInstruments:
     """Made on each configuration's meter; the gauges read whichever index is current."""
 
     def __init__(self, meter: metrics.Meter) -> None:
-        self.delay = meter.create_histogram(
-            semconv.METRIC_LABEL_DELAY, unit="s", description="Time from prediction to label",
-            explicit_bucket_boundaries_advisory=semconv.DELAY_BUCKETS,
-        )  # fmt: skip
+        self.delay = instruments.histogram(meter, semconv.METRIC_LABEL_DELAY)
 
-        def gauge(name: str, unit: str, description: str,
-                  observe: Callable[[], Iterable[Observation]]) -> None:  # fmt: skip
-            meter.create_observable_gauge(
-                name, callbacks=[lambda options: observe()], unit=unit, description=description
-            )
+        def gauge(name: str, observe: Callable[[], Iterable[Observation]]) -> None:
+            instruments.observable_gauge(meter, name, [lambda options: observe()])
 
-        gauge(semconv.METRIC_LABEL_ACCURACY, "1", "Share of labelled predictions that were right",
-              partial(_macro, attrgetter("accuracy")))  # fmt: skip
-        for name, per_class, what in (
-            (semconv.METRIC_LABEL_PRECISION, attrgetter("precision"), "Precision"),
-            (semconv.METRIC_LABEL_RECALL, attrgetter("recall"), "Recall"),
-            (semconv.METRIC_LABEL_F1, attrgetter("f1"), "F1 score"),
+        gauge(semconv.METRIC_LABEL_ACCURACY, partial(_macro, attrgetter("accuracy")))
+        for name, per_class in (
+            (semconv.METRIC_LABEL_PRECISION, attrgetter("precision")),
+            (semconv.METRIC_LABEL_RECALL, attrgetter("recall")),
+            (semconv.METRIC_LABEL_F1, attrgetter("f1")),
         ):
-            gauge(
-                name, "1", f"{what} per class, from delayed labels", partial(_per_class, per_class)
-            )
-        for name, macro, what in (
-            (semconv.METRIC_LABEL_PRECISION_MACRO, attrgetter("macro_precision"), "precision"),
-            (semconv.METRIC_LABEL_RECALL_MACRO, attrgetter("macro_recall"), "recall"),
-            (semconv.METRIC_LABEL_F1_MACRO, attrgetter("macro_f1"), "F1 score"),
+            gauge(name, partial(_per_class, per_class))
+        for name, macro in (
+            (semconv.METRIC_LABEL_PRECISION_MACRO, attrgetter("macro_precision")),
+            (semconv.METRIC_LABEL_RECALL_MACRO, attrgetter("macro_recall")),
+            (semconv.METRIC_LABEL_F1_MACRO, attrgetter("macro_f1")),
         ):
-            gauge(name, "1", f"Unweighted mean {what} over classes, from delayed labels",
-                  partial(_macro, macro))  # fmt: skip
-        gauge(semconv.METRIC_LABEL_MAE, "1", "Mean absolute error, from delayed labels",
-              partial(_regression, 0))  # fmt: skip
-        gauge(semconv.METRIC_LABEL_RMSE, "1", "Root mean squared error, from delayed labels",
-              partial(_regression, 1))  # fmt: skip
-        gauge(semconv.METRIC_LABEL_UNLABELLED, "1", "Share of predictions without a label yet",
-              _unlabelled)  # fmt: skip
-        meter.create_observable_counter(
-            semconv.METRIC_LABEL_COUNT, callbacks=[_labelled], unit="{prediction}",
-            description="Predictions labelled, by serving window",
-        )  # fmt: skip
-        meter.create_observable_counter(
-            semconv.METRIC_LABEL_UNJOINED, callbacks=[_unjoined], unit="{label}",
-            description="Labels not joined to a prediction here, by status",
-        )  # fmt: skip
-        meter.create_observable_counter(
-            semconv.METRIC_LABEL_EVICTED, callbacks=[_evicted], unit="{prediction}",
-            description="Unlabelled predictions evicted from a full index",
-        )  # fmt: skip
+            gauge(name, partial(_macro, macro))
+        gauge(semconv.METRIC_LABEL_MAE, partial(_regression, 0))
+        gauge(semconv.METRIC_LABEL_RMSE, partial(_regression, 1))
+        gauge(semconv.METRIC_LABEL_UNLABELLED, _unlabelled)
+        instruments.observable_counter(meter, semconv.METRIC_LABEL_COUNT, [_labelled])
+        instruments.observable_counter(meter, semconv.METRIC_LABEL_UNJOINED, [_unjoined])
+        instruments.observable_counter(meter, semconv.METRIC_LABEL_EVICTED, [_evicted])
 
 
 def _classified() -> Iterable[tuple[WindowScores, ClassificationScores]]:

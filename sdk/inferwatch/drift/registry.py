@@ -13,6 +13,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from inferwatch import forks
 from inferwatch.drift.compare import ColumnDrift
+from inferwatch.export import instruments
 from inferwatch.export.state import bind_instruments
 from inferwatch.semconv import METRIC_DRIFT_DETECTED, METRIC_DRIFT_P_VALUE, METRIC_DRIFT_SCORE
 
@@ -29,7 +30,7 @@ def drift_gauges(meter: metrics.Meter, owner: metrics.Meter | None = None) -> No
     ``meter=owner`` — ``None`` for the serving path's windows, which each `configure()`'s
     meter publishes (an instrument stays bound to the provider it was created on)."""
 
-    def gauge(name: str, value: Callable[[ColumnDrift], float | None], what: str) -> None:
+    def gauge(name: str, value: Callable[[ColumnDrift], float | None]) -> None:
         def observe(options: CallbackOptions) -> Iterable[Observation]:
             return [
                 obs
@@ -38,11 +39,11 @@ def drift_gauges(meter: metrics.Meter, owner: metrics.Meter | None = None) -> No
                 for obs in windows._observations(value)
             ]
 
-        meter.create_observable_gauge(name, callbacks=[observe], unit="1", description=what)
+        instruments.observable_gauge(meter, name, [observe])
 
-    gauge(METRIC_DRIFT_SCORE, lambda c: c.effect, "Drift effect size of a feature")
-    gauge(METRIC_DRIFT_P_VALUE, lambda c: c.p_value, "Drift test p-value of a feature")
-    gauge(METRIC_DRIFT_DETECTED, lambda c: float(c.drifted), "1 when a feature drifted")
+    gauge(METRIC_DRIFT_SCORE, lambda c: c.effect)
+    gauge(METRIC_DRIFT_P_VALUE, lambda c: c.p_value)
+    gauge(METRIC_DRIFT_DETECTED, lambda c: float(c.drifted))
 
 
 def _reset_after_fork() -> None:

@@ -15,6 +15,7 @@ from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from inferwatch.attributes import AttributeValue
+from inferwatch.export import instruments
 from inferwatch.forks import renew_lock_after_fork
 
 # As the OTel SDK's default cardinality limit: past it, points fold into one overflow series.
@@ -23,15 +24,20 @@ OVERFLOW_ATTRIBUTES: Mapping[str, AttributeValue] = {"otel.metric.overflow": Tru
 
 
 class LocalCounter:
-    """``add(amount, attributes)`` like a Counter; the totals leave at collection time."""
+    """``add(amount, attributes)`` like a Counter; the totals leave at collection time.
 
-    def __init__(self, meter: metrics.Meter, name: str, unit: str, description: str) -> None:
+    >>> nan_count = LocalCounter(meter, semconv.METRIC_INPUT_NAN_COUNT)
+    >>> nan_count.add(3, {"ml.model.name": "fraud", "ml.feature": "amount"})
+
+    ``name`` is an ObservableCounter of `semconv.INSTRUMENTS`, which gives its unit and
+    description.
+    """
+
+    def __init__(self, meter: metrics.Meter, name: str) -> None:
         self._lock = threading.Lock()
         renew_lock_after_fork(self)
         self._totals: dict[tuple[tuple[str, AttributeValue], ...], float] = {}
-        meter.create_observable_counter(
-            name, callbacks=[self._observe], unit=unit, description=description
-        )
+        instruments.observable_counter(meter, name, [self._observe])
 
     def add(self, amount: float, attributes: Mapping[str, AttributeValue]) -> None:
         key = tuple(attributes.items())

@@ -11,6 +11,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 
 from inferwatch import errors, semconv
+from inferwatch.export import instruments
 from inferwatch.export.counters import LocalCounter
 from inferwatch.version import __version__
 
@@ -39,31 +40,13 @@ class State:
         self.logger_provider = logger_provider
         self.tracer = tracer_provider.get_tracer(semconv.INSTRUMENTATION_NAME, __version__)
         meter = self.meter = meter_provider.get_meter(semconv.INSTRUMENTATION_NAME, __version__)
-        self.duration = meter.create_histogram(
-            semconv.METRIC_INFERENCE_DURATION, unit="s", description="Duration of inference calls",
-            explicit_bucket_boundaries_advisory=semconv.DURATION_BUCKETS,
-        )  # fmt: skip
-        self.stage_duration = meter.create_histogram(
-            semconv.METRIC_STAGE_DURATION, unit="s", description="Duration of inference stages",
-            explicit_bucket_boundaries_advisory=semconv.DURATION_BUCKETS,
-        )  # fmt: skip
-        self.nan_count = LocalCounter(
-            meter, semconv.METRIC_INPUT_NAN_COUNT, "{value}", "NaN or missing inputs"
-        )
-        self.input_length = meter.create_histogram(
-            semconv.METRIC_INPUT_LENGTH, unit="{element}", description="Length of each input",
-            explicit_bucket_boundaries_advisory=semconv.LENGTH_BUCKETS,
-        )  # fmt: skip
-        self.prediction_value = meter.create_histogram(
-            semconv.METRIC_PREDICTION_VALUE, unit="1", description="Predicted values (sampled)",
-            explicit_bucket_boundaries_advisory=semconv.PREDICTION_BUCKETS,
-        )  # fmt: skip
-        self.prediction_count = LocalCounter(
-            meter, semconv.METRIC_PREDICTION_COUNT, "{prediction}", "Predictions by class"
-        )
-        internal_errors = meter.create_counter(
-            semconv.METRIC_INTERNAL_ERRORS, unit="{error}", description="Errors inside inferwatch"
-        )
+        self.duration = instruments.histogram(meter, semconv.METRIC_INFERENCE_DURATION)
+        self.stage_duration = instruments.histogram(meter, semconv.METRIC_STAGE_DURATION)
+        self.nan_count = LocalCounter(meter, semconv.METRIC_INPUT_NAN_COUNT)
+        self.input_length = instruments.histogram(meter, semconv.METRIC_INPUT_LENGTH)
+        self.prediction_value = instruments.histogram(meter, semconv.METRIC_PREDICTION_VALUE)
+        self.prediction_count = LocalCounter(meter, semconv.METRIC_PREDICTION_COUNT)
+        internal_errors = instruments.counter(meter, semconv.METRIC_INTERNAL_ERRORS)
         self.count_internal_error = lambda where: internal_errors.add(
             1, {semconv.ATTR_INTERNAL_WHERE: where}
         )

@@ -13,6 +13,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from inferwatch import forks, semconv
 from inferwatch.attributes import AttributeValue
 from inferwatch.errors import contained
+from inferwatch.export import instruments
 from inferwatch.export.state import bind_instruments
 from inferwatch.ranking.settings import RankingSettings
 from inferwatch.ranking.windows import RankingWindows, RecordedList
@@ -120,16 +121,16 @@ def reset() -> None:
 
 def _ranking_gauges(meter: metrics.Meter) -> None:
     """One set of gauges for all models, on each configuration's meter."""
-    for name, unit, what in (
-        (semconv.METRIC_RANKING_LISTS, "{list}", "Ranked lists served in the window"),
-        (semconv.METRIC_RANKING_EXPOSURES, "{item}", "Items shown in the window"),
-        (semconv.METRIC_RANKING_DISTINCT_ITEMS, "{item}", "Distinct items shown in the window"),
-        (semconv.METRIC_RANKING_COVERAGE, "1", "Share of the catalogue shown in the window"),
-        (semconv.METRIC_RANKING_GINI, "1", "Gini coefficient of exposure across items"),
-        (semconv.METRIC_RANKING_LONG_TAIL_SHARE, "1", "Share of exposures in the long tail"),
-        (semconv.METRIC_RANKING_CTR, "1", "Click-through rate by position"),
+    for name in (
+        semconv.METRIC_RANKING_LISTS,
+        semconv.METRIC_RANKING_EXPOSURES,
+        semconv.METRIC_RANKING_DISTINCT_ITEMS,
+        semconv.METRIC_RANKING_COVERAGE,
+        semconv.METRIC_RANKING_GINI,
+        semconv.METRIC_RANKING_LONG_TAIL_SHARE,
+        semconv.METRIC_RANKING_CTR,
     ):
-        meter.create_observable_gauge(name, callbacks=[_observe(name)], unit=unit, description=what)
+        instruments.observable_gauge(meter, name, [_observe(name)])
 
 
 def _observe(name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:

@@ -24,9 +24,7 @@ if TYPE_CHECKING:
 
 
 def _violations_counter(meter: metrics.Meter) -> LocalCounter:
-    return LocalCounter(
-        meter, semconv.METRIC_INPUT_VIOLATIONS, "{violation}", "Schema violations in inputs"
-    )
+    return LocalCounter(meter, semconv.METRIC_INPUT_VIOLATIONS)
 
 
 violations_counter = bind_instruments(_violations_counter)
