@@ -43,6 +43,7 @@ from opentelemetry import metrics
 from opentelemetry.metrics import Observation
 
 from inferwatch import errors, semconv
+from inferwatch.drift import registry
 from inferwatch.drift.compare import ColumnDrift, DriftReport, compare
 from inferwatch.drift.inputs import (
     EMPTY_OBJ,
@@ -55,7 +56,7 @@ from inferwatch.drift.inputs import (
     target_rows,
 )
 from inferwatch.drift.profile import TARGETS, ColumnProfile, Profile, numeric_values
-from inferwatch.drift.registry import _gauge_meters, _gauges_lock, _live, drift_gauges
+from inferwatch.drift.registry import drift_gauges
 from inferwatch.semconv import (
     DRIFT_LABEL,
     DRIFT_PREDICTION,
@@ -176,8 +177,9 @@ class DriftWindows:
             self.close_window, clock, "drift.close_window",
         )  # fmt: skip
         self._restart = autostart  # the thread starts with the first row, not at import
-        self._meter: metrics.Meter | None = None
-        _live.add(self)
+        self.meter: metrics.Meter | None = None
+        """The meter given to these windows (its gauges publish them); None: the serving path."""
+        registry.live.add(self)
         if meter is not None:
             self._instruments(meter)
 
@@ -482,16 +484,11 @@ class DriftWindows:
         )  # fmt: skip
 
     def _instruments(self, meter: metrics.Meter) -> None:
-        """Publish through `meter`'s drift gauges, created once per meter for every window given
-        that meter: the SDK keeps only the first callbacks of a repeated instrument name."""
-        self._meter = meter
-        with _gauges_lock:
-            if any(m is meter for m in _gauge_meters):
-                return
-            _gauge_meters.append(meter)
-        drift_gauges(meter, owner=meter)
+        """Publish through `meter`'s drift gauges (made once per meter, for all its windows)."""
+        self.meter = meter
+        registry.publish_on(meter)
 
-    def _observations(self, value: Callable[[ColumnDrift], float | None]) -> Iterable[Observation]:
+    def observations(self, value: Callable[[ColumnDrift], float | None]) -> Iterable[Observation]:
         for window, report in self._latest:
             for col in report:
                 test = _TESTS.get(col.kind or "")

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import atexit
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from functools import partial
 from typing import Any
 
 from opentelemetry import metrics
-from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.metrics import Observation
 
 from inferwatch import forks, semconv
 from inferwatch.attributes import AttributeValue
 from inferwatch.errors import contained
-from inferwatch.export import instruments
 from inferwatch.export.state import bind_instruments
 from inferwatch.ranking.settings import RankingSettings
 from inferwatch.ranking.windows import RankingWindows, RecordedList
+from inferwatch.windows.registry import LiveWindows
 
 _registry: dict[str, RankingWindows] = {}
+live: LiveWindows[RankingWindows] = LiveWindows()
+"""The registry's windows: observed by the gauges, stopped at exit, reset in a forked child."""
 _registry_lock = threading.Lock()
 
 
@@ -51,7 +53,9 @@ def configure(
     with _registry_lock:
         previous = _registry.get(model)
         _registry[model] = declared
+        live.add(declared)
     if previous is not None:
+        live.discard(previous)
         previous.stop(timeout=1.0)
     return declared
 
@@ -69,6 +73,7 @@ def _windows_for(model: str) -> RankingWindows:
         found = _registry.get(model)
         if found is None:
             found = _registry[model] = RankingWindows(model)
+            live.add(found)
     return found
 
 
@@ -116,6 +121,7 @@ def reset() -> None:
         found = list(_registry.values())
         _registry.clear()
     for w in found:
+        live.discard(w)
         w.stop(timeout=1.0)
 
 
@@ -130,31 +136,17 @@ def _ranking_gauges(meter: metrics.Meter) -> None:
         semconv.METRIC_RANKING_LONG_TAIL_SHARE,
         semconv.METRIC_RANKING_CTR,
     ):
-        instruments.observable_gauge(meter, name, [_observe(name)])
+        live.gauge(meter, name, partial(_points, name))
 
 
-def _observe(name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
-    def observe(options: CallbackOptions) -> Iterable[Observation]:
-        points: list[Observation] = []
-        for w in list(_registry.values()):
-            points += w.observations().get(name, ())
-        return points
-
-    return observe
+def _points(name: str, windows: RankingWindows) -> Iterable[Observation]:
+    return windows.observations().get(name, ())
 
 
-def _stop_all() -> None:  # at exit: no thread left inside the sketches
-    for w in list(_registry.values()):
-        w.stop(timeout=1.0)
-
-
-def _reset_after_fork() -> None:
+def _renew_lock_after_fork() -> None:
     global _registry_lock
     _registry_lock = threading.Lock()
-    for w in list(_registry.values()):
-        w._after_fork_in_child()
 
 
 bind_instruments(_ranking_gauges)
-atexit.register(_stop_all)
-forks.on_fork_in_child(_reset_after_fork)
+forks.on_fork_in_child(_renew_lock_after_fork)

@@ -18,6 +18,7 @@ from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from inferwatch import forks
+from inferwatch.export import instruments
 
 
 class Window(Protocol):
@@ -41,6 +42,10 @@ class LiveWindows(Generic[W]):
     def add(self, windows: W) -> None:
         self._live.add(windows)
 
+    def discard(self, windows: W) -> None:
+        """No longer observed (replaced by a new declaration), though someone still holds it."""
+        self._live.discard(windows)
+
     def __iter__(self) -> Iterator[W]:
         return iter(list(self._live))  # a copy: windows come and go while a reader collects
 
@@ -49,12 +54,10 @@ class LiveWindows(Generic[W]):
         meter: metrics.Meter,
         name: str,
         observe: Callable[[W], Iterable[Observation]],
-        unit: str,
-        description: str,
         include: Callable[[W], bool] | None = None,
     ) -> None:
-        """An observable gauge on `meter` reporting ``observe(w)`` for every live window (those
-        `include` accepts)."""
+        """The observable gauge ``name`` (of `semconv.INSTRUMENTS`) on `meter`, reporting
+        ``observe(w)`` for every live window (those `include` accepts)."""
 
         def callback(options: CallbackOptions) -> Iterable[Observation]:
             return [
@@ -64,9 +67,7 @@ class LiveWindows(Generic[W]):
                 for point in observe(windows)
             ]
 
-        meter.create_observable_gauge(
-            name, callbacks=[callback], unit=unit, description=description
-        )
+        instruments.observable_gauge(meter, name, [callback])
 
     def stop_all(self) -> None:
         for windows in self:
