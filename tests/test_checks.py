@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import inferwatch as iw
-from inferwatch.summaries import checks
+from inferwatch.summaries import data_checks as checks
 from tests.conftest import Captured
 
 

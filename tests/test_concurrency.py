@@ -361,7 +361,7 @@ def test_counter_and_rate_limiter_locks_held_at_fork_are_free_in_the_child(
         pytest.skip("needs os.fork")
     from inferwatch import errors as _internal
     from inferwatch.export.state import get_state
-    from inferwatch.summaries.checks import RateLimiter
+    from inferwatch.summaries.data_checks import RateLimiter
 
     counter = get_state().nan_count
     limiter = RateLimiter()

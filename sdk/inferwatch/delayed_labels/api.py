@@ -46,7 +46,7 @@ from inferwatch.export.privacy import scrub_request_id
 from inferwatch.export.state import State, get_state
 from inferwatch.instrument import observers
 from inferwatch.summaries.arrays import as_numpy
-from inferwatch.summaries.checks import RateLimiter
+from inferwatch.summaries.data_checks import RateLimiter
 from inferwatch.summaries.predictions import PredictionSummary, class_name
 from inferwatch.version import __version__
 

@@ -34,7 +34,7 @@ from inferwatch.instrument.context import (
 )
 from inferwatch.instrument.observers import FollowUp, Observer, overrides
 from inferwatch.summaries.arrays import sample
-from inferwatch.summaries.checks import DataChecks
+from inferwatch.summaries.data_checks import DataChecks
 from inferwatch.summaries.inputs import InputSummary, summarize_input
 from inferwatch.summaries.predictions import PredictionKind, PredictionSummary, summarize_prediction
 
