@@ -56,9 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             rules = load_rules(args.policies)
             for p in rules.policies:
                 channels = ", ".join(p.channels)
-                print(f"{p.name}: {p.statistic_text()} of {p.metric} over "
-                      f"{format_duration(p.window)} {p.op} {p.threshold:g} "
-                      f"for {format_duration(p.for_)} [{p.severity}] -> {channels}")  # fmt: skip
+                print(
+                    f"{p.name}: {p.statistic_text()} of {p.metric} over "
+                    f"{format_duration(p.window)} {p.op} {p.threshold:g} "
+                    f"for {format_duration(p.for_)} [{p.severity}] -> {channels}"
+                )
             print(f"{len(rules.policies)} policies OK")
         else:
             for path in render(args.policies, args.out):

@@ -122,8 +122,10 @@ def _panel(spec: PanelSpec, panel_id: int) -> Any:
             dashboard.ThresholdsConfig().mode(ThresholdsMode.ABSOLUTE).steps(steps)
         ).thresholds_style(common.GraphThresholdsStyleConfig().mode(GraphTresholdsStyleMode.LINE))
     if spec.links:
-        panel = panel.links([
-            dashboard.DashboardLink("Runbook").type(DashboardLinkType.LINK).url(url)
-            for url in spec.links
-        ])  # fmt: skip
+        panel = panel.links(
+            [
+                dashboard.DashboardLink("Runbook").type(DashboardLinkType.LINK).url(url)
+                for url in spec.links
+            ]
+        )
     return panel

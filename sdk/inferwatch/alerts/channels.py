@@ -58,17 +58,26 @@ def log_event(notification: Notification) -> None:
     _events.log(
         _LEVEL.get(n.severity, logging.WARNING) if firing else logging.WARNING,
         "alert %s %s%s: %s (value %s)",
-        n.alert, n.state, f" for {where}" if where else "", n.summary, value,
+        n.alert,
+        n.state,
+        f" for {where}" if where else "",
+        n.summary,
+        value,
         extra={k: v for k, v in extra.items() if v is not None},
-    )  # fmt: skip
+    )
 
 
 class Worker:
     """One channel's daemon thread and bounded queue; started by the first notification."""
 
     def __init__(
-        self, name: str, deliver: Delivery, queue_size: int, on_outcome: Outcome, where: str,
-    ) -> None:  # fmt: skip
+        self,
+        name: str,
+        deliver: Delivery,
+        queue_size: int,
+        on_outcome: Outcome,
+        where: str,
+    ) -> None:
         self.name = name
         self._deliver = deliver
         self._queue: queue.Queue[Notification | None] = queue.Queue(maxsize=queue_size)
@@ -178,8 +187,9 @@ class _RedactWebhookUrls(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         if _redacted_urls and isinstance(args, tuple):
-            record.args = tuple(_redacted_urls.get(str(a), a) if type(a).__name__ == "URL" else a
-                                for a in args)  # fmt: skip
+            record.args = tuple(
+                _redacted_urls.get(str(a), a) if type(a).__name__ == "URL" else a for a in args
+            )
         return True
 
 

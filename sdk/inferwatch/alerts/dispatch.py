@@ -42,8 +42,11 @@ class Dispatcher:
                     _log.warning(
                         "alert %s: more than %d notifications on channel %s within %s; further "
                         "ones are held back and counted until the rate allows again",
-                        policy.name, limit.limit, name, format_duration(limit.period),
-                    )  # fmt: skip
+                        policy.name,
+                        limit.limit,
+                        name,
+                        format_duration(limit.period),
+                    )
                 continue
             self._holding.discard(key)
             if suppressed:

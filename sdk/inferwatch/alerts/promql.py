@@ -14,8 +14,12 @@ from inferwatch.alerts.catalog import KNOWN_METRICS, MetricInfo, prometheus_labe
 from inferwatch.alerts.policy import AlertPolicy, Filter, format_duration
 
 JOB = "job"
-_OVER_TIME = {"last": "last_over_time", "max": "max_over_time", "min": "min_over_time",
-              "avg": "avg_over_time"}  # fmt: skip
+_OVER_TIME = {
+    "last": "last_over_time",
+    "max": "max_over_time",
+    "min": "min_over_time",
+    "avg": "avg_over_time",
+}
 
 
 def _string(value: str) -> str:

@@ -143,11 +143,14 @@ class AlertReader(MetricReader):
             self._outcomes[(notification.alert, channel, outcome)] += 1
         counter = self._notifications
         if counter is not None:
-            counter.add(1, {
-                semconv.ATTR_ALERT_NAME: notification.alert,
-                semconv.ATTR_ALERT_CHANNEL: channel,
-                semconv.ATTR_ALERT_OUTCOME: outcome,
-            })  # fmt: skip
+            counter.add(
+                1,
+                {
+                    semconv.ATTR_ALERT_NAME: notification.alert,
+                    semconv.ATTR_ALERT_CHANNEL: channel,
+                    semconv.ATTR_ALERT_OUTCOME: outcome,
+                },
+            )
 
     def _observe_active(self, options: CallbackOptions) -> Iterable[Observation]:
         return [
@@ -161,9 +164,11 @@ class AlertReader(MetricReader):
             if self._collect is None:
                 log_internal_error(
                     "alerts.collect",
-                    RuntimeError("AlertReader is not registered with a MeterProvider; "
-                                 "alert policies are not evaluated"),
-                )  # fmt: skip
+                    RuntimeError(
+                        "AlertReader is not registered with a MeterProvider; "
+                        "alert policies are not evaluated"
+                    ),
+                )
                 return
             try:
                 self.collect(timeout_millis=interval * 1000)

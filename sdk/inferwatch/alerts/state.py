@@ -20,8 +20,11 @@ from inferwatch.alerts.policy import AlertPolicy
 from inferwatch.alerts.statistics import Group
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
-    ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
-}  # fmt: skip
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
 Change = Literal["firing", "renotify", "resolved"]
 
 

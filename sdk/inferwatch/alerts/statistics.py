@@ -136,8 +136,7 @@ class PolicyStatistic:
             return {g: sums[g] / t if t > 0 else None for g, t in totals.items()}
         if statistic == "quantile":
             q = policy.quantile or 0.5
-            return {g: histogram_quantile(q, *buckets[g]) if g in buckets else None
-                    for g in totals}  # fmt: skip
+            return {g: histogram_quantile(q, *buckets[g]) if g in buckets else None for g in totals}
         if policy.denominator is None:  # ratio of the numerator's points
             return {g: numerators.get(g, 0.0) / t if t > 0 else None for g, t in totals.items()}
         denominators = self._denominator_totals(histories, now)

@@ -119,8 +119,16 @@ def remember_prediction(
         if predicted is None:
             return
         context = span.get_span_context()
-        if not index.remember(request_id, spec, attributes, predicted, summary.count,
-                              context.trace_id, context.span_id, context.trace_flags):  # fmt: skip
+        if not index.remember(
+            request_id,
+            spec,
+            attributes,
+            predicted,
+            summary.count,
+            context.trace_id,
+            context.span_id,
+            context.trace_flags,
+        ):
             log_internal_error("feedback.remember", RuntimeError("too many metric groups"))
     except Exception as exc:
         contained.error("feedback.remember", exc)
@@ -150,8 +158,14 @@ def _predicted(summary: PredictionSummary, y: Any) -> Predicted | None:
 # -- labels ------------------------------------------------------------------------------------
 
 
-def feedback(request_id: str, label: Any = None, at: datetime | float | None = None, *,
-             model: str | None = None, clicks: Any = None) -> str:  # fmt: skip
+def feedback(
+    request_id: str,
+    label: Any = None,
+    at: datetime | float | None = None,
+    *,
+    model: str | None = None,
+    clicks: Any = None,
+) -> str:
     """Report the true label of a request's prediction(s); returns how it was joined.
 
     >>> iw.feedback(request_id, "fraud")
@@ -207,8 +221,7 @@ def _feedback(request_id: Any, label: Any, at: Any, model: Any, clicks: Any) -> 
 
 def _request_id(value: Any) -> str:
     """The request id as spans carry it: scrubbed by the same rule (hashed, if so configured)."""
-    if (isinstance(value, str | int | uuid.UUID) and not isinstance(value, bool)
-            and value != ""):  # fmt: skip
+    if isinstance(value, str | int | uuid.UUID) and not isinstance(value, bool) and value != "":
         scrubbed = scrub_request_id(value)
         if scrubbed is not None:
             return scrubbed
@@ -226,8 +239,15 @@ def _at(value: Any, now: float) -> float:
     raise InvalidLabel(f"at must be a datetime or epoch seconds, not {value!r}")
 
 
-def _not_here(state: State, index: PredictionIndex, status: str, request_id: str,
-              label: Any, at_s: float, model: str | None) -> str:  # fmt: skip
+def _not_here(
+    state: State,
+    index: PredictionIndex,
+    status: str,
+    request_id: str,
+    label: Any,
+    at_s: float,
+    model: str | None,
+) -> str:
     """No open prediction here: a duplicate is dropped, anything else goes out for a late join."""
     if status != semconv.LABEL_DUPLICATE:
         try:
@@ -248,8 +268,7 @@ def _not_here(state: State, index: PredictionIndex, status: str, request_id: str
     return status
 
 
-def _join(state: State, index: PredictionIndex, entry: Entry, label: Any,
-          at_s: float) -> str:  # fmt: skip
+def _join(state: State, index: PredictionIndex, entry: Entry, label: Any, at_s: float) -> str:
     group = entry.group
     class_names = group.spec.class_names
     n = entry.n
@@ -302,8 +321,15 @@ def _join(state: State, index: PredictionIndex, entry: Entry, label: Any,
     delay = max(0.0, at_s - entry.served_at)
     attributes[semconv.ML_LABEL_STATUS] = status
     attributes[semconv.ML_LABEL_DELAY] = delay
-    record.emit(state.logger_provider, __version__, attributes, at_s, entry.trace_id,
-                entry.span_id, entry.trace_flags)  # fmt: skip
+    record.emit(
+        state.logger_provider,
+        __version__,
+        attributes,
+        at_s,
+        entry.trace_id,
+        entry.span_id,
+        entry.trace_flags,
+    )
     if status == semconv.LABEL_JOINED:
         feedback_instruments().delay.record(delay, group.attributes)
         _feed_drift(group.spec, label)
@@ -356,5 +382,6 @@ def _warn(status: str, request_id: str) -> None:
     if suppressed is None:
         return
     more = f" ({suppressed} more since the last such warning)" if suppressed else ""
-    _log.warning("inferwatch: %s label for request %s ignored by the metrics%s", status,
-                 request_id, more)  # fmt: skip
+    _log.warning(
+        "inferwatch: %s label for request %s ignored by the metrics%s", status, request_id, more
+    )

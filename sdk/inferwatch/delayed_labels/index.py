@@ -70,11 +70,30 @@ class Group:
 class Entry:
     """One remembered prediction (or batch of predictions) of one request and model."""
 
-    __slots__ = ("group", "n", "other", "predicted", "request_id", "served_at", "span_id", "state",
-                 "trace_flags", "trace_id")  # fmt: skip
+    __slots__ = (
+        "group",
+        "n",
+        "other",
+        "predicted",
+        "request_id",
+        "served_at",
+        "span_id",
+        "state",
+        "trace_flags",
+        "trace_id",
+    )
 
-    def __init__(self, request_id: str, group: Group, served_at: float, predicted: Predicted,
-                 n: int, trace_id: int, span_id: int, trace_flags: int) -> None:  # fmt: skip
+    def __init__(
+        self,
+        request_id: str,
+        group: Group,
+        served_at: float,
+        predicted: Predicted,
+        n: int,
+        trace_id: int,
+        span_id: int,
+        trace_flags: int,
+    ) -> None:
         self.request_id = request_id
         self.group = group
         self.served_at = served_at
@@ -240,8 +259,9 @@ class PredictionIndex:
             self._expire(now)
             entry = self._entries.get(request_id)
             if entry is None:
-                return (semconv.LABEL_EXPIRED if request_id in self._gone
-                        else semconv.LABEL_UNKNOWN), []  # fmt: skip
+                return (
+                    semconv.LABEL_EXPIRED if request_id in self._gone else semconv.LABEL_UNKNOWN
+                ), []
             found: list[Entry] = []
             status = semconv.LABEL_UNKNOWN
             while entry is not None:
@@ -255,8 +275,14 @@ class PredictionIndex:
                 entry = entry.other
             return (semconv.LABEL_JOINED, found) if found else (status, [])
 
-    def commit(self, entry: Entry, n: int, pairs: list[tuple[str, str]] | None, correct: int,
-               errors: np.ndarray | None) -> str:  # fmt: skip
+    def commit(
+        self,
+        entry: Entry,
+        n: int,
+        pairs: list[tuple[str, str]] | None,
+        correct: int,
+        errors: np.ndarray | None,
+    ) -> str:
         """Count a checked label into its window: "joined", else "duplicate" or "expired"."""
         window = math.floor(entry.served_at / self.window_s)
         with self._lock:

@@ -55,9 +55,16 @@ class WindowScores:
         self.squared_error += float(np.square(errors).sum())
 
     def copy(self) -> WindowScores:
-        return WindowScores(self.attributes, self.served, self.labelled, dict(self.confusion),
-                            self.correct, self.errors, self.abs_error,
-                            self.squared_error)  # fmt: skip
+        return WindowScores(
+            self.attributes,
+            self.served,
+            self.labelled,
+            dict(self.confusion),
+            self.correct,
+            self.errors,
+            self.abs_error,
+            self.squared_error,
+        )
 
 
 @dataclass(frozen=True, slots=True)

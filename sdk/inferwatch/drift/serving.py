@@ -58,7 +58,11 @@ def observer(spec: ModelSpec) -> DriftObserver:
     if seconds is None or not seconds > 0:
         raise ValueError(f"window {window!r} is not a positive duration like {FORMS}")
     windows = DriftWindows(
-        spec.model, baseline, seconds, features=spec.features, class_names=spec.class_names,
+        spec.model,
+        baseline,
+        seconds,
+        features=spec.features,
+        class_names=spec.class_names,
         autostart=True,
-    )  # fmt: skip
+    )
     return DriftObserver(windows)

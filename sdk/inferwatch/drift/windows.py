@@ -173,9 +173,12 @@ class DriftWindows:
         self._cumulative_drifted: set[str] = set()
         # background thread
         self._closer = WindowThread(
-            f"inferwatch-drift-{model}", lambda: self._window_start + self.window_s,
-            self.close_window, clock, "drift.close_window",
-        )  # fmt: skip
+            f"inferwatch-drift-{model}",
+            lambda: self._window_start + self.window_s,
+            self.close_window,
+            clock,
+            "drift.close_window",
+        )
         self._restart = autostart  # the thread starts with the first row, not at import
         self.meter: metrics.Meter | None = None
         """The meter given to these windows (its gauges publish them); None: the serving path."""
@@ -470,8 +473,12 @@ class DriftWindows:
         p, score = col.p_value, col.effect
         _events.warning(
             "drift in feature %s of model %s (%s window, %s p=%s, score=%s)",
-            col.column, self.model, window, test,
-            "n/a" if p is None else f"{p:.3g}", "n/a" if score is None else f"{score:.3g}",
+            col.column,
+            self.model,
+            window,
+            test,
+            "n/a" if p is None else f"{p:.3g}",
+            "n/a" if score is None else f"{score:.3g}",
             extra={
                 "otel.event.name": EVENT_DRIFT_DETECTED,
                 semconv.ML_MODEL_NAME: self.model,
@@ -481,7 +488,7 @@ class DriftWindows:
                 ML_DRIFT_P_VALUE: p,
                 ML_DRIFT_SCORE: score,
             },
-        )  # fmt: skip
+        )
 
     def _instruments(self, meter: metrics.Meter) -> None:
         """Publish through `meter`'s drift gauges (made once per meter, for all its windows)."""

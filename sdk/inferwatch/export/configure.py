@@ -108,8 +108,9 @@ def configure(
     settings = from_arguments(locals())
     scrubbing = scrubber(settings)
     if settings.flush_on_sigterm and threading.current_thread() is not threading.main_thread():
-        raise ConfigurationError("flush_on_sigterm installs a signal handler: configure() from "
-                                 "the main thread")  # fmt: skip
+        raise ConfigurationError(
+            "flush_on_sigterm installs a signal handler: configure() from the main thread"
+        )
     extras = (*span_processors, *metric_readers, *log_processors)
     with _lock:
         if _current is not None and _current[0] == settings and _current[1] == extras:
@@ -190,6 +191,11 @@ def _build_state(
     # Shut down in this order: spans and logs flush before the meter takes its last reading.
     owned = sorted(build.owned, key=lambda provider: isinstance(provider, MeterProvider))
     return State(
-        settings.metric_tags, settings.max_classes, tracer_provider, meter_provider, owned,
-        batch_processors=build.batch_processors, logger_provider=logger_provider,
-    )  # fmt: skip
+        settings.metric_tags,
+        settings.max_classes,
+        tracer_provider,
+        meter_provider,
+        owned,
+        batch_processors=build.batch_processors,
+        logger_provider=logger_provider,
+    )

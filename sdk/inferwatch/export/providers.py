@@ -84,9 +84,15 @@ class _SwitchingTracer(trace.Tracer):
         set_status_on_exception: bool = True,
     ) -> Span:
         return self._current().start_span(
-            name, context, kind, attributes, links, start_time, record_exception,
+            name,
+            context,
+            kind,
+            attributes,
+            links,
+            start_time,
+            record_exception,
             set_status_on_exception,
-        )  # fmt: skip
+        )
 
     @contextmanager
     def start_as_current_span(  # type: ignore[override]  # the API annotates a private type
@@ -102,9 +108,16 @@ class _SwitchingTracer(trace.Tracer):
         end_on_exit: bool = True,
     ) -> Iterator[Span]:
         with self._current().start_as_current_span(
-            name, context, kind, attributes, links, start_time, record_exception,
-            set_status_on_exception, end_on_exit,
-        ) as span:  # fmt: skip
+            name,
+            context,
+            kind,
+            attributes,
+            links,
+            start_time,
+            record_exception,
+            set_status_on_exception,
+            end_on_exit,
+        ) as span:
             yield span
 
 

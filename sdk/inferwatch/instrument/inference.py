@@ -117,9 +117,11 @@ class ModelSpec:
         if self.version is not None:
             self.span_attributes[semconv.ML_MODEL_VERSION] = self.version
         self.options: dict[str, Any] = {
-            "baseline": baseline, "window": window, "schema": schema,
+            "baseline": baseline,
+            "window": window,
+            "schema": schema,
             "strict_schema": strict_schema,
-        }  # fmt: skip
+        }
         self.checks = DataChecks(
             model,
             max_input_length=max_input_length,
@@ -576,17 +578,34 @@ def inference(
     >>> with iw.inference(model="fraud", version="3.1") as rec:
     ...     rec.record_input(X); rec.record_prediction(model(X))
     """
-    key = (model, version, tuple(features or ()), prediction_kind, tuple(class_names or ()),
-           max_input_length, long_input_quantile, prediction_range, id(baseline),
-           window, id(schema))  # fmt: skip
+    key = (
+        model,
+        version,
+        tuple(features or ()),
+        prediction_kind,
+        tuple(class_names or ()),
+        max_input_length,
+        long_input_quantile,
+        prediction_range,
+        id(baseline),
+        window,
+        id(schema),
+    )
     spec = _specs.get(key)
     if spec is None:
         spec = ModelSpec(
-            model, version, features=features, prediction_kind=prediction_kind,
-            class_names=class_names, max_input_length=max_input_length,
-            long_input_quantile=long_input_quantile, prediction_range=prediction_range,
-            baseline=baseline, window=window, schema=schema,
-        )  # fmt: skip
+            model,
+            version,
+            features=features,
+            prediction_kind=prediction_kind,
+            class_names=class_names,
+            max_input_length=max_input_length,
+            long_input_quantile=long_input_quantile,
+            prediction_range=prediction_range,
+            baseline=baseline,
+            window=window,
+            schema=schema,
+        )
         if len(_specs) < _MAX_CACHED_ATTRIBUTE_SETS:
             _specs[key] = spec
     return Inference(spec)

@@ -108,11 +108,19 @@ def monitor(
     later with ``iw.feedback(request_id, clicks=...)``).
     """
     spec = ModelSpec(
-        model, version, features=features, prediction_kind=prediction_kind,
-        class_names=class_names, max_input_length=max_input_length,
-        long_input_quantile=long_input_quantile, prediction_range=prediction_range,
-        baseline=baseline, window=window, schema=schema, strict_schema=strict_schema,
-    )  # fmt: skip
+        model,
+        version,
+        features=features,
+        prediction_kind=prediction_kind,
+        class_names=class_names,
+        max_input_length=max_input_length,
+        long_input_quantile=long_input_quantile,
+        prediction_range=prediction_range,
+        baseline=baseline,
+        window=window,
+        schema=schema,
+        strict_schema=strict_schema,
+    )
     tag_names = dict(tags_from) if isinstance(tags_from, Mapping) else {t: t for t in tags_from}
 
     def decorate(fn: F) -> F:

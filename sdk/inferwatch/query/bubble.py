@@ -152,8 +152,10 @@ def bubble_up(
         notes.append("no inference spans in the window")
         return Result(list(COLUMNS), [], notes)
     if outcomes in (0, requests):
-        notes.append(f"{'no' if outcomes == 0 else 'every'} request is {outcome}: "
-                     "nothing can be over-represented")  # fmt: skip
+        notes.append(
+            f"{'no' if outcomes == 0 else 'every'} request is {outcome}: "
+            "nothing can be over-represented"
+        )
         return Result(list(COLUMNS), [], notes)
     support = min_support if min_support is not None else max(30, math.ceil(requests / 100))
     totals = _Totals(requests, outcomes, alpha, support)
@@ -191,25 +193,33 @@ def bubble_up(
     rows = [
         _row(s, names, totals)
         for s in sorted(evaluated, key=lambda s: (-s.score, s.p_value))
-        if s.q_value <= fdr and _rate_outside(s, totals) < s.outcomes / s.size
+        if s.q_value <= fdr
+        and _rate_outside(s, totals) < s.outcomes / s.size
         and _beats_ancestors(s, scanned)
-    ]  # fmt: skip
+    ]
     orders = max(len(k) for k in scanned)
     notes.append(
         f"evaluated {len(evaluated)} slices of {len(scanned)} key sets (orders 1..{orders}), "
         "q-values by Benjamini-Hochberg"
     )
     if not rows:
-        notes.append(f"nothing significantly over-represented among {outcome} requests "
-                     f"(q <= {fdr:g})")  # fmt: skip
+        notes.append(
+            f"nothing significantly over-represented among {outcome} requests (q <= {fdr:g})"
+        )
     elif top is not None and len(rows) > top:
         notes.append(f"{len(rows) - top} more significant slices not shown (top={top})")
         rows = rows[:top]
     return Result(list(COLUMNS), rows, notes)
 
 
-def _check_options(max_order: int, min_support: int | None, alpha: float, max_distinct: int,
-                   top: int | None, fdr: float) -> None:  # fmt: skip
+def _check_options(
+    max_order: int,
+    min_support: int | None,
+    alpha: float,
+    max_distinct: int,
+    top: int | None,
+    fdr: float,
+) -> None:
     if max_order < 1:
         raise ValueError(f"max_order must be at least 1, got {max_order!r}")
     if min_support is not None and min_support < 1:
@@ -315,9 +325,10 @@ def _next_key_sets(
 ) -> tuple[list[KeySet], str]:
     """Key sets of ``order`` worth a scan, best first, and a note on what was pruned."""
     positive = {
-        ks for ks, slices in scanned.items()
+        ks
+        for ks, slices in scanned.items()
         if len(ks) == order - 1 and any(s.score > 0 for s in slices.values())
-    }  # fmt: skip
+    }
     joined = {
         tuple(sorted({*a, *b}))
         for a, b in itertools.combinations(sorted(positive), 2)
@@ -381,9 +392,16 @@ def _significance(
     pairs = [(i, a) for i, s in enumerate(slices) for a in _ancestors(s, scanned)]
     if pairs:
         within = _one_sided(
-            [(slices[i].outcomes, slices[i].size, a.outcomes - slices[i].outcomes,
-              a.size - slices[i].size) for i, a in pairs]
-        )  # fmt: skip
+            [
+                (
+                    slices[i].outcomes,
+                    slices[i].size,
+                    a.outcomes - slices[i].outcomes,
+                    a.size - slices[i].size,
+                )
+                for i, a in pairs
+            ]
+        )
         np.maximum.at(p_values, np.array([i for i, _ in pairs]), within)
     q_values = stats.false_discovery_control(p_values, method="bh")
     for s, p, q in zip(slices, p_values, q_values, strict=True):

@@ -224,10 +224,15 @@ class ChdbEngine:
         self._session = _ChdbSession.get()
         self._session.query(f"CREATE DATABASE IF NOT EXISTS {self._database}")
         self._spans = SegmentTable(
-            self._session, f"{self._database}.spans", _SPANS_DDL,
-            "ServiceName, SpanName, Timestamp", sql.SPAN_COLUMNS,
-            lambda path: sql.otlp_json_spans(_valid_lines(path)), _trace_segment, self.directory,
-        )  # fmt: skip
+            self._session,
+            f"{self._database}.spans",
+            _SPANS_DDL,
+            "ServiceName, SpanName, Timestamp",
+            sql.SPAN_COLUMNS,
+            lambda path: sql.otlp_json_spans(_valid_lines(path)),
+            _trace_segment,
+            self.directory,
+        )
         self.stats = self._spans.stats
 
     def relation(self) -> str:

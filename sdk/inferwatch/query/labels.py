@@ -34,13 +34,16 @@ class StoreLabels:
 
     def __init__(self, session: Any, database: str, directory: Path) -> None:
         self._logs = SegmentTable(
-            session, f"{database}.feedback",
+            session,
+            f"{database}.feedback",
             "Timestamp DateTime64(9), EventName LowCardinality(String), "
             "LogAttributes Map(LowCardinality(String), String)",
-            "Timestamp", sql.LOG_COLUMNS,
+            "Timestamp",
+            sql.LOG_COLUMNS,
             lambda path: sql.otlp_json_feedback(_valid_log_lines(path)),
-            lambda path: path.name.startswith(LOGS_PREFIX), directory,
-        )  # fmt: skip
+            lambda path: path.name.startswith(LOGS_PREFIX),
+            directory,
+        )
         self.table = self._logs.table
         self.stats = self._logs.stats
 

@@ -116,8 +116,16 @@ class Spans:
         params["limit"] = int(limit)
         notes = self._outcome_params(relation, where_sql, params, outcome, slow_ms, slow_quantile)
         rows = self.engine.query(sql.slice_query(relation, len(keys), outcome, where_sql), params)
-        columns = [*keys, "requests", "errors", "error_rate", "p50_ms", "p95_ms", "p99_ms",
-                   "nan_share"]  # fmt: skip
+        columns = [
+            *keys,
+            "requests",
+            "errors",
+            "error_rate",
+            "p50_ms",
+            "p95_ms",
+            "p99_ms",
+            "nan_share",
+        ]
         if outcome != "error":
             columns += [outcome, f"{outcome}_rate"]
         result = []
@@ -209,8 +217,10 @@ class Spans:
             sql.quantile_query(relation, where_sql), {**params, "q": slow_quantile}
         )[0]
         params["slow_ns"] = int(threshold or 0)
-        return [f"slow: over the p{slow_quantile * 100:g} of the window, "
-                f"{(threshold or 0) / 1e6:.3g} ms"]  # fmt: skip
+        return [
+            f"slow: over the p{slow_quantile * 100:g} of the window, "
+            f"{(threshold or 0) / 1e6:.3g} ms"
+        ]
 
 
 def _tag_names(by: Sequence[str]) -> list[str]:

@@ -152,8 +152,9 @@ def _coded_tag(i: int) -> str:
     return f"if(mapContains(SpanAttributes, {key}), {present}, '{ABSENT}')"
 
 
-def grouping_sets_query(relation: str, n_keys: int, sets: Sequence[Sequence[int]], outcome: str,
-                        where: str) -> str:  # fmt: skip
+def grouping_sets_query(
+    relation: str, n_keys: int, sets: Sequence[Sequence[int]], outcome: str, where: str
+) -> str:
     """Size and outcome count of every slice over the given sets of tag indexes, in one scan.
 
     Tag ``{k<i>}`` is column ``g<i>``, coded as `PRESENT` + value or `ABSENT`; columns of tags

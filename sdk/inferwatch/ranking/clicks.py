@@ -44,11 +44,21 @@ from inferwatch.version import __version__
 class ServedList:
     """One ranked list served to one request by one model."""
 
-    __slots__ = ("clicked", "keys", "model", "ranks", "request_id", "served_at", "span_id",
-                 "trace_flags", "trace_id")  # fmt: skip
+    __slots__ = (
+        "clicked",
+        "keys",
+        "model",
+        "ranks",
+        "request_id",
+        "served_at",
+        "span_id",
+        "trace_flags",
+        "trace_id",
+    )
 
-    def __init__(self, request_id: str, model: str, recorded: RecordedList, served_at: float,
-                 span: Span) -> None:  # fmt: skip
+    def __init__(
+        self, request_id: str, model: str, recorded: RecordedList, served_at: float, span: Span
+    ) -> None:
         self.request_id = request_id
         self.model = model
         self.keys = tuple(recorded.keys)  # a copy: the caller may reuse its list
@@ -115,8 +125,9 @@ class ServedLists:
             kept = tuple(s for s in found if s is not served)
             self._lists[request_id] = kept if len(kept) > 1 else kept[0]
 
-    def click(self, request_id: str, keys: list[str], model: str | None,
-              now: float) -> tuple[str, ServedList | None, list[int]]:  # fmt: skip
+    def click(
+        self, request_id: str, keys: list[str], model: str | None, now: float
+    ) -> tuple[str, ServedList | None, list[int]]:
         """(status, the list clicked on, positions of the new clicks), counting them as clicked."""
         with self._lock:
             self._expire(now - self.index.ttl_s)
@@ -197,7 +208,14 @@ def join_clicks(request_id: str, keys: list[str], at_s: float, model: str | None
         semconv.ML_RANKING_POSITION: positions,
     }
     state = get_state()
-    record.emit(state.logger_provider, __version__, attributes, at_s, served.trace_id,
-                served.span_id, served.trace_flags)  # fmt: skip
+    record.emit(
+        state.logger_provider,
+        __version__,
+        attributes,
+        at_s,
+        served.trace_id,
+        served.span_id,
+        served.trace_flags,
+    )
     feedback_instruments().delay.record(delay, {semconv.ML_MODEL_NAME: served.model})
     return status

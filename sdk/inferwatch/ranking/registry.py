@@ -46,9 +46,13 @@ def configure(
     Declaring a model again replaces its settings and starts a new window.
     """
     settings = RankingSettings.build(
-        window=window, catalogue_size=catalogue_size, popularity=popularity,
-        head_share=head_share, min_coverage=min_coverage, max_positions=max_positions,
-    )  # fmt: skip
+        window=window,
+        catalogue_size=catalogue_size,
+        popularity=popularity,
+        head_share=head_share,
+        min_coverage=min_coverage,
+        max_positions=max_positions,
+    )
     declared = RankingWindows(model, settings)
     with _registry_lock:
         previous = _registry.get(model)

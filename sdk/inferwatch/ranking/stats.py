@@ -51,9 +51,19 @@ class OpenWindow:
     """The sketches and counters of the window being filled (guarded by the owner's lock)."""
 
     __slots__ = (
-        "clicked", "empty_lists", "exposures", "frequent", "has_clicks", "hll", "impressions",
-        "lengths", "lists", "long_tail", "rejected", "sample",
-    )  # fmt: skip
+        "clicked",
+        "empty_lists",
+        "exposures",
+        "frequent",
+        "has_clicks",
+        "hll",
+        "impressions",
+        "lengths",
+        "lists",
+        "long_tail",
+        "rejected",
+        "sample",
+    )
 
     def __init__(self, max_positions: int) -> None:
         self.hll = ds.hll_sketch(HLL_LG_K)
@@ -128,9 +138,12 @@ def summarise(w: OpenWindow, settings: RankingSettings, label: str) -> RankingSt
         head = [float(est) for _item, est, _lo, _hi in tracked if est > threshold]
         tail = [float(c) for _hash, c in w.sample.compact() if c <= threshold]
         gini = exposure_gini(
-            head, zeros=zeros, exposures=float(n), tail_sample=tail,
+            head,
+            zeros=zeros,
+            exposures=float(n),
+            tail_sample=tail,
             tail_items=max(distinct - len(head), float(len(tail))),
-        )  # fmt: skip
+        )
     ctr: dict[int, float] = {}
     if w.has_clicks:
         shown = 0
@@ -140,10 +153,15 @@ def summarise(w: OpenWindow, settings: RankingSettings, label: str) -> RankingSt
             if impressions:
                 ctr[position] = w.clicked[position] / impressions
     return RankingStats(
-        window=label, lists=w.lists, empty_lists=w.empty_lists, exposures=n,
+        window=label,
+        lists=w.lists,
+        empty_lists=w.empty_lists,
+        exposures=n,
         distinct_items=distinct,
         coverage=min(distinct / catalogue, 1.0) if catalogue is not None else None,
-        gini=gini, exact=exact,
+        gini=gini,
+        exact=exact,
         long_tail_share=w.long_tail / n if settings.head is not None and n else None,
-        ctr_by_position=dict(sorted(ctr.items())), rejected=w.rejected,
-    )  # fmt: skip
+        ctr_by_position=dict(sorted(ctr.items())),
+        rejected=w.rejected,
+    )

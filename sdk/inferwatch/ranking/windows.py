@@ -56,13 +56,17 @@ class RankingWindows:
         self._history: deque[RankingStats] = deque(maxlen=keep_windows)
         self._below_floor = False
         self._closer = WindowThread(
-            f"inferwatch-ranking-{model}", lambda: self._window_start + self.settings.window_s,
-            self.close_window, clock, "ranking.close_window",
-        )  # fmt: skip
+            f"inferwatch-ranking-{model}",
+            lambda: self._window_start + self.settings.window_s,
+            self.close_window,
+            clock,
+            "ranking.close_window",
+        )
         self._started = not autostart  # the thread starts with the first list, once
         self._attributes: dict[str, AttributeValue] = {
-            semconv.ML_MODEL_NAME: model, semconv.ML_WINDOW: self.label,
-        }  # fmt: skip
+            semconv.ML_MODEL_NAME: model,
+            semconv.ML_WINDOW: self.label,
+        }
 
     # ---- hot path ---------------------------------------------------------------------------
     def record(
@@ -178,7 +182,11 @@ class RankingWindows:
             _events.warning(
                 "coverage of model %s fell to %.3g (floor %.3g, %s window): it recommends "
                 "%d distinct items",
-                self.model, stats.coverage, floor, self.label, round(stats.distinct_items),
+                self.model,
+                stats.coverage,
+                floor,
+                self.label,
+                round(stats.distinct_items),
                 extra={
                     "otel.event.name": semconv.EVENT_RANKING_LOW_COVERAGE,
                     semconv.ML_MODEL_NAME: self.model,
@@ -186,7 +194,7 @@ class RankingWindows:
                     semconv.ML_RANKING_COVERAGE: stats.coverage,
                     semconv.ML_RANKING_MIN_COVERAGE: floor,
                 },
-            )  # fmt: skip
+            )
         self._below_floor = below
 
     def observations(self) -> dict[str, list[Observation]]:

@@ -91,8 +91,10 @@ class DataChecks(Observer):
         if prediction_range is not None:
             low, high = prediction_range
             if not (math.isfinite(low) and math.isfinite(high) and low <= high):
-                raise ValueError(f"prediction_range must be (low, high) with low <= high, got "
-                                 f"{prediction_range!r}")  # fmt: skip
+                raise ValueError(
+                    f"prediction_range must be (low, high) with low <= high, got "
+                    f"{prediction_range!r}"
+                )
         self.model = model
         self.max_input_length = max_input_length
         self.long_input_quantile = long_input_quantile

@@ -163,8 +163,9 @@ def _sequence_input(
     unsupported = sum(not isinstance(v, bool | int | float | np.generic) for v in x) - sum(
         v is None for v in x
     )
-    return InputSummary(kind, 1, missing, int(missing > 0), None, float(len(x)), len(x),
-                        [len(x)], unsupported)  # fmt: skip
+    return InputSummary(
+        kind, 1, missing, int(missing > 0), None, float(len(x)), len(x), [len(x)], unsupported
+    )
 
 
 def _numeric_array(x: Sequence[Any]) -> np.ndarray | None:
@@ -215,8 +216,15 @@ def _records_input(records: Sequence[Any], kind: str) -> InputSummary:
         nan_rows += bool(missing)
         full_rows += bool(missing) and len(missing) == len(record)
     total = sum(by_feature.values())
-    return InputSummary(kind, len(records), total, nan_rows, dict(by_feature) or None,
-                        unsupported=unsupported, nan_full_rows=full_rows)  # fmt: skip
+    return InputSummary(
+        kind,
+        len(records),
+        total,
+        nan_rows,
+        dict(by_feature) or None,
+        unsupported=unsupported,
+        nan_full_rows=full_rows,
+    )
 
 
 def _mapping_input(x: Mapping[Any, Any]) -> InputSummary:
@@ -244,8 +252,9 @@ def _mapping_input(x: Mapping[Any, Any]) -> InputSummary:
         elif not isinstance(value, bool | int | float | np.generic):
             unsupported += 1
     total = sum(by_feature.values())
-    summary = InputSummary("dict", 1, total, int(total > 0), by_feature or None,
-                           unsupported=unsupported)  # fmt: skip
+    summary = InputSummary(
+        "dict", 1, total, int(total > 0), by_feature or None, unsupported=unsupported
+    )
     if lengths:
         summary.length, summary.length_max = sum(lengths) / len(lengths), max(lengths)
         summary.lengths = lengths
@@ -300,8 +309,16 @@ def _tensor_input(x: Any, features: Sequence[str] | None) -> InputSummary:
     ndim = len(shape)
     length = math.prod(shape[1:]) if ndim >= 2 else (shape[0] if ndim == 1 else 1)
     floating = bool(x.is_floating_point() or x.is_complex())
-    summary = InputSummary("Tensor", shape[0] if ndim >= 2 else 1, 0, 0, None, float(length),
-                           length, [] if floating else [length])  # fmt: skip
+    summary = InputSummary(
+        "Tensor",
+        shape[0] if ndim >= 2 else 1,
+        0,
+        0,
+        None,
+        float(length),
+        length,
+        [] if floating else [length],
+    )
     if not floating:
         return summary
     nan = x.isnan()
