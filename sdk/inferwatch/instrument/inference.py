@@ -32,7 +32,7 @@ from inferwatch.instrument.context import (
     exit_scope,
     new_request_id,
 )
-from inferwatch.instrument.observers import FollowUp, Observer, overrides
+from inferwatch.instrument.observers import FollowUp, Observer
 from inferwatch.summaries.arrays import sample
 from inferwatch.summaries.data_checks import DataChecks
 from inferwatch.summaries.inputs import InputSummary, summarize_input
@@ -150,9 +150,9 @@ class ModelSpec:
 
     def _observe(self, all_observers: list[Observer]) -> None:
         self.observers = tuple(all_observers)
-        self.input_observers = tuple(o for o in all_observers if overrides(o, "on_input"))
-        self.prediction_observers = tuple(o for o in all_observers if overrides(o, "on_prediction"))
-        self.label_observers = tuple(o for o in all_observers if overrides(o, "on_label"))
+        self.input_observers = tuple(o for o in all_observers if o.observes("on_input"))
+        self.prediction_observers = tuple(o for o in all_observers if o.observes("on_prediction"))
+        self.label_observers = tuple(o for o in all_observers if o.observes("on_label"))
 
     def observer(self, option: str) -> Observer | None:
         """The observer provided for ``option``, built now if the model was declared without it

@@ -71,10 +71,10 @@ class Observer:
         """Attributes `monitor` sets on the decorated function (``predict.drift``)."""
         return {}
 
-
-def overrides(observer: Observer, hook: str) -> bool:
-    """Whether the observer implements ``hook`` (the core calls only those)."""
-    return getattr(type(observer), hook) is not getattr(Observer, hook)
+    def observes(self, hook: str) -> bool:
+        """Whether the core should call ``hook`` (asked once, when the model is declared; by
+        default when the observer's class implements it)."""
+        return getattr(type(self), hook) is not getattr(Observer, hook)
 
 
 _providers: dict[str, str] = {}

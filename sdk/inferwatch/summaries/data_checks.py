@@ -123,6 +123,12 @@ class DataChecks(Observer):
         if summary.out_of_range:
             log_findings(self.model, self.inspect_prediction(summary))
 
+    def observes(self, hook: str) -> bool:
+        # Without a declared range no prediction can be out of it: not called per prediction.
+        if hook == "on_prediction" and self.prediction_range is None:
+            return False
+        return super().observes(hook)
+
     def inspect_input(self, summary: InputSummary) -> list[Finding]:
         findings = []
         if summary.nan_full_rows:
