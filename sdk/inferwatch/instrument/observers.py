@@ -81,10 +81,14 @@ _providers: dict[str, str] = {}
 _defaults: list[str] = []
 
 
+_imported: dict[str, ModuleType] = {}  # per call (clicks) a dict read, not an import look-up
+
+
 def provide(option: str, module: str) -> None:
     """Declare that ``module.observer(spec)`` observes models given ``option`` (or, for a
     name that is no option, that ``module`` is what `provider` hands out for it)."""
     _providers[option] = module
+    _imported.pop(option, None)
 
 
 def provide_default(module: str) -> None:
@@ -105,10 +109,14 @@ def provider(name: str) -> ModuleType:
     Features reach each other this way too: the delayed labels hand ``iw.feedback(rid,
     clicks=...)`` to the provider of ``"clicks"`` (ranking), which they do not import.
     """
+    found = _imported.get(name)
+    if found is not None:
+        return found
     module = _providers.get(name)
     if module is None:
         raise LookupError(f"no feature provides {name!r} (inferwatch/__init__.py declares them)")
-    return importlib.import_module(module)
+    found = _imported[name] = importlib.import_module(module)
+    return found
 
 
 def build_defaults(spec: ModelSpec) -> list[Observer]:
