@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -188,6 +191,16 @@ def test_nan_counts_match_a_direct_count(
     if features is not None:
         expected = {f: int(n) for f, n in zip(features, nan.sum(axis=0), strict=True) if n}
         assert (s.nan_by_feature or {}) == expected
+
+
+def test_mean_of_floats_at_the_largest_double_does_not_overflow() -> None:
+    """Found by the long property run: three values at float64's max summed (as thirds) past it."""
+    top = float(np.finfo(np.float64).max)
+    for values in ([top] * 3, [top, -top, top], [-top] * 5, [top, top / 2]):
+        summary = summarize_prediction(np.array(values))
+        assert summary.mean is not None and math.isfinite(summary.mean)
+        exact = float(sum(Fraction(v) for v in values) / len(values))
+        assert summary.mean == pytest.approx(exact, rel=1e-12)
 
 
 def test_mean_of_narrow_floats_near_their_max_does_not_overflow() -> None:

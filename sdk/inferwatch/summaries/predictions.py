@@ -140,8 +140,10 @@ def _values(y: np.ndarray, valid_range: tuple[float, float] | None = None) -> Pr
     acc = np.float64 if flat.dtype.itemsize < 8 else None
     if max(-low, high) * flat.size < 1e300:
         summary.mean = float(np.add.reduce(flat, dtype=acc)) / flat.size
-    else:
-        summary.mean = float(np.add.reduce(flat / flat.size, dtype=acc))
+    else:  # scaled into [-1, 1]: neither the sum of such values nor the mean can overflow
+        scale = max(-low, high)
+        ratio = float(np.add.reduce(flat / scale, dtype=acc)) / flat.size
+        summary.mean = min(max(ratio, low / scale), high / scale) * scale
     summary.min, summary.max = low, high
     if valid_range is not None and (low < valid_range[0] or high > valid_range[1]):
         outside = (flat < valid_range[0]) | (flat > valid_range[1])
