@@ -131,6 +131,10 @@ def worker_inferwatch(
         span_processors=[BatchSpanProcessor(exporter)],
         metric_readers=readers,
         metric_tags=metric_tags,
+        # The spans go to the discarding exporter, as the peers' do. Without an endpoint the
+        # local store would be a second pipeline (and it was: its worker encoding every span
+        # took the GIL from the exporter's, whose SDK-default queue of 2048 overflowed).
+        store=False,
     )
     full = iw.monitor(model="bench", version="1")(predict)
     cases: dict[str, Callable[[], object]] = {BASELINE: base, label: functools.partial(full, x)}
@@ -423,6 +427,7 @@ def profile() -> None:
         span_processors=[BatchSpanProcessor(DiscardingExporter())],
         metric_readers=[InMemoryMetricReader()],
         metric_tags=["region"],
+        store=False,
     )
     full = iw.monitor(model="bench", version="1")(predict)
     with iw.context(request_id="req-1", region="eu", cohort="b"):

@@ -9,11 +9,13 @@ The exported data are the same cumulative sums a `Counter` would produce.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterable, Mapping
 
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
+from inferwatch import forks
 from inferwatch.attributes import AttributeValue
 from inferwatch.export import instruments
 from inferwatch.forks import renew_lock_after_fork
@@ -37,6 +39,7 @@ class LocalCounter:
         self._lock = threading.Lock()
         renew_lock_after_fork(self)
         self._totals: dict[tuple[tuple[str, AttributeValue], ...], float] = {}
+        _counters.add(self)
         instruments.observable_counter(meter, name, [self._observe])
 
     def add(self, amount: float, attributes: Mapping[str, AttributeValue]) -> None:
@@ -55,3 +58,15 @@ class LocalCounter:
         with self._lock:
             totals = list(self._totals.items())
         return [Observation(total, dict(key)) for key, total in totals]
+
+
+_counters: weakref.WeakSet[LocalCounter] = weakref.WeakSet()
+
+
+def _start_from_zero_in_child() -> None:
+    """A forked child counts its own: the parent's totals are the parent's to report."""
+    for counter in list(_counters):
+        counter._totals = {}
+
+
+forks.on_fork_in_child(_start_from_zero_in_child)

@@ -17,6 +17,7 @@ from opentelemetry import metrics
 from opentelemetry.metrics import CallbackT
 
 from inferwatch import semconv
+from inferwatch.export import aggregation
 from inferwatch.semconv import InstrumentSpec, InstrumentType
 
 
@@ -36,12 +37,15 @@ def spec(name: str, instrument: InstrumentType) -> InstrumentSpec:
     return found
 
 
-def histogram(meter: metrics.Meter, name: str) -> metrics.Histogram:
+def histogram(meter: metrics.Meter, name: str) -> aggregation.Recording:
     """The histogram ``name``, with the table's unit, description and bucket boundaries.
 
     >>> histogram(meter, semconv.METRIC_LABEL_DELAY).record(3.2, attributes)
     """
     found = spec(name, "Histogram")
+    bridge = aggregation.bridge_of(meter)
+    if bridge is not None:  # inferwatch's own meter: aggregated in the process
+        return bridge.histogram(found)
     return meter.create_histogram(
         name,
         unit=found.unit,

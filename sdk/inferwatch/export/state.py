@@ -11,7 +11,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 
 from inferwatch import errors, semconv
-from inferwatch.export import instruments
+from inferwatch.export import aggregation, instruments
 from inferwatch.export.counters import LocalCounter
 from inferwatch.version import __version__
 
@@ -40,6 +40,7 @@ class State:
         self.logger_provider = logger_provider
         self.tracer = tracer_provider.get_tracer(semconv.INSTRUMENTATION_NAME, __version__)
         meter = self.meter = meter_provider.get_meter(semconv.INSTRUMENTATION_NAME, __version__)
+        aggregation.attach(meter, meter_provider)  # its histograms are kept in the process
         self.duration = instruments.histogram(meter, semconv.METRIC_INFERENCE_DURATION)
         self.stage_duration = instruments.histogram(meter, semconv.METRIC_STAGE_DURATION)
         self.nan_count = LocalCounter(meter, semconv.METRIC_INPUT_NAN_COUNT)
