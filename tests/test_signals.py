@@ -208,3 +208,29 @@ def test_mean_of_narrow_floats_near_their_max_does_not_overflow() -> None:
     for dtype, value in ((np.float32, 1.7014e38), (np.float16, 60000.0)):
         summary = summarize_prediction(np.array([value, value], dtype=dtype))
         assert summary.mean == pytest.approx(float(np.array(value, dtype=dtype)), rel=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(7,), (1, 32), (3, 8), (8, 3), (2, 2, 4), (1,), (4, 1)])
+@pytest.mark.parametrize("nan_share", [0.0, 0.1, 0.5, 1.0])
+@pytest.mark.parametrize("fortran", [False, True])
+def test_small_arrays_are_summarised_as_the_general_path_does(
+    shape: tuple[int, ...], nan_share: float, fortran: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Arrays of a request's size take a shortcut; it must give what the numpy path gives."""
+    from inferwatch.summaries import inputs
+
+    rng = np.random.default_rng(hash((shape, nan_share, fortran)) % 2**32)
+    x = rng.normal(size=shape)
+    x[rng.random(size=shape) < nan_share] = np.nan
+    if len(shape) == 2 and shape[0] > 1:
+        x[0, :] = np.nan  # an all-NaN row
+    if fortran:
+        x = np.asfortranarray(x)
+    width = shape[-1] if len(shape) == 1 else int(np.prod(shape[1:]))
+    for features in (None, [f"f{i}" for i in range(width)]):
+        small = summarize_input(x, features)
+        monkeypatch.setattr(inputs, "_SMALL", 0)
+        general = summarize_input(x, features)
+        monkeypatch.undo()
+        assert small == general
+        assert small.attributes() == general.attributes()

@@ -106,6 +106,8 @@ def _array_input(x: np.ndarray, features: Sequence[str] | None, kind: str) -> In
         return summary
     # One pass without allocation or warnings: NaN anywhere makes the maximum NaN, and clean
     # inputs are the norm. (Complex numbers have no NaN-propagating order; count them directly.)
+    if x.size <= _SMALL and x.dtype.kind == "f":
+        return _small_nans(summary, x, features)
     if x.dtype.kind == "f" and not np.isnan(np.maximum.reduce(x, axis=None, initial=-np.inf)):
         return summary
     nan = np.isnan(x)
@@ -140,6 +142,36 @@ def _array_input(x: np.ndarray, features: Sequence[str] | None, kind: str) -> In
     if per_feature is not None and features is not None:
         counts = per_feature.tolist()
         summary.nan_by_feature = {str(features[i]): n for i, n in enumerate(counts) if n}
+    return summary
+
+
+_SMALL = 256
+"""Arrays up to this size with NaNs are counted from the NaN positions in Python: a request's
+row or two, where each numpy call costs more than the arithmetic it does."""
+
+
+def _small_nans(
+    summary: InputSummary, x: np.ndarray, features: Sequence[str] | None
+) -> InputSummary:
+    """NaN counts of a small float array (what `_array_input` gives, faster)."""
+    positions: list[int] = np.flatnonzero(np.isnan(x)).tolist()
+    if not positions:
+        return summary
+    total = summary.nan_count = len(positions)
+    batch = summary.batch_size or 1
+    width = x.size // batch if batch else 0
+    if x.ndim <= 1 or batch == 1:  # one row: each position is one feature
+        summary.nan_rows = 1
+        summary.nan_full_rows = int(total == x.size)
+        if features is not None and 1 <= x.ndim <= 2 and len(features) == width:
+            summary.nan_by_feature = {str(features[i]): 1 for i in positions}
+        return summary
+    per_row = Counter(i // width for i in positions)
+    summary.nan_rows = len(per_row)
+    summary.nan_full_rows = sum(1 for n in per_row.values() if n == width)
+    if features is not None and x.ndim == 2 and len(features) == width:
+        per_feature = Counter(i % width for i in positions)
+        summary.nan_by_feature = {str(features[i]): per_feature[i] for i in sorted(per_feature)}
     return summary
 
 

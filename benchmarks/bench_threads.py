@@ -1,0 +1,135 @@
+"""Two threads calling a monitored function: does inferwatch's aggregation make them queue?
+
+    .venv/bin/python benchmarks/bench_threads.py        # ~20 s
+
+In one process: calls per second of one thread and of two threads, for a bare OTel span and for
+`@iw.monitor` (everything on, as in bench_monitor.py: a 1x32 row with one NaN, a scalar
+prediction, inside `iw.context` with two tags, `region` on metrics). CPython runs one thread at
+a time, so two threads do not go faster than one; what matters is that inferwatch's two threads
+lose no more to each other than bare spans do. Goal: two monitored threads reach >= 90% of
+(two bare threads) x (one monitored thread / one bare thread). Rounds alternate the cases.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from _common import DiscardingExporter, print_environment, print_table
+
+TARGET = 0.90
+
+
+def predict(x: np.ndarray) -> float:
+    return float(x[0, 1]) * 0.5 + 0.25
+
+
+def rate(call: Callable[[], object], threads: int, seconds: float, wrap: Callable) -> float:
+    """Calls per second of `threads` threads each calling `call` for `seconds`."""
+    counts = [0] * threads
+    stop = threading.Event()
+
+    def work(i: int) -> None:
+        n = 0
+        while not stop.is_set():
+            for _ in range(100):
+                call()
+            n += 100
+        counts[i] = n
+
+    workers = [threading.Thread(target=wrap(work), args=(i,)) for i in range(threads)]
+    start = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    time.sleep(seconds)
+    stop.set()
+    for worker in workers:
+        worker.join()
+    return sum(counts) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=0.5, help="per case and round")
+    args = parser.parse_args()
+    print_environment(("inferwatch", "numpy", "opentelemetry-api", "opentelemetry-sdk"))
+
+    import inferwatch as iw
+
+    x = np.random.default_rng(0).random((1, 32))
+    x[0, 7] = np.nan
+    bare_provider = TracerProvider()
+    bare_provider.add_span_processor(BatchSpanProcessor(DiscardingExporter()))
+    tracer = bare_provider.get_tracer("bench")
+
+    def bare() -> float:
+        with tracer.start_as_current_span("predict", attributes={"model": "bench"}):
+            return predict(x)
+
+    iw.configure(
+        service_name="bench",
+        span_processors=[BatchSpanProcessor(DiscardingExporter())],
+        metric_readers=[InMemoryMetricReader()],
+        metric_tags=["region"],
+        store=False,
+    )
+    monitored = iw.monitor(model="bench", version="1")(predict)
+
+    def ours() -> float:
+        return monitored(x)
+
+    def in_scope(work: Callable[[int], None]) -> Callable[[int], None]:
+        def scoped(i: int) -> None:
+            with iw.context(request_id=f"r-{i}", region="eu", cohort="new"):
+                work(i)
+
+        return scoped
+
+    def plain(work: Callable[[int], None]) -> Callable[[int], None]:
+        return work
+
+    cases = {
+        "bare span, 1 thread": (bare, 1, plain),
+        "bare span, 2 threads": (bare, 2, plain),
+        "iw.monitor, 1 thread": (ours, 1, in_scope),
+        "iw.monitor, 2 threads": (ours, 2, in_scope),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in cases}
+    for call, threads, wrap in cases.values():  # warm-up
+        rate(call, threads, 0.1, wrap)
+    for round_ in range(args.rounds):
+        names = list(cases)[round_ % 4 :] + list(cases)[: round_ % 4]
+        for name in names:
+            call, threads, wrap = cases[name]
+            rates[name].append(rate(call, threads, args.seconds, wrap))
+    iw.shutdown()
+
+    rows = [
+        [name, f"{statistics.median(r):,.0f}", f"{min(r):,.0f}", f"{max(r):,.0f}"]
+        for name, r in rates.items()
+    ]
+    print("\nCalls per second (median, min, max over rounds)")
+    print_table(["case", "median", "min", "max"], rows)
+    med = {name: statistics.median(r) for name, r in rates.items()}
+    expected = (
+        med["bare span, 2 threads"] * med["iw.monitor, 1 thread"] / med["bare span, 1 thread"]
+    )
+    share = med["iw.monitor, 2 threads"] / expected
+    print(
+        f"\nTwo monitored threads: {med['iw.monitor, 2 threads']:,.0f}/s, expected from the bare "
+        f"spans {expected:,.0f}/s: {share:.2f} (goal >= {TARGET:.2f}): "
+        f"{'met' if share >= TARGET else 'not met'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
