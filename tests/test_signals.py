@@ -234,3 +234,20 @@ def test_small_arrays_are_summarised_as_the_general_path_does(
         monkeypatch.undo()
         assert small == general
         assert small.attributes() == general.attributes()
+
+
+@pytest.mark.parametrize("rows", [1, 3, 400])
+def test_frame_nans_are_named_by_their_columns_whatever_the_names(rows: int) -> None:
+    """A numeric frame is read as its one array; its column names (any type) name the NaNs."""
+    pd = pytest.importorskip("pandas")
+    names = [0, "größe", ("a", 1), "x\udcff"]  # an int, non-ASCII, a tuple, a lone surrogate
+    values = np.ones((rows, 4))
+    values[0, 0] = values[-1, 2] = np.nan
+    frame = pd.DataFrame(values, columns=pd.Index(names, dtype=object))
+    summary = summarize_input(frame)
+    by_feature = summary.nan_by_feature or {}
+    assert set(by_feature) == {"0", "('a', 1)"}
+    assert by_feature["0"] == 1 and by_feature["('a', 1)"] == 1
+    assert summary.nan_count == 2
+    assert summary.nan_rows == (1 if rows == 1 else 2)
+    assert summary.attributes()["ml.input.nan_count"] == 2

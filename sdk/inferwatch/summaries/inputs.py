@@ -116,7 +116,7 @@ def _array_input(x: np.ndarray, features: Sequence[str] | None, kind: str) -> In
         summary.nan_rows = int(total > 0)
         summary.nan_full_rows = int(total == nan.size)
         if features is not None and ndim == 1 and len(features) == x.shape[0]:
-            summary.nan_by_feature = {str(features[i]): 1 for i in np.flatnonzero(nan).tolist()}
+            summary.nan_by_feature = _named(features, {i: 1 for i in np.flatnonzero(nan).tolist()})
         return summary
     width = nan.size // batch if batch else 0
     named = features is not None and ndim == 2 and len(features) == width
@@ -141,8 +141,15 @@ def _array_input(x: np.ndarray, features: Sequence[str] | None, kind: str) -> In
         per_feature = np.add.reduce(flat, axis=0, dtype=np.int64) if named else None
     if per_feature is not None and features is not None:
         counts = per_feature.tolist()
-        summary.nan_by_feature = {str(features[i]): n for i, n in enumerate(counts) if n}
+        summary.nan_by_feature = _named(features, {i: n for i, n in enumerate(counts) if n})
     return summary
+
+
+def _named(features: Sequence[Any], counts: dict[int, int]) -> dict[str, int]:
+    """Counts by feature position as counts by feature name (a frame's columns are an Index,
+    whose items cost a call each: listed once)."""
+    names = features.tolist() if hasattr(features, "tolist") else features
+    return {str(names[i]): n for i, n in counts.items()}
 
 
 _SMALL = 256
@@ -164,14 +171,14 @@ def _small_nans(
         summary.nan_rows = 1
         summary.nan_full_rows = int(total == x.size)
         if features is not None and 1 <= x.ndim <= 2 and len(features) == width:
-            summary.nan_by_feature = {str(features[i]): 1 for i in positions}
+            summary.nan_by_feature = _named(features, dict.fromkeys(positions, 1))
         return summary
     per_row = Counter(i // width for i in positions)
     summary.nan_rows = len(per_row)
     summary.nan_full_rows = sum(1 for n in per_row.values() if n == width)
     if features is not None and x.ndim == 2 and len(features) == width:
         per_feature = Counter(i % width for i in positions)
-        summary.nan_by_feature = {str(features[i]): per_feature[i] for i in sorted(per_feature)}
+        summary.nan_by_feature = _named(features, {i: per_feature[i] for i in sorted(per_feature)})
     return summary
 
 
@@ -313,12 +320,15 @@ def _pandas_input(x: Any, features: Sequence[str] | None) -> InputSummary:
         return InputSummary(kind, len(x), missing, missing)
     if kind != "DataFrame":
         return InputSummary(kind, unsupported=1)
+    # One view, no copy, for a single numpy block (a numeric frame's usual shape); the column
+    # names are read only if there are NaNs to name (`str` and `valid_text` of them there).
+    # Anything that is not one numeric array (strings, dates, nullable dtypes' NA) goes via isna.
+    array = x.to_numpy(copy=False)
+    if array.dtype.kind in "fciub":
+        return _array_input(array, x.columns, kind)
     columns = x.columns.tolist()
     if not all(type(c) is str and c.isascii() for c in columns):
         columns = [valid_text(str(c)) for c in columns]
-    # One view, no copy, for a single numpy float block; nullable (extension) dtypes go via isna.
-    if all(isinstance(dtype, np.dtype) and dtype.kind in "fciub" for dtype in x.dtypes.values):
-        return _array_input(x.to_numpy(copy=False), columns, kind)
     nan = x.isna().to_numpy()
     per_column = nan.sum(axis=0)
     return InputSummary(
