@@ -17,8 +17,9 @@ in one `MetricsData`, under inferwatch's instrumentation scope. That callback
 internals this module relies on, and `tests/test_aggregation.py` holds them to the SDK's output.
 
 Exemplars (``ml.inference.duration`` only) cost nothing per call but a counter and a random draw:
-each bucket keeps one measurement per collection interval, chosen uniformly at random among the
-interval's sampled ones (the SDK filter decides which count, trace-based by default).
+each bucket keeps one measurement per collection interval, drawn uniformly at random from the
+interval's measurements, and kept when the provider's exemplar filter accepts it (trace-based by
+default: a sampled span) — the filter is asked only for the draws.
 
 Fork: a child starts from zero (its own process, its own ``service.instance.id``), as a freshly
 configured process would.

@@ -79,8 +79,6 @@ class Observer:
 
 _providers: dict[str, str] = {}
 _defaults: list[str] = []
-
-
 _imported: dict[str, ModuleType] = {}  # per call (clicks) a dict read, not an import look-up
 
 
