@@ -11,7 +11,7 @@
 --   toDateTime(Timestamp) + toIntervalDay(n)) and internal/sqltemplates/traces_insert.sql (the
 --   column list both the contrib exporter and rotel's clickhouse exporter INSERT).
 --
--- This is inferwatch's one table contract (docs: /work/shared/DESIGN.md, "Storage and query"):
+-- This is inferwatch's one table contract (docs/architecture.md: `query/`, one SQL model):
 -- the slicing helper reads it with chDB locally and on a ClickHouse server at scale. Keep column
 -- names and types identical to the exporter's: its INSERT names them, so any change here breaks
 -- ingestion. Indexes, TTL, partitioning and settings may be tuned freely.
