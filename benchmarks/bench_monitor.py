@@ -62,6 +62,21 @@ def predict(x: np.ndarray) -> float:
     return float(x[0, 1]) * 0.5 + 0.25
 
 
+def configure_everything_on() -> Callable[[np.ndarray], float]:
+    """inferwatch into discarding span and in-memory metric readers, `region` on metrics and
+    no local store (the peers have none); the monitored `predict`."""
+    import inferwatch as iw
+
+    iw.configure(
+        service_name="bench",
+        span_processors=[BatchSpanProcessor(DiscardingExporter())],
+        metric_readers=[InMemoryMetricReader()],
+        metric_tags=["region"],
+        store=False,
+    )
+    return iw.monitor(model="bench", version="1")(predict)
+
+
 def make_input() -> np.ndarray:
     x = np.random.default_rng(0).random((1, 32))
     x[0, 7] = np.nan
@@ -422,14 +437,7 @@ def profile() -> None:
     import inferwatch as iw
 
     x = make_input()
-    iw.configure(
-        service_name="bench",
-        span_processors=[BatchSpanProcessor(DiscardingExporter())],
-        metric_readers=[InMemoryMetricReader()],
-        metric_tags=["region"],
-        store=False,
-    )
-    full = iw.monitor(model="bench", version="1")(predict)
+    full = configure_everything_on()
     with iw.context(request_id="req-1", region="eu", cohort="b"):
         for _ in range(2000):
             full(x)

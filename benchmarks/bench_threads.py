@@ -3,10 +3,10 @@
     .venv/bin/python benchmarks/bench_threads.py        # ~20 s
 
 In one process: calls per second of one thread and of two threads, for a bare OTel span and for
-`@iw.monitor` (everything on, as in bench_monitor.py: a 1x32 row with one NaN, a scalar
-prediction, inside `iw.context` with two tags, `region` on metrics). CPython runs one thread at
-a time, so two threads do not go faster than one; what matters is that inferwatch's two threads
-lose no more to each other than bare spans do. Goal: two monitored threads reach >= 90% of
+`@iw.monitor` (everything on, configured as bench_monitor.py does: a 1x32 row with one NaN, a
+scalar prediction, inside `iw.context` with two tags, `region` on metrics). CPython runs one
+thread at a time, so two threads do not go faster than one; what matters is that inferwatch's two
+threads lose no more to each other than bare spans do. Goal: two monitored threads reach >= 90% of
 (two bare threads) x (one monitored thread / one bare thread). Rounds alternate the cases.
 """
 
@@ -18,18 +18,13 @@ import threading
 import time
 from collections.abc import Callable
 
-import numpy as np
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from _common import DiscardingExporter, print_environment, print_table
+from bench_monitor import configure_everything_on, make_input, predict
 
 TARGET = 0.90
-
-
-def predict(x: np.ndarray) -> float:
-    return float(x[0, 1]) * 0.5 + 0.25
 
 
 def rate(call: Callable[[], object], threads: int, seconds: float, wrap: Callable) -> float:
@@ -65,8 +60,7 @@ def main() -> None:
 
     import inferwatch as iw
 
-    x = np.random.default_rng(0).random((1, 32))
-    x[0, 7] = np.nan
+    x = make_input()
     bare_provider = TracerProvider()
     bare_provider.add_span_processor(BatchSpanProcessor(DiscardingExporter()))
     tracer = bare_provider.get_tracer("bench")
@@ -75,14 +69,7 @@ def main() -> None:
         with tracer.start_as_current_span("predict", attributes={"model": "bench"}):
             return predict(x)
 
-    iw.configure(
-        service_name="bench",
-        span_processors=[BatchSpanProcessor(DiscardingExporter())],
-        metric_readers=[InMemoryMetricReader()],
-        metric_tags=["region"],
-        store=False,
-    )
-    monitored = iw.monitor(model="bench", version="1")(predict)
+    monitored = configure_everything_on()
 
     def ours() -> float:
         return monitored(x)
