@@ -55,6 +55,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from inferwatch import errors, forks, semconv
 from inferwatch.attributes import AttributeValue
 from inferwatch.semconv import InstrumentSpec
+from inferwatch.version import __version__
 
 CARDINALITY_LIMIT = 2000
 """Attribute sets per histogram, as the SDK's default; later ones fold into one overflow set."""
@@ -236,19 +237,25 @@ def _point(
         exemplars = [e for e in interval.exemplars if e is not None]
         interval.exemplars = [None] * len(interval.exemplars)
         interval.seen = [0] * len(interval.seen)
-    count, sum_, min_, max_, buckets = (
-        interval.count, interval.sum, interval.min, interval.max, interval.buckets,
-    )  # fmt: skip
+    count, sum_, min_, max_ = interval.count, interval.sum, interval.min, interval.max
+    buckets = interval.buckets
     interval.count, interval.sum, interval.min, interval.max = 0, 0.0, math.inf, -math.inf
     interval.buckets = [0] * len(buckets)
     if delta:
         if not count:
             return None
         return HistogramDataPoint(
-            attributes=series.attributes, exemplars=exemplars, start_time_unix_nano=since,
-            time_unix_nano=now, count=count, sum=sum_, bucket_counts=tuple(buckets),
-            explicit_bounds=histogram._boundaries, min=min_, max=max_,
-        )  # fmt: skip
+            attributes=series.attributes,
+            exemplars=exemplars,
+            start_time_unix_nano=since,
+            time_unix_nano=now,
+            count=count,
+            sum=sum_,
+            bucket_counts=tuple(buckets),
+            explicit_bounds=histogram._boundaries,
+            min=min_,
+            max=max_,
+        )
     total = interval.total_buckets
     if total is not None:
         buckets = [a + b for a, b in zip(total, buckets, strict=True)]
@@ -257,12 +264,17 @@ def _point(
     interval.total_min = min(interval.total_min, min_)
     interval.total_max = max(interval.total_max, max_)
     return HistogramDataPoint(
-        attributes=series.attributes, exemplars=exemplars,
-        start_time_unix_nano=histogram.start_ns, time_unix_nano=now,
-        count=sum(interval.total_buckets), sum=interval.total_sum,
-        bucket_counts=tuple(interval.total_buckets), explicit_bounds=histogram._boundaries,
-        min=interval.total_min, max=interval.total_max,
-    )  # fmt: skip
+        attributes=series.attributes,
+        exemplars=exemplars,
+        start_time_unix_nano=histogram.start_ns,
+        time_unix_nano=now,
+        count=sum(interval.total_buckets),
+        sum=interval.total_sum,
+        bucket_counts=tuple(interval.total_buckets),
+        explicit_bounds=histogram._boundaries,
+        min=interval.total_min,
+        max=interval.total_max,
+    )
 
 
 class Bridge:
@@ -286,7 +298,6 @@ class Bridge:
         self._last_collect = [time_ns()] * self.n_readers
         for number, reader in enumerate(self._readers):
             _plug_in(reader, self, number)
-        _bridges.add(self)
 
     def histogram(self, spec: InstrumentSpec) -> AggregatedHistogram:
         with self._lock:
@@ -363,7 +374,6 @@ def _merged(data: MetricsData | None, extra: Sequence[Metric], bridge: Bridge) -
     return MetricsData(resource_metrics)
 
 
-_bridges: weakref.WeakSet[Bridge] = weakref.WeakSet()
 _by_provider: weakref.WeakKeyDictionary[MeterProvider, Bridge] = weakref.WeakKeyDictionary()
 _by_provider_lock = threading.Lock()
 
@@ -391,21 +401,15 @@ def bridge_for(provider: Any) -> Bridge | None:
     with _by_provider_lock:
         found = _by_provider.get(provider)
         if found is None:
-            scope = InstrumentationScope(semconv.INSTRUMENTATION_NAME, _version())
+            scope = InstrumentationScope(semconv.INSTRUMENTATION_NAME, __version__)
             found = _by_provider[provider] = Bridge(provider, scope)
         return found
-
-
-def _version() -> str:
-    from inferwatch.version import __version__
-
-    return __version__
 
 
 def _after_fork_in_child() -> None:
     global _by_provider_lock
     _by_provider_lock = threading.Lock()
-    for bridge in list(_bridges):
+    for bridge in list(_by_provider.values()):
         bridge._after_fork_in_child()
 
 
