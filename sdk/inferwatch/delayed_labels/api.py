@@ -332,7 +332,7 @@ def _join(state: State, index: PredictionIndex, entry: Entry, label: Any, at_s: 
     )
     if status == semconv.LABEL_JOINED:
         feedback_instruments().delay.record(delay, group.attributes)
-        _feed_drift(group.spec, label)
+        _tell_label_observers(group.spec, label)
     else:
         index.count_unjoined(status)
         _warn(status, entry.request_id)
@@ -360,7 +360,7 @@ def _predicted_classes(entry: Entry, class_names: Sequence[str] | None) -> list[
     return [class_name(v, class_names) for v in values]
 
 
-def _feed_drift(spec: Any, label: Any) -> None:
+def _tell_label_observers(spec: Any, label: Any) -> None:
     """A checked label, as given, to the model's observers (drift windows: label shift).
 
     As given: the baseline profile was built from the user's own labels (names or indices),

@@ -51,7 +51,6 @@ class State:
         self.count_internal_error = lambda where: internal_errors.add(
             1, {semconv.ATTR_INTERNAL_WHERE: where}
         )
-
         self._bound: dict[Callable[[metrics.Meter], Any], Any] = {}
         self._bind_lock = threading.Lock()
         for factory in list(_factories):
