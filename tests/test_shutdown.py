@@ -4,9 +4,12 @@
   deadline when the collector hangs (the guard is pytest-timeout: without the deadline the
   exporter would wait for its own 30 s timeout).
 * A process that ends normally, without calling ``iw.shutdown()``, still flushes (atexit).
-* SIGTERM: with ``configure(flush_on_sigterm=True)`` queued telemetry is flushed before the
-  process dies of the signal as it would have; an application's own handler is called instead
-  (its graceful exit flushes through atexit); an ignored SIGTERM stays ignored.
+* SIGTERM, by default: queued telemetry is flushed before the process dies of the signal as it
+  would have; an application's own handler is called (its graceful exit flushes through
+  atexit), and should it end by restoring the default action and re-raising SIGTERM (as
+  uvicorn does) the signal waits for the exit flush; an ignored SIGTERM stays ignored;
+  configured from another thread, the guard is armed by the main thread's next request.
+  (The servers themselves: tests/test_e2e_serving.py.)
 * SIGKILL in the middle of a store write: every complete line stays readable and the torn
   one is skipped and counted.
 """
@@ -27,7 +30,7 @@ import pytest
 
 import inferwatch as iw
 from inferwatch.store import ReadStats, iter_segments, iter_spans
-from tests._otlp import FaultyReceiver, OtlpReceiver
+from tests._otlp import FaultyReceiver, OtlpReceiver, free_port
 
 PROTOCOLS = ["grpc", "http/protobuf"]
 
@@ -167,19 +170,61 @@ def test_a_normal_exit_with_a_hung_collector_still_exits(tmp_path: Path) -> None
         assert receiver.waiting >= 1, "it did try to flush"
 
 
+_COLLECTOR_DOWN = textwrap.dedent(
+    """
+    import sys, time
+    import inferwatch as iw
+
+    iw.configure(service_name="down", endpoint=sys.argv[1], max_queue_size=20_000)
+
+    @iw.monitor(model="m", long_input_quantile=0.99)
+    def predict(x):
+        return 1.0
+
+    for i in range(6_000):
+        predict("a text input, whose lengths a sketch learns")
+    started = time.monotonic()
+    iw.shutdown()  # the default deadline
+    print(f"shutdown {time.monotonic() - started:.1f}", flush=True)
+    """
+)
+
+
+@pytest.mark.timeout(25)  # the SDK's own bound is 30 s per processor
+def test_shutdown_with_the_collector_down_keeps_its_deadline_and_says_what_was_lost() -> None:
+    port = free_port()  # nothing listens there: every export is refused
+    done = _run(_COLLECTOR_DOWN, f"http://127.0.0.1:{port}")
+    assert done.returncode == 0, done.stderr
+    lost = [line for line in done.stderr.splitlines() if "still queued at the deadline" in line]
+    assert len(lost) == 1 and "spans still queued at the deadline: lost" in lost[0], done.stderr
+    assert "nanobind" not in done.stderr, "no native object outlived the interpreter"
+
+
 # -- SIGTERM -----------------------------------------------------------------------------------
 _TERMINATED = textwrap.dedent(
     """
-    import signal, sys
+    import signal, sys, threading
     import inferwatch as iw
 
     mode, store = sys.argv[1], sys.argv[2]
-    if mode == "application-handler":  # a server's graceful stop, installed before configure
-        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    stopping = threading.Event()
+    if mode in ("application-handler", "server-reraise"):  # installed before configure
+        def graceful(signum, frame):
+            if mode == "application-handler":
+                sys.exit(0)
+            stopping.set()  # a server: stop serving, then end as the signal would have
+        signal.signal(signal.SIGTERM, graceful)
     elif mode == "ignored":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    iw.configure(service_name="terminated", store=store, schedule_delay_ms=60_000,
-                 flush_on_sigterm=mode != "not-asked")
+    options = dict(service_name="terminated", store=store, schedule_delay_ms=60_000)
+    if mode == "turned-off":
+        options["flush_on_sigterm"] = False
+    if mode == "configured-in-a-thread":
+        configuring = threading.Thread(target=iw.configure, kwargs=options)
+        configuring.start()
+        configuring.join()
+    else:
+        iw.configure(**options)
 
     @iw.monitor(model="m")
     def predict(x):
@@ -189,7 +234,16 @@ _TERMINATED = textwrap.dedent(
         with iw.context(request_id=f"r-{i}"):
             predict(float(i))
     print("ready", flush=True)
-    sys.stdin.readline()  # serving, until SIGTERM (or this line)
+    if mode == "server-reraise":
+        stopping.wait(30)
+        for i in range(25, 30):  # in-flight requests finish during the graceful stop
+            with iw.context(request_id=f"r-{i}"):
+                predict(float(i))
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # uvicorn's capture_signals, at its end
+        signal.raise_signal(signal.SIGTERM)
+        print("still running after the re-raise", flush=True)
+    else:
+        sys.stdin.readline()  # serving, until SIGTERM (or this line)
     """
 )
 
@@ -216,16 +270,16 @@ def _terminate(mode: str, store: Path) -> tuple[int, Any]:
 
 
 @pytest.mark.timeout(60)
-def test_sigterm_flushes_when_asked_and_the_process_still_dies_of_it(tmp_path: Path) -> None:
+def test_sigterm_flushes_by_default_and_the_process_still_dies_of_it(tmp_path: Path) -> None:
     code, _ = _terminate("default", tmp_path)
     assert code == -signal.SIGTERM, "the default action happened, after the flush"
     assert _store_request_ids(tmp_path) == sorted(f"r-{i}" for i in range(25))
 
 
 @pytest.mark.timeout(60)
-def test_sigterm_without_the_option_loses_what_was_queued(tmp_path: Path) -> None:
-    """Why the option exists: Python's default SIGTERM action skips atexit."""
-    code, _ = _terminate("not-asked", tmp_path)
+def test_sigterm_turned_off_loses_what_was_queued(tmp_path: Path) -> None:
+    """What the guard prevents: Python's default SIGTERM action skips atexit."""
+    code, _ = _terminate("turned-off", tmp_path)
     assert code == -signal.SIGTERM
     assert not tmp_path.exists() or _store_request_ids(tmp_path) == []
 
@@ -238,26 +292,28 @@ def test_sigterm_goes_to_the_applications_own_handler(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(60)
+def test_a_server_re_raising_sigterm_after_its_graceful_stop_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    code, child = _terminate("server-reraise", tmp_path)
+    assert code == -signal.SIGTERM, "it still died of the re-raised signal"
+    out = child.stdout.read()
+    assert "still running after the re-raise" in out, "the signal waited for the exit"
+    assert _store_request_ids(tmp_path) == sorted(f"r-{i}" for i in range(30))
+
+
+@pytest.mark.timeout(60)
 def test_an_ignored_sigterm_stays_ignored(tmp_path: Path) -> None:
     code, _ = _terminate("ignored", tmp_path)
     assert code == 0, "it kept running until its input ended, then exited normally"
     assert _store_request_ids(tmp_path) == sorted(f"r-{i}" for i in range(25))
 
 
-def test_flush_on_sigterm_is_refused_outside_the_main_thread() -> None:
-    raised: list[BaseException] = []
-
-    def configure() -> None:
-        try:
-            iw.configure(service_name="worker-thread", store=False, flush_on_sigterm=True)
-        except BaseException as exc:
-            raised.append(exc)
-
-    thread = threading.Thread(target=configure)
-    thread.start()
-    thread.join()
-    assert len(raised) == 1 and isinstance(raised[0], iw.ConfigurationError)
-    assert "main thread" in str(raised[0])
+@pytest.mark.timeout(60)
+def test_configured_in_a_thread_the_main_threads_next_request_arms_it(tmp_path: Path) -> None:
+    code, _ = _terminate("configured-in-a-thread", tmp_path)
+    assert code == -signal.SIGTERM
+    assert _store_request_ids(tmp_path) == sorted(f"r-{i}" for i in range(25))
 
 
 # -- SIGKILL in the middle of a store write --------------------------------------------------------

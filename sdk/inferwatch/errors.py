@@ -89,7 +89,8 @@ def log_internal_error(where: str, exc: BaseException) -> None:
                     "a minute): %r",
                     where,
                     exc,
-                    exc_info=exc,
+                    # A traceback when there is one; a failure reported, not raised, is one line.
+                    exc_info=exc if exc.__traceback__ is not None else None,
                 )
     except Exception:
         pass

@@ -73,7 +73,8 @@ def configure(
     metric_readers: Sequence[MetricReader] = (),
     log_processors: Sequence[LogRecordProcessor] = (),
     strict: bool = False,
-    flush_on_sigterm: bool = False,
+    flush_on_sigterm: bool = True,
+    shutdown_timeout_ms: float = lifecycle.DEFAULT_SHUTDOWN_TIMEOUT_MS,
     alerts: AlertsArgument | None = None,
 ) -> Settings:
     """Set up tracing and metrics for inferwatch; safe to call again (same settings: no-op).
@@ -97,27 +98,24 @@ def configure(
     ``metric_tags`` names the low-cardinality tags allowed on metrics. With ``logs`` (the
     default) structlog events and stdlib log records are bridged to OTel logs. With
     ``internal_metrics`` the SDK's own ``otel.sdk.*`` metrics count queue drops and export
-    failures of inferwatch's pipelines. What is queued is flushed at interpreter exit (within
-    `EXIT_FLUSH_TIMEOUT_MS`, 5 s). ``flush_on_sigterm=True`` (main thread only) flushes before
-    a SIGTERM's default action ends the process; a handler the application installed earlier
-    is called instead, and an ignored SIGTERM stays ignored.
+    failures of inferwatch's pipelines. What is queued is flushed when the process ends — at
+    exit, at a multiprocessing worker's end and on SIGTERM, also when a server handles it
+    (uvicorn, gunicorn; docs/deployment.md) — within ``shutdown_timeout_ms`` (5 s), which also
+    bounds `shutdown()`; what could not be sent by then is counted and logged.
+    ``flush_on_sigterm=False`` leaves SIGTERM alone (then only a normal exit flushes).
     ``alerts`` (policies, `AlertRules` or a YAML path) are evaluated in the process on their
     own interval and stopped within `shutdown()`'s deadline (docs/alerts.md).
     """
     global _current
     settings = from_arguments(locals())
     scrubbing = scrubber(settings)
-    if settings.flush_on_sigterm and threading.current_thread() is not threading.main_thread():
-        raise ConfigurationError(
-            "flush_on_sigterm installs a signal handler: configure() from the main thread"
-        )
     extras = (*span_processors, *metric_readers, *log_processors)
     with _lock:
         if _current is not None and _current[0] == settings and _current[1] == extras:
             return settings
         if _current is not None:
             _logs.uninstall()
-            _current[2].shutdown()
+            _current[2].shutdown(_current[0].shutdown_timeout_ms)
             _current = None
             set_state(None)
         errors.set_strict(settings.strict)
@@ -128,17 +126,20 @@ def configure(
         _current = (settings, extras, state)
         _privacy.install(scrubbing)
         set_state(state)
-        _sigterm.enable(settings.flush_on_sigterm)
+        _exit_guard.want(settings.flush_on_sigterm)
     return settings
 
 
-def shutdown(timeout_ms: float = 30_000) -> None:
-    """Flush and stop what `configure()` set up, within ``timeout_ms``; later spans are dropped.
+def shutdown(timeout_ms: float | None = None) -> None:
+    """Flush and stop what `configure()` set up, within ``timeout_ms`` (default: the configured
+    ``shutdown_timeout_ms``, 5 s); later spans are dropped.
 
     Another thread holding the configuration (a `configure()` or `shutdown()` under way) is
     waited for within the same deadline, after which this call gives up and returns.
     """
     global _current
+    if timeout_ms is None:
+        timeout_ms = _shutdown_timeout_ms()
     if not _lock.acquire(timeout=max(timeout_ms, 0) / 1000):
         errors.log_internal_error("shutdown", TimeoutError("configuration busy past deadline"))
         return
@@ -152,13 +153,13 @@ def shutdown(timeout_ms: float = 30_000) -> None:
         _privacy.install(None)
     finally:
         _lock.release()
-        _sigterm.enable(False)
+        _exit_guard.want(False)
 
 
 def _flush_at_exit() -> None:
     """atexit, multiprocessing workers' exit and SIGTERM (`_exit`): flush within a deadline."""
     try:
-        shutdown(lifecycle.EXIT_FLUSH_TIMEOUT_MS)
+        shutdown()
     except Exception as exc:
         errors.log_internal_error("shutdown.exit", exc)
 
@@ -169,7 +170,16 @@ def _after_fork_in_child() -> None:
 
 
 forks.on_fork_in_child(_after_fork_in_child)
-_sigterm = lifecycle.install(_flush_at_exit, switching_tracers)
+
+
+def _shutdown_timeout_ms() -> float:
+    current = _current
+    return current[0].shutdown_timeout_ms if current else lifecycle.DEFAULT_SHUTDOWN_TIMEOUT_MS
+
+
+_exit_guard = lifecycle.install(
+    _flush_at_exit, lambda: _shutdown_timeout_ms() / 1000, switching_tracers
+)
 
 
 def _build_state(

@@ -61,7 +61,8 @@ class Settings(BaseModel):
     hash_key: SecretBytes | None = None
     """From ``hash_key`` or ``$INFERWATCH_HASH_KEY``; never shown (repr: ``**********``)."""
     strict: bool = False
-    flush_on_sigterm: bool = False
+    flush_on_sigterm: bool = True
+    shutdown_timeout_ms: float = Field(default=5_000.0, ge=0)
     alerts: Any = None
     """Alert policies evaluated in the process (`inferwatch.alerts.AlertRules`); None: none."""
 

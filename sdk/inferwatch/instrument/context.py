@@ -23,6 +23,7 @@ from opentelemetry.context import Context
 from inferwatch import forks, semconv
 from inferwatch.attributes import AttributeValue
 from inferwatch.errors import log_internal_error
+from inferwatch.export import lifecycle
 from inferwatch.export.privacy import scrub_request_id, scrub_tags
 
 P = ParamSpec("P")
@@ -149,6 +150,8 @@ class context:
         return self._request_id or self._entered_id
 
     def __enter__(self) -> Scope:
+        if lifecycle.pending:  # a request in a forked worker's main thread (its event loop)
+            lifecycle.arm_pending()
         outer = _SCOPE.get()
         request_id = self._request_id
         if request_id is None:

@@ -22,7 +22,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from inferwatch import semconv
 from inferwatch.attributes import AttributeValue, qualified_name
 from inferwatch.errors import contained, is_strict, log_internal_error
-from inferwatch.export import privacy
+from inferwatch.export import lifecycle, privacy
 from inferwatch.export.state import State, get_state
 from inferwatch.instrument import observers
 from inferwatch.instrument.context import (
@@ -245,6 +245,8 @@ class Inference:
         ``x``, when given, is summarised first so its attributes go in with the span's own.
         """
         try:
+            if lifecycle.pending:  # e.g. a forked worker: flush on SIGTERM from here on
+                lifecycle.arm_pending()
             state = self._state = get_state()
             spec = self._spec
             scope = current_scope()

@@ -8,10 +8,12 @@ next one says how many were suppressed in between.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import threading
 import time
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
@@ -67,6 +69,17 @@ class RateLimiter:
 limiter = RateLimiter()
 
 
+_sketching: weakref.WeakSet[DataChecks] = weakref.WeakSet()
+
+
+@atexit.register
+def _free_sketches() -> None:
+    """Free the length sketches before the interpreter's teardown, which reports a native
+    object still alive then as a leak (nanobind: "leaked 1 instances!")."""
+    for checks in list(_sketching):
+        checks._lengths = None
+
+
 class DataChecks(Observer):
     """The checks of one model, configured once (`monitor`/`inference` arguments).
 
@@ -99,7 +112,8 @@ class DataChecks(Observer):
         self.max_input_length = max_input_length
         self.long_input_quantile = long_input_quantile
         self.prediction_range = prediction_range
-        self._lengths = kll_floats_sketch(200) if long_input_quantile is not None else None
+        self._lengths: kll_floats_sketch | None = None
+        """Input lengths seen, made at the first (numeric inputs have none)."""
         self._lock = threading.Lock()
         renew_lock_after_fork(self)
 
@@ -157,10 +171,13 @@ class DataChecks(Observer):
 
     def _long_input_threshold(self, lengths: Iterable[int]) -> float | None:
         """The declared maximum, else the learned quantile once enough lengths were seen."""
-        sketch = self._lengths
-        if sketch is None:
+        if self.long_input_quantile is None:
             return self.max_input_length
         with self._lock:
+            sketch = self._lengths
+            if sketch is None:
+                sketch = self._lengths = kll_floats_sketch(200)
+                _sketching.add(self)
             learned = None
             if sketch.n >= MIN_LEARNING_SAMPLES and self.long_input_quantile is not None:
                 learned = sketch.get_quantile(self.long_input_quantile)
