@@ -87,13 +87,13 @@ def service(
         port = _wait_until_serving(proc, logs / "stderr", timeout=30)
         yield Service(f"http://127.0.0.1:{port}", instance_id, proc, logs)
     finally:
-        proc.terminate()  # SIGTERM: uvicorn shuts down gracefully, the lifespan flushes
+        proc.terminate()  # SIGTERM: uvicorn stops gracefully, the middleware and the exit flush
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
-    # A clean shutdown (the lifespan ran iw.shutdown); uvicorn re-raises SIGTERM once done.
+    # A clean stop; uvicorn re-raises SIGTERM once done (the process ends of it, after the flush).
     stderr = (logs / "stderr").read_text(errors="replace")
     assert proc.returncode in (0, -signal.SIGTERM), stderr
     assert "Application shutdown complete" in stderr and "Traceback" not in stderr, stderr

@@ -30,7 +30,7 @@ import pytest
 from tests._otlp import OtlpReceiver, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-APP = "tests.apps.serving:app"
+APP = "tests.apps.serving:application"
 REQUESTS = 300
 TRACED_EVERY = 10
 """Every 10th request carries a ``traceparent`` of the caller's trace."""
@@ -91,10 +91,10 @@ def _wait_until_serving(url: str, proc: subprocess.Popen[bytes], timeout: float 
 
 
 def _send(url: str, i: int) -> dict[str, Any]:
-    headers = {"x-request-id": f"req-{i}", "connection": "close"}
+    headers = {"x-request-id": f"req-{i}", "x-region": "eu", "x-cohort": "b", "connection": "close"}
     if i % TRACED_EVERY == 0:
         headers["traceparent"] = f"00-{CALLER_TRACE}-{i + 1:016x}-01"
-    row = {"x": [float(i), -1.0 if i % 9 == 0 else 1.0, 2.0], "region": "eu"}
+    row = {"x": [float(i), 1.0, 2.0]}
     response = httpx.post(f"{url}/predict", json=row, headers=headers, timeout=10)
     response.raise_for_status()
     return {"i": i, **response.json()}
@@ -105,6 +105,7 @@ def serve_and_stop(
     receiver: OtlpReceiver | None,
     tmp: Path,
     stop: signal.Signals = signal.SIGTERM,
+    scope: str = "middleware",
 ) -> Run:
     """Start ``mode``, send `REQUESTS` requests, ``stop`` right after the last response.
 
@@ -113,7 +114,7 @@ def serve_and_stop(
     run = Run(service=f"serving-{uuid.uuid4().hex[:8]}")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "INFERWATCH_"))}
-    env.update(SERVING_APP_SERVICE=run.service, PYTHONUNBUFFERED="1")
+    env.update(SERVING_APP_SERVICE=run.service, SERVING_APP_SCOPE=scope, PYTHONUNBUFFERED="1")
     if receiver is not None:
         env.update(
             OTEL_EXPORTER_OTLP_ENDPOINT=receiver.http_endpoint,
@@ -141,6 +142,7 @@ def serve_and_stop(
             proc.wait(timeout=10)
         run.output = log.read_text(errors="replace")
     for reply in replies:
+        assert reply["request_id"] == f"req-{reply['i']}", "the request id came from the header"
         run.request_ids.add(reply["request_id"])
         run.pids.add(reply["pid"])
         if reply["i"] % TRACED_EVERY == 0:
@@ -229,18 +231,64 @@ def test_each_process_has_its_own_instance_id(stopped: Run, receiver: OtlpReceiv
 
 
 @pytest.mark.timeout(180)
+def test_the_server_spans_carry_the_request_id_and_tags(
+    stopped: Run, receiver: OtlpReceiver
+) -> None:
+    assert_server_spans_tagged(stopped, receiver)
+
+
+@pytest.mark.timeout(180)
 def test_a_traceparent_request_keeps_its_server_span_on_the_callers_trace(
     stopped: Run, receiver: OtlpReceiver
 ) -> None:
-    spans = [s for s in receiver.spans() if s["resource"].get("service.name") == stopped.service]
-    server = [s for s in spans if s["kind"] == "SERVER"]
-    on_caller_trace = [s for s in server if s["trace_id"] == CALLER_TRACE]
-    assert len(on_caller_trace) == len(stopped.traced), {s["kind"] for s in spans}
-    traced = [
-        s for s in inference_spans(receiver, stopped)
-        if s["attributes"]["ml.request.id"] in stopped.traced
+    assert_caller_trace_continued(stopped, receiver)
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("scope", ["outside", "from_headers"])
+def test_whichever_way_the_scope_is_opened_server_spans_are_tagged_and_continue_the_trace(
+    scope: str, receiver: OtlpReceiver, tmp_path: Path
+) -> None:
+    run = serve_and_stop("uvicorn", receiver, tmp_path, scope=scope)
+    settle(receiver, run)
+    assert_lost_nothing(run, receiver)
+    assert_server_spans_tagged(run, receiver)
+    assert_caller_trace_continued(run, receiver)
+
+
+def server_spans(receiver: OtlpReceiver, run: Run) -> list[dict[str, Any]]:
+    return [
+        s
+        for s in receiver.spans()
+        if s["resource"].get("service.name") == run.service
+        and s["kind"] == "SERVER"
+        and s["name"] == "POST /predict"
+    ]
+
+
+def assert_server_spans_tagged(run: Run, receiver: OtlpReceiver) -> None:
+    spans = server_spans(receiver, run)
+    assert len(spans) == REQUESTS, len(spans)
+    tagged = [
+        s for s in spans
+        if s["attributes"].get("ml.request.id") in run.request_ids
+        and s["attributes"].get("region") == "eu" and s["attributes"].get("cohort") == "b"
     ]  # fmt: skip
-    assert traced and all(s["trace_id"] == CALLER_TRACE for s in traced)
+    assert len(tagged) >= 0.99 * REQUESTS, f"{len(tagged)} of {len(spans)} tagged"
+
+
+def assert_caller_trace_continued(run: Run, receiver: OtlpReceiver) -> None:
+    spans = [s for s in receiver.spans() if s["resource"].get("service.name") == run.service]
+    on_caller_trace = [
+        s for s in server_spans(receiver, run) if s["trace_id"] == CALLER_TRACE
+    ]  # fmt: skip
+    assert len(on_caller_trace) == len(run.traced), {(s["kind"], s["name"]) for s in spans}
+    assert {s["attributes"].get("ml.request.id") for s in on_caller_trace} == run.traced
+    traced = [
+        s for s in inference_spans(receiver, run) if s["attributes"]["ml.request.id"] in run.traced
+    ]  # fmt: skip
+    assert len(traced) == len(run.traced)
+    assert all(s["trace_id"] == CALLER_TRACE for s in traced)
 
 
 @pytest.mark.timeout(180)

@@ -7,13 +7,14 @@ Run from the repository root::
 
 What it shows:
 
-* ``iw.configure(service_name="fraud-api", metric_tags=["region"])`` at start-up (the lifespan);
+* ``iw.configure(service_name="fraud-api", metric_tags=["region"])`` at start-up (the lifespan;
+  no shutdown call: the middleware flushes at the lifespan's end, the process's exit at SIGTERM);
   the OTLP endpoint comes from ``OTEL_EXPORTER_OTLP_ENDPOINT``. Without one nothing is exported.
-* A request-scope middleware: ``iw.context.from_headers(...)`` takes the request id from
-  ``X-Request-ID`` (or generates one) and the caller's ``traceparent``; ``region``/``cohort`` come
-  from the ``X-Region``/``X-Cohort`` headers or the ``region``/``cohort`` query parameters. The
-  request id is echoed in the ``X-Request-ID`` response header, on every response. FastAPI's
-  built-in OpenTelemetry support adds the HTTP server span; inferwatch's spans are its children.
+* ``iw.ASGIMiddleware``: a request scope per request, with the request id from ``X-Request-ID``
+  (or generated) and the caller's ``traceparent``; ``region``/``cohort`` come from the
+  ``X-Region``/``X-Cohort`` headers or the ``region``/``cohort`` query parameters. The request
+  id is echoed in the ``X-Request-ID`` response header, on every response. FastAPI's OpenTelemetry
+  support adds the HTTP server span, tagged too; inferwatch's spans are its children.
 * ``@iw.monitor`` on the model's ``predict_proba``: one ``inference fraud`` span per call with the
   request id, tags, NaN counts per feature and a prediction summary, plus metrics.
 * ``iw.feedback(request_id, label)`` in ``POST /feedback``: a delayed label (a chargeback) joined
@@ -42,10 +43,7 @@ import structlog
 from fastapi import Body, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from opentelemetry import trace
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.datastructures import Headers, MutableHeaders, QueryParams
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import inferwatch as iw
 from examples.fastapi_service.features import FEATURES, RANGES, REGIONS
@@ -160,47 +158,15 @@ class Feedback(BaseModel):
 
 
 # -- the request scope ---------------------------------------------------------------------------
-def request_tags(headers: Headers, query: QueryParams) -> dict[str, str]:
+def request_tags(request: iw.web.Request) -> dict[str, str]:
     """``region`` and ``cohort`` from headers, else query parameters; region kept bounded."""
+    headers, query = request.headers, request.query
     region = (headers.get("x-region") or query.get("region") or "").strip().lower()
     cohort = (headers.get("x-cohort") or query.get("cohort") or "").strip().lower()
     # region is a metric tag: an open set of values would be a metric per value.
     if region not in REGIONS:
         region = "other" if region else "unknown"
     return {"region": region, "cohort": cohort[:64] or "unknown"}
-
-
-class RequestScopeMiddleware:
-    """Pure ASGI middleware: an inferwatch request scope around each request.
-
-    Pure ASGI rather than ``@app.middleware("http")`` so the scope (a context variable) is simply
-    inherited by the handler, including sync handlers run in the thread pool. FastAPI's own
-    OpenTelemetry support opens the HTTP server span outside all middleware, before the scope
-    exists; the request id and tags are added to that span here. That span has already continued
-    the caller's ``traceparent``, and ``from_headers`` sees it is current: inferwatch's spans
-    become its descendants rather than siblings under the caller's span.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = Headers(scope=scope)
-        tags = request_tags(headers, QueryParams(scope.get("query_string", b"")))
-        server_span = trace.get_current_span()
-        with iw.context.from_headers(headers, **tags) as request_scope:
-            request_id = request_scope.request_id
-            server_span.set_attributes(request_scope.attributes)  # a no-op when not recording
-
-            async def send_with_request_id(message: Message) -> None:
-                if message["type"] == "http.response.start":
-                    MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
-                await send(message)
-
-            await self.app(scope, receive, send_with_request_id)
 
 
 # -- the application -----------------------------------------------------------------------------
@@ -214,14 +180,14 @@ def create_app(configure_telemetry: bool = True, *, seed: int = 0) -> FastAPI:
         if configure_telemetry:
             settings = iw.configure(service_name=SERVICE_NAME, metric_tags=["region"])
             log.info("telemetry configured", otlp_endpoint=settings.endpoint or "none")
-        try:
-            yield
-        finally:
-            if configure_telemetry:
-                iw.shutdown(timeout_ms=5_000)  # flush what is still queued
+        # Nothing to flush by hand: iw.ASGIMiddleware flushes when this lifespan ends, and the
+        # process's exit (SIGTERM included) flushes the rest (docs/deployment.md).
+        yield
 
     app = FastAPI(title="fraud-api", version=MODEL_VERSION, lifespan=lifespan)
-    app.add_middleware(RequestScopeMiddleware)
+    # A request scope per request (request id from X-Request-ID, echoed back; the tags above);
+    # inside FastAPI's OpenTelemetry middleware, it tags that HTTP server span too.
+    app.add_middleware(iw.ASGIMiddleware, tags=request_tags)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from inferwatch.errors import internal_errors
 from inferwatch.export import logs, privacy, readers
-from inferwatch.export.configure import configure, shutdown
+from inferwatch.export.configure import configure, flush, shutdown
 from inferwatch.export.settings import ConfigurationError, Settings
-from inferwatch.instrument import observers
+from inferwatch.instrument import observers, web
 from inferwatch.instrument.context import (
     ContextThreadPoolExecutor,
     context,
@@ -31,6 +31,7 @@ from inferwatch.instrument.context import (
 )
 from inferwatch.instrument.inference import Inference, Stage, inference
 from inferwatch.instrument.monitor import monitor
+from inferwatch.instrument.web import ASGIMiddleware, WSGIMiddleware
 from inferwatch.version import __version__
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "ASGIMiddleware",
     "ConfigurationError",
     "ContextThreadPoolExecutor",
     "Feature",
@@ -89,6 +91,7 @@ __all__ = [
     "SchemaViolationError",
     "Settings",
     "Stage",
+    "WSGIMiddleware",
     "__version__",
     "alerts",
     "configure",
@@ -98,6 +101,7 @@ __all__ = [
     "current_tags",
     "drift",
     "feedback",
+    "flush",
     "inference",
     "internal_errors",
     "logs",
@@ -107,5 +111,6 @@ __all__ = [
     "query",
     "ranking",
     "shutdown",
+    "web",
     "wrap",
 ]

@@ -156,6 +156,18 @@ def shutdown(timeout_ms: float | None = None) -> None:
         _exit_guard.want(False)
 
 
+def flush(timeout_ms: float | None = None) -> bool:
+    """Export everything recorded so far and keep going: spans and logs, then a collection of
+    the metrics, within ``timeout_ms`` (default: ``shutdown_timeout_ms``, 5 s). For a process
+    that may be frozen or ended without warning once a unit of work is done (serverless, a
+    batch step). False when the deadline passed first (what was left is still queued).
+    """
+    state = _current[2] if _current is not None else None
+    if state is None:
+        return True
+    return state.flush(_shutdown_timeout_ms() if timeout_ms is None else timeout_ms)
+
+
 def _flush_at_exit() -> None:
     """atexit, multiprocessing workers' exit and SIGTERM (`_exit`): flush within a deadline."""
     try:

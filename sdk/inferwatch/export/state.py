@@ -77,6 +77,23 @@ class State:
             return label
         return OTHER_CLASS
 
+    def flush(self, timeout_ms: float) -> bool:
+        """Export everything recorded so far (spans and logs, then a metric collection), within
+        ``timeout_ms``; the configuration stays. False when the deadline passed first."""
+        deadline = time.monotonic() + timeout_ms / 1000
+
+        def remaining_ms() -> int:
+            return int(max(0.0, (deadline - time.monotonic()) * 1000))
+
+        done = True
+        for flushable in [*self._batch_processors, *self._owned]:
+            try:
+                done = flushable.force_flush(timeout_millis=remaining_ms()) is not False and done
+            except Exception as exc:  # a reader past the deadline: the environment, no bug
+                errors.log_internal_error("flush", exc)
+                done = False
+        return done
+
     def shutdown(self, timeout_ms: float = 30_000) -> None:
         """Flush and stop what this configuration owns, all within one deadline."""
         deadline = time.monotonic() + timeout_ms / 1000

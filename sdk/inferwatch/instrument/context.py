@@ -19,6 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 from opentelemetry import baggage, propagate, trace
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
+from opentelemetry.trace import SpanKind
 
 from inferwatch import forks, semconv
 from inferwatch.attributes import AttributeValue
@@ -56,13 +57,21 @@ def new_request_id() -> str:
 
 
 class Scope:
-    """What a request scope holds: its request id and tags (outer scopes' tags included)."""
+    """What a request scope holds: its request id and tags (outer scopes' tags included), and
+    the caller's span context from a ``traceparent`` (`context.from_headers`)."""
 
-    __slots__ = ("attributes", "request_id", "tags")
+    __slots__ = ("attributes", "caller", "request_id", "tags")
 
-    def __init__(self, request_id: str, tags: Mapping[str, AttributeValue]) -> None:
+    def __init__(
+        self,
+        request_id: str,
+        tags: Mapping[str, AttributeValue],
+        caller: Context | None = None,
+    ) -> None:
         self.request_id = request_id
         self.tags = tags
+        self.caller = caller
+        """The parent of an inference started here while no span is current."""
         # What the span processor sets: built once per scope, not once per span.
         self.attributes: dict[str, AttributeValue] = {semconv.ML_REQUEST_ID: request_id, **tags}
 
@@ -109,28 +118,30 @@ class context:
     Tags and the request id are scrubbed as they enter (`inferwatch.export.privacy`).
     """
 
-    __slots__ = ("_attached", "_entered_id", "_request_id", "_tags", "_tokens")
+    __slots__ = ("_caller", "_entered_id", "_request_id", "_tag_server_span", "_tags", "_tokens")
 
-    def __init__(
-        self, request_id: str | None = None, *, _otel: Context | None = None, **tags: Any
-    ) -> None:
+    def __init__(self, request_id: str | None = None, **tags: Any) -> None:
         # The one place scope tags enter (from_headers too): scrubbed here, once per scope.
         self._request_id = scrub_request_id(request_id)
         self._tags = scrub_tags(tags)
-        self._attached = _otel
+        self._caller: Context | None = None
+        self._tag_server_span = False
         self._entered_id: str | None = None
         # By scope, not a stack: entries of one shared object from many threads or tasks
         # interleave, and each exit must undo its own entry, in its own context.
-        self._tokens: dict[int, tuple[contextvars.Token[Scope | None], object | None]] = {}
+        self._tokens: dict[int, contextvars.Token[Scope | None]] = {}
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str], **tags: Any) -> context:
         """A scope for an incoming request: W3C trace context, baggage and request-id headers.
 
         The request id comes from ``X-Request-ID`` (or ``X-Correlation-ID``), else from a
-        baggage entry ``ml.request.id``/``request_id``, else it is generated. Spans inside become
-        children of the caller's span when a ``traceparent`` header is present, unless a server
-        span (from HTTP instrumentation, which already continued that trace) is current.
+        baggage entry ``ml.request.id``/``request_id``, else it is generated. Entered inside the
+        web framework's server span (OpenTelemetry's HTTP instrumentation), it tags that span
+        with the request id and tags. A ``traceparent`` makes the caller's span the parent of
+        the inferences started in the scope while no span is current; the caller's span is not
+        made current, so a server span opened inside the scope (by instrumentation wrapped
+        inside this middleware) is still a SERVER span continuing the caller's trace.
         """
         lowered = {str(k).lower(): str(v) for k, v in headers.items()}
         carrier_ctx = propagate.extract(lowered, context=otel_context.get_current())
@@ -138,11 +149,11 @@ class context:
         if request_id is None:
             entries = baggage.get_all(carrier_ctx)
             request_id = next((str(entries[k]) for k in _REQUEST_ID_BAGGAGE if k in entries), None)
-        remote = trace.get_current_span(carrier_ctx).get_span_context().is_valid
-        # A server span already current (HTTP instrumentation) has continued the caller's trace.
-        in_server_span = trace.get_current_span().get_span_context().is_valid
-        attach = remote and not in_server_span
-        return cls(request_id, _otel=carrier_ctx if attach else None, **tags)
+        scope = cls(request_id, **tags)
+        if trace.get_current_span(carrier_ctx).get_span_context().is_remote:
+            scope._caller = carrier_ctx
+        scope._tag_server_span = True
+        return scope
 
     @property
     def request_id(self) -> str | None:
@@ -158,9 +169,11 @@ class context:
             request_id = outer.request_id if outer is not None else new_request_id()
         self._entered_id = request_id
         tags = {**outer.tags, **self._tags} if outer is not None else self._tags
-        otel_token = otel_context.attach(self._attached) if self._attached is not None else None
-        scope = Scope(request_id, tags)
-        self._tokens[id(scope)] = (_SCOPE.set(scope), otel_token)
+        caller = self._caller or (outer.caller if outer is not None else None)
+        scope = Scope(request_id, tags, caller)
+        if self._tag_server_span:
+            _tag_server_span(scope)
+        self._tokens[id(scope)] = _SCOPE.set(scope)
         return scope
 
     def __exit__(
@@ -169,14 +182,11 @@ class context:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        entry = self._tokens.pop(id(_SCOPE.get()), None)
-        if entry is None:  # exited out of order, or in a context it was not entered in
+        token = self._tokens.pop(id(_SCOPE.get()), None)
+        if token is None:  # exited out of order, or in a context it was not entered in
             log_internal_error("context.exit", RuntimeError("iw.context exited out of order"))
             return
-        token, otel_token = entry
         _SCOPE.reset(token)
-        if otel_token is not None:
-            otel_context.detach(otel_token)  # type: ignore[arg-type]
 
     async def __aenter__(self) -> Scope:
         return self.__enter__()
@@ -188,6 +198,14 @@ class context:
         tb: TracebackType | None,
     ) -> None:
         self.__exit__(exc_type, exc, tb)
+
+
+def _tag_server_span(scope: Scope) -> None:
+    """Stamp the scope on the web framework's server span, if that is the current span: it
+    started before the scope existed (OpenTelemetry's HTTP instrumentation wraps the app)."""
+    span = trace.get_current_span()
+    if span.is_recording() and getattr(span, "kind", SpanKind.SERVER) is SpanKind.SERVER:
+        span.set_attributes(scope.attributes)
 
 
 def wrap(fn: Callable[P, R]) -> Callable[P, R]:

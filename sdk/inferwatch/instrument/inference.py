@@ -265,7 +265,15 @@ class Inference:
                 if summary is not None:
                     attributes.update(summary.attributes())
                 follow_ups = self._observe_input(x, summary, attributes)
-            self.span = state.tracer.start_span(spec.span_name, attributes=attributes)
+            parent = None
+            if (
+                scope.caller is not None
+                and not trace.get_current_span().get_span_context().is_valid
+            ):
+                parent = scope.caller  # the caller's span (`from_headers`), no span current
+            self.span = state.tracer.start_span(
+                spec.span_name, context=parent, attributes=attributes
+            )
             # Metrics name this context explicitly so exemplars link them to the span.
             self._context = trace.set_span_in_context(self.span)
             if activate:
