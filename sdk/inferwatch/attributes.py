@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import builtins
 import math
+import traceback
 from typing import Any, TypeAlias
 
 AttributeValue: TypeAlias = str | bool | int | float
@@ -64,3 +66,71 @@ def qualified_name(cls: type) -> str:
     if module == "builtins":
         return cls.__qualname__
     return f"{module}.{cls.__qualname__}"
+
+
+_GROUP: Any = getattr(builtins, "BaseExceptionGroup", ())  # Python 3.11+
+_CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
+_CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
+
+
+def stacktrace(exc: BaseException) -> str:
+    """The ``exception.stacktrace`` text: `traceback.format_exception`'s, chains included
+    (exception groups: exactly theirs), without the column markers.
+
+    The standard formatting calls ``linecache.checkcache``, an ``os.stat`` of every source file
+    in the traceback, on every call. Each stat lets go of the GIL and takes it back at once,
+    before a waiting thread wakes up; a loop of failing calls then starves every other thread
+    (the export and store writer threads: their queues overflowed). Source lines come from
+    linecache's memory here, read from disk once per file.
+    """
+    if isinstance(exc, _GROUP):
+        return "".join(traceback.format_exception(exc))
+    chain: list[tuple[BaseException, str]] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    note = ""
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append((current, note))
+        if current.__cause__ is not None:
+            current, note = current.__cause__, _CAUSE
+        elif current.__context__ is not None and not current.__suppress_context__:
+            current, note = current.__context__, _CONTEXT
+        else:
+            current = None
+    parts: list[str] = []
+    for error, note in reversed(chain):
+        frames = [
+            traceback.FrameSummary(
+                frame.f_code.co_filename, lineno, frame.f_code.co_name, lookup_line=False
+            )
+            for frame, lineno in traceback.walk_tb(error.__traceback__)
+        ]
+        if frames:
+            parts.append("Traceback (most recent call last):\n")
+            parts.extend(traceback.StackSummary.from_list(frames).format())
+        parts.extend(_exception_only(error))
+        parts.append(note)
+    return "".join(parts)
+
+
+def _exception_only(exc: BaseException) -> list[str]:
+    """`traceback.format_exception_only`'s lines, which would walk (and stat) the chain again."""
+    if isinstance(exc, SyntaxError):  # its own layout: the standard library's
+        return traceback.format_exception_only(type(exc), exc)
+    name = type(exc).__qualname__
+    module = type(exc).__module__
+    if module not in ("__main__", "builtins"):
+        name = f"{module if isinstance(module, str) else '<unknown>'}.{name}"
+    try:
+        text = str(exc)
+    except Exception:
+        text = "<exception str() failed>"
+    lines = [f"{name}: {text}\n" if text else f"{name}\n"]
+    notes = getattr(exc, "__notes__", None)
+    if isinstance(notes, list | tuple):
+        for note in notes:
+            lines += [f"{line}\n" for line in str(note).split("\n")]
+    elif notes is not None:
+        lines.append(f"{notes!r}\n")
+    return lines

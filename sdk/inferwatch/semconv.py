@@ -204,6 +204,17 @@ METRIC_RANKING_CTR: Final = "ml.ranking.ctr"
 EVENT_RANKING_LOW_COVERAGE: Final = "ml.ranking.low_coverage"
 """Log event: a window's coverage fell below the declared `min_coverage`."""
 
+# -- The local store -----------------------------------------------------------------------------
+# (section: store)
+EVENT_SPANS_DROPPED: Final = "inferwatch.spans.dropped"
+"""Log event written to the store by a process whose spans did not all reach it."""
+ATTR_DROPPED_COUNT: Final = "inferwatch.dropped.count"
+"""How many spans the report covers (dropped between its first and last time)."""
+ATTR_DROPPED_FIRST: Final = "inferwatch.dropped.first_time_unix_nano"
+"""When the first of them was dropped; the record's timestamp is when the last one was."""
+ATTR_DROPPED_REASON: Final = "inferwatch.dropped.reason"
+"""Why: ``queue_full`` (the writer fell behind), ``write_failed`` (the disk refused them)."""
+
 # -- Alerts --------------------------------------------------------------------------------------
 # (section: alerts)
 EVENT_ALERT_FIRING: Final = "inferwatch.alert.firing"
@@ -243,10 +254,13 @@ EXCEPTION_MESSAGE: Final = "exception.message"
 """OTel attribute: the exception's message, scrubbed like any string value."""
 EXCEPTION_STACKTRACE: Final = "exception.stacktrace"
 """OTel attribute: the formatted traceback, scrubbed like any string value."""
+EXCEPTION_ESCAPED: Final = "exception.escaped"
+"""OTel attribute on exception events: "True" when the exception left the span's scope."""
 
 # -- Resource ------------------------------------------------------------------------------------
 SERVICE_NAME: Final = "service.name"
 SERVICE_VERSION: Final = "service.version"
+SERVICE_INSTANCE_ID: Final = "service.instance.id"
 DEPLOYMENT_ENVIRONMENT: Final = "deployment.environment.name"
 
 INSTRUMENTATION_NAME: Final = "inferwatch"

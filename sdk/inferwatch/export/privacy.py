@@ -32,13 +32,18 @@ from __future__ import annotations
 import hmac
 import os
 import re
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from inferwatch import semconv
-from inferwatch.attributes import AttributeValue, clean_value, qualified_name, valid_text
+from inferwatch.attributes import (
+    AttributeValue,
+    clean_value,
+    qualified_name,
+    stacktrace,
+    valid_text,
+)
 from inferwatch.errors import contained
 
 HASH_KEY_ENV: Final = "INFERWATCH_HASH_KEY"
@@ -362,7 +367,7 @@ class Scrubber:
         except Exception:
             message = f"<unprintable {type(exc).__name__}>"
         try:
-            stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            stack = stacktrace(exc)
         except Exception:
             stack = ""
         return {

@@ -32,9 +32,10 @@ from opentelemetry.util import types
 
 from inferwatch import errors
 from inferwatch.export.otlp import otlp_exporter
-from inferwatch.export.processors import ScopeSpanProcessor
+from inferwatch.export.processors import CountedBatchSpanProcessor, ScopeSpanProcessor
 from inferwatch.export.settings import Settings, resource
 from inferwatch.store import StoreLogExporter, StoreSpanExporter
+from inferwatch.store.drops import QUEUE_FULL, DropReports
 
 
 class SwitchingTracerProvider(trace.TracerProvider):
@@ -246,12 +247,17 @@ class Build:
             )
             provider.add_span_processor(ScopeSpanProcessor())
             exporter = otlp_exporter(settings, "traces", meter_provider)
-            if exporter is None and settings.store is not None:
-                exporter = StoreSpanExporter(settings.store)
+            batch: BatchSpanProcessor | None = None
+            options = {**self._batch_options("traces"), "meter_provider": meter_provider}
             if exporter is not None:
-                batch = BatchSpanProcessor(
-                    exporter, **self._batch_options("traces"), meter_provider=meter_provider
+                batch = CountedBatchSpanProcessor(exporter, **options)
+            elif settings.store is not None:  # spans it drops are counted in the store itself
+                reports = DropReports(settings.store, self.resource)
+                exporter = StoreSpanExporter(settings.store, drops=reports)
+                batch = CountedBatchSpanProcessor(
+                    exporter, on_drop=lambda: reports.count(1, QUEUE_FULL), **options
                 )
+            if batch is not None:
                 provider.add_span_processor(batch)
                 self.batch_processors.append(batch)
             self.owned.append(provider)

@@ -628,8 +628,13 @@ _specs: dict[tuple[Any, ...], ModelSpec] = {}
 def _record_error(span: Span, exc: BaseException, error_type: str) -> None:
     span.set_status(Status(StatusCode.ERROR, _message(exc)))
     span.set_attribute(semconv.ERROR_TYPE, error_type)
-    # The exception's own text may quote user data: scrubbed like any string value.
-    span.record_exception(exc, attributes=privacy.active().exception_attributes(exc))
+    # The exception's own text may quote user data: scrubbed like any string value. (Not the
+    # SDK's `record_exception`: it formats the traceback again, the slow way.)
+    attributes: dict[str, AttributeValue] = {
+        **privacy.active().exception_attributes(exc),
+        semconv.EXCEPTION_ESCAPED: "True",
+    }
+    span.add_event("exception", attributes)
 
 
 def _message(exc: BaseException) -> str:

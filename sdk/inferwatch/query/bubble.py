@@ -148,6 +148,7 @@ def bubble_up(
     )
     requests, outcomes = int(requests), int(outcomes)
     notes.insert(0, _window_note(params, requests, outcomes, outcome))
+    notes[1:1] = spans.gaps(params)
     if requests == 0:
         notes.append("no inference spans in the window")
         return Result(list(COLUMNS), [], notes)

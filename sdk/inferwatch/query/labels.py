@@ -30,7 +30,8 @@ def _valid_log_lines(path: Path) -> str:
 
 
 class StoreLabels:
-    """The feedback records of a store directory, as an ``otel_logs``-shaped chDB relation."""
+    """The feedback records of a store directory (and its reports of dropped spans,
+    `sql.STORE_EVENTS`), as an ``otel_logs``-shaped chDB relation."""
 
     def __init__(self, session: Any, database: str, directory: Path) -> None:
         self._logs = SegmentTable(
@@ -40,7 +41,7 @@ class StoreLabels:
             "LogAttributes Map(LowCardinality(String), String)",
             "Timestamp",
             sql.LOG_COLUMNS,
-            lambda path: sql.otlp_json_feedback(_valid_log_lines(path)),
+            lambda path: sql.otlp_json_events(_valid_log_lines(path)),
             lambda path: path.name.startswith(LOGS_PREFIX),
             directory,
         )

@@ -108,7 +108,7 @@ def outliers(
     params["limit"] = limit
     rows = spans.engine.query(outliers_query(relation, by, where_sql), params)
     result = [_record(row) for row in rows]
-    notes = []
+    notes = spans.gaps(params)
     if not result:
         notes.append(_NONE[by])
     elif len(result) == limit:

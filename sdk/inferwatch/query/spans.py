@@ -115,6 +115,7 @@ class Spans:
         params.update({f"k{i}": key for i, key in enumerate(keys)})
         params["limit"] = int(limit)
         notes = self._outcome_params(relation, where_sql, params, outcome, slow_ms, slow_quantile)
+        notes += self.gaps(params)
         rows = self.engine.query(sql.slice_query(relation, len(keys), outcome, where_sql), params)
         columns = [
             *keys,
@@ -194,6 +195,24 @@ class Spans:
         if labels is None:
             return relation
         return sql.labelled_spans(relation, sql.labels_query(labels))
+
+    def gaps(self, params: dict[str, Any]) -> list[str]:
+        """Notes on what the window's results miss: spans reported dropped before the store
+        (`inferwatch.store.drops`) by a writer whose report overlaps the window."""
+        logs = getattr(self.engine, "logs_relation", None)
+        relation = logs() if logs is not None else None
+        if relation is None:
+            return []
+        rows = self.engine.query(sql.dropped_query(relation), params)
+        count, processes, reasons = rows[0] if rows else (0, 0, [])
+        if not count:
+            return []
+        processes = int(processes)
+        return [
+            f"incomplete: {int(count):,} spans of this window did not reach the store "
+            f"({', '.join(reasons)}; {processes} process{'es' if processes != 1 else ''}): "
+            "the counts here miss them"
+        ]
 
     def _outcome_params(
         self,

@@ -183,8 +183,12 @@ OTLP_JSON_LOGS_SCHEMA = (
 )
 
 
-def otlp_json_feedback(file_expression: str) -> str:
-    """SELECT `LOG_COLUMNS` of the ``ml.feedback`` records of ``file(...)`` OTLP/JSON logs."""
+STORE_EVENTS = (semconv.EVENT_FEEDBACK, semconv.EVENT_SPANS_DROPPED)
+"""The log events queries read from the store: delayed labels, and reports of dropped spans."""
+
+
+def otlp_json_events(file_expression: str) -> str:
+    """SELECT `LOG_COLUMNS` of the `STORE_EVENTS` records of ``file(...)`` OTLP/JSON logs."""
     return f"""
 SELECT
     fromUnixTimestamp64Nano(toInt64OrZero(if(toInt64OrZero(lr.timeUnixNano) > 0,
@@ -195,7 +199,7 @@ FROM {file_expression}
 ARRAY JOIN resourceLogs AS rl
 ARRAY JOIN rl.scopeLogs AS sl
 ARRAY JOIN sl.logRecords AS lr
-WHERE lr.eventName = '{semconv.EVENT_FEEDBACK}'"""
+WHERE lr.eventName IN ({", ".join(f"'{name}'" for name in STORE_EVENTS)})"""
 
 
 def labels_query(logs: str) -> str:
@@ -223,6 +227,21 @@ FROM (
     GROUP BY RequestId, Model
 )
 GROUP BY RequestId"""
+
+
+def dropped_query(logs: str) -> str:
+    """(spans, processes, reasons) of the drop reports overlapping the window: spans that did
+    not reach the store (`inferwatch.store.drops`) while the window's were being written."""
+    attribute = "LogAttributes['{}']".format
+    return f"""
+SELECT
+    sum(toUInt64OrZero({attribute(semconv.ATTR_DROPPED_COUNT)})),
+    uniqExact({attribute(semconv.SERVICE_INSTANCE_ID)}),
+    arraySort(groupUniqArray({attribute(semconv.ATTR_DROPPED_REASON)}))
+FROM {logs}
+WHERE EventName = '{semconv.EVENT_SPANS_DROPPED}'
+  AND Timestamp >= fromUnixTimestamp64Nano({{since_ns:Int64}})
+  AND toInt64OrZero({attribute(semconv.ATTR_DROPPED_FIRST)}) <= {{until_ns:Int64}}"""
 
 
 # A label's verdict on one span: its own correctness if it has one, else (a label from another

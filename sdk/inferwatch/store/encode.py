@@ -344,3 +344,28 @@ def encode_logs_protobuf(records: Sequence[ReadableLogRecord]) -> bytes:
             for record in scope.get("logRecords", ()):
                 _hex_ids(record, ("traceId", "spanId"))
     return _DUMPS(request).encode("utf-8")
+
+
+def encode_event_json(
+    resource: Any,
+    scope_name: str,
+    time_ns: int,
+    event_name: str,
+    body: str,
+    attributes: Mapping[str, Any],
+    severity_number: int = 13,
+    severity_text: str = "WARN",
+) -> bytes:
+    """One OTLP/JSON ``ExportLogsServiceRequest`` line holding one event record that inferwatch
+    writes itself (a report about the store, not a record of the application's)."""
+    attrs = _attributes(attributes) or "[]"
+    record = (
+        f'{{"timeUnixNano":"{time_ns}","observedTimeUnixNano":"{time_ns}",'
+        f'"severityNumber":{severity_number},"severityText":{_json_str(severity_text)},'
+        f'"body":{{"stringValue":{_json_str(body)}}},"attributes":{attrs},'
+        f'"eventName":{_json_str(event_name)}}}'
+    )
+    return (
+        f'{{"resourceLogs":[{{"resource":{_resource(resource)},"scopeLogs":[{{"scope":'
+        f'{{"name":{_json_str(scope_name)}}},"logRecords":[{record}]}}]}}]}}'
+    ).encode("ascii")

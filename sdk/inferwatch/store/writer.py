@@ -52,7 +52,7 @@ import time
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
@@ -79,6 +79,12 @@ from inferwatch.store.segments import (
     pid_alive,
     validate_signal,
 )
+
+if TYPE_CHECKING:
+    from inferwatch.store.drops import DropReports
+
+WRITE_FAILED = "write_failed"
+"""Why spans did not reach the store (`store.drops`): the disk refused them."""
 
 # Writers alive in this process, so that a forked child can drop its parent's segments.
 _WRITERS: weakref.WeakSet[SegmentWriter] = weakref.WeakSet()
@@ -419,9 +425,12 @@ class StoreSpanExporter(_StoreExporter, SpanExporter):
         *,
         writer: SegmentWriter | None = None,
         encoding: Encoding = "direct",
+        drops: DropReports | None = None,
         **writer_options: Any,
     ) -> None:
         super().__init__(directory, "traces", writer, encoding, writer_options)
+        self.drops = drops
+        """Where spans that could not be written are counted and reported (`store.drops`)."""
 
     def _encode(self, records: Sequence[Any]) -> bytes:
         if self.encoding == "protobuf":
@@ -429,10 +438,20 @@ class StoreSpanExporter(_StoreExporter, SpanExporter):
         return encode_spans_json(records, self._grouper)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        return SpanExportResult.SUCCESS if self._write(spans) else SpanExportResult.FAILURE
+        written = self._write(spans)
+        drops = self.drops
+        if drops is not None:
+            if spans:
+                drops.seen(spans[0].resource)
+            if not written:
+                drops.count(len(spans), WRITE_FAILED)
+            drops.write()
+        return SpanExportResult.SUCCESS if written else SpanExportResult.FAILURE
 
     def shutdown(self) -> None:
         self._shutdown_writer()
+        if self.drops is not None:
+            self.drops.close()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self._flush()
