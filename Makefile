@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-torch test-long lint typecheck pytest bench clean
+.PHONY: demo test test-torch test-long test-lowest lint typecheck pytest bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,20 @@ test-long: $(BIN)/.installed
 	INFERWATCH_PROPERTY_EXAMPLES=10000 $(BIN)/pytest -q -p no:cacheprovider --timeout=3600 \
 		--hypothesis-seed=$(SEED) tests/test_properties.py tests/test_bad_inputs.py
 
+# The lowest versions: every runtime dependency pinned to the lowest release its floor in
+# pyproject.toml allows (.ci/lowest_constraints.py), in a venv of its own; the test tools float.
+LOWEST ?= .venv-lowest
+$(LOWEST)/bin/.installed: pyproject.toml .ci/lowest_constraints.py
+	$(PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install -q --upgrade pip packaging
+	$(LOWEST)/bin/python .ci/lowest_constraints.py > $(LOWEST)/constraints.txt
+	$(LOWEST)/bin/python -m pip install -q -c $(LOWEST)/constraints.txt -e '.[dev]'
+	touch $@
+
+test-lowest: $(LOWEST)/bin/.installed
+	$(LOWEST)/bin/python -m pip list --format=freeze | grep -i -E '^(opentelemetry-(api|sdk)|numpy|pandas|pydantic)=='
+	$(LOWEST)/bin/pytest -q -p no:cacheprovider
+
 $(BIN)/.bench-installed: $(BIN)/.installed
 	$(BIN)/python -m pip install -q -e '.[dev,benchmark]'
 	touch $@
@@ -65,4 +79,4 @@ bench: $(BIN)/.bench-installed
 	$(BIN)/python benchmarks/bench_faults.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LOWEST) .pytest_cache .mypy_cache .ruff_cache
