@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
+import tomllib
 from packaging.version import InvalidVersion, Version
 
 RUNTIME_EXTRAS = ("pandas", "query", "drift", "alerts")
@@ -51,7 +51,9 @@ def lowest_release(name: str, floor: str) -> str:
             version = Version(text.strip())
         except InvalidVersion:
             continue
-        if version >= Version(floor) and (not version.is_prerelease or Version(floor).is_prerelease):
+        if version >= Version(floor) and (
+            not version.is_prerelease or Version(floor).is_prerelease
+        ):
             found.append(version)
     if not found:
         raise SystemExit(f"no release of {name} at or above {floor} on the index")
