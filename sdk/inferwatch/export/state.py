@@ -86,9 +86,10 @@ class State:
             return int(max(0.0, (deadline - time.monotonic()) * 1000))
 
         done = True
-        for flushable in [*self._batch_processors, *self._owned]:
+        # The owned providers flush their batch processors, within the deadline given.
+        for provider in self._owned:
             try:
-                done = flushable.force_flush(timeout_millis=remaining_ms()) is not False and done
+                done = provider.force_flush(timeout_millis=remaining_ms()) is not False and done
             except Exception as exc:  # a reader past the deadline: the environment, no bug
                 errors.log_internal_error("flush", exc)
                 done = False

@@ -112,9 +112,9 @@ class ASGIMiddleware:
 
             async def send_with_request_id(message: _Message) -> None:
                 if message.get("type") == "http.response.start":
-                    present = [k for k, _ in message.get("headers", ()) if k.lower() == header[0]]
-                    if not present:
-                        message["headers"] = [*message.get("headers", ()), header]
+                    response_headers = message.get("headers", ())
+                    if not any(k.lower() == header[0] for k, _ in response_headers):
+                        message["headers"] = [*response_headers, header]
                 await send(message)
 
             await self.app(scope, receive, send_with_request_id)

@@ -44,8 +44,6 @@ class DropReports:
         self._pending: dict[str, list[int]] = {}  # reason -> [count, first ns, last ns]
         self._writer: SegmentWriter | None = None
         self._written_at = -REPORT_EVERY_S
-        self.dropped: dict[str, int] = {}
-        """Every span counted so far, by reason (this process)."""
         _REPORTS.add(self)
 
     def seen(self, resource: Any) -> None:
@@ -61,7 +59,6 @@ class DropReports:
             else:
                 entry[0] += n
                 entry[2] = now
-            self.dropped[reason] = self.dropped.get(reason, 0) + n
 
     def write(self, final: bool = False) -> None:
         """Write what was counted since the last report, at most once a second unless
@@ -112,7 +109,6 @@ class DropReports:
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
         self._pending = {}  # the parent's drops are the parent's to report
-        self.dropped = {}
         self._writer = None
 
 
