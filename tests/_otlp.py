@@ -6,6 +6,7 @@ Enable the fixtures from a conftest with ``pytest_plugins = ["tests._otlp"]``.
   every decoded request; ``spans()``, ``metrics()`` and ``logs()`` give flattened dict views.
 * ``FaultyReceiver`` is one that the test can make slow (hold requests unanswered) or refuse
   exports with an HTTP status (413, 429, 503; the matching gRPC status over gRPC).
+* ``wait_until_serving`` waits for a server a test started to answer ``/health``.
 * ``RotelCollector`` runs the ``rotel-agent`` binary shipped by the ``rotel`` wheel, receiving
   OTLP gRPC + HTTP and exporting OTLP/gRPC to a receiver; ``kill()`` and ``restart()`` it on
   the same ports.
@@ -55,6 +56,7 @@ __all__ = [
     "port_open",
     "rotel_agent_path",
     "rotel_collector",
+    "wait_until_serving",
 ]
 
 T = TypeVar("T")
@@ -429,6 +431,23 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOCALHOST, 0))
         return int(sock.getsockname()[1])
+
+
+def wait_until_serving(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Until ``url``/health answers 200 (a server the test started as ``proc``), or raise."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"the server did not start (exit {proc.poll()})")
 
 
 def port_open(port: int) -> bool:

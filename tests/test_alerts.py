@@ -263,6 +263,40 @@ def test_accuracy_below_threshold_on_a_named_gauge(alerting: Any) -> None:
     assert a.reader.firing() == {}
 
 
+def test_the_default_accuracy_policy_reads_the_judged_counter(alerting: Any) -> None:
+    """ModelAccuracyLow (collector_config/alerts.yaml): right / judged of the last hour's labels,
+    from `ml.label.judged`, the counter that sums across processes; regression labels (outcome
+    "scored") are not in its denominator."""
+    from inferwatch.delayed_labels import configure_feedback
+
+    rules = load_rules(Path(__file__).resolve().parents[1] / "collector_config" / "alerts.yaml")
+    (policy,) = [p for p in rules.policies if p.name == "ModelAccuracyLow"]
+    a = alerting(AlertRules(policies=[policy]))
+    configure_feedback()
+
+    @iw.monitor(model="fraud", prediction_kind="classification")
+    def classify(x: str) -> str:
+        return x
+
+    @iw.monitor(model="price")
+    def regress(x: float) -> float:
+        return x
+
+    a.step()
+    for i in range(10):
+        with iw.context(request_id=f"c-{i}"):
+            classify("ok")
+        with iw.context(request_id=f"p-{i}"):
+            regress(1.0)
+        assert iw.feedback(f"c-{i}", "ok" if i < 7 else "fraud") == "joined"  # 70% right
+        assert iw.feedback(f"p-{i}", 5.0) == "joined"
+    a.step(30)
+    assert a.reader.firing() == {"ModelAccuracyLow": [{MODEL: "fraud"}]}
+    [event] = a.events("inferwatch.alert.firing")
+    assert event["inferwatch.alert.value"] == pytest.approx(0.7)
+    configure_feedback()
+
+
 def test_missing_values_per_inference_divides_by_another_metric(alerting: Any) -> None:
     policy = AlertPolicy.model_validate({
         "name": "Missing", "metric": "ml.input.nan_count", "statistic": "ratio",

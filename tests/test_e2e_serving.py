@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests._otlp import OtlpReceiver, free_port
+from tests._otlp import OtlpReceiver, free_port, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = "tests.apps.serving:application"
@@ -76,20 +76,6 @@ class Run:
     output: str = ""
 
 
-def _wait_until_serving(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"the server did not start (exit {proc.poll()})")
-
-
 def _send(url: str, i: int) -> dict[str, Any]:
     headers = {"x-request-id": f"req-{i}", "x-region": "eu", "x-cohort": "b", "connection": "close"}
     if i % TRACED_EVERY == 0:
@@ -129,7 +115,7 @@ def serve_and_stop(
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_serving(url, proc)
+        wait_until_serving(url, proc)
         with ThreadPoolExecutor(4) as pool:
             replies = list(pool.map(lambda i: _send(url, i), range(REQUESTS)))
         last = time.monotonic()

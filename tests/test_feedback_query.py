@@ -14,7 +14,6 @@ Both must give the counts the test planted.
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 import textwrap
@@ -33,6 +32,7 @@ from inferwatch.delayed_labels import configure_feedback, feedback
 from inferwatch.query import ChdbEngine, Spans
 from inferwatch.query.engines import ChdbTableEngine, _ChdbSession
 from inferwatch.store import iter_logs, iter_spans
+from tests._exporter_tables import exporter_tables
 
 DDL = Path(__file__).resolve().parents[1] / "collector_config" / "clickhouse"
 REGIONS = ["eu", "us", "ap-south"]
@@ -163,70 +163,11 @@ def test_other_outcomes_are_unchanged_by_labels(plan: Plan) -> None:
 # -- the ClickHouse exporter's tables --------------------------------------------------------------
 
 
-def exported(value: Any) -> str:
-    """An attribute value as the ClickHouse exporter writes it into a Map(String, String)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value).removesuffix(".0") if math.isfinite(value) else str(value)
-    if isinstance(value, list):
-        return json.dumps(value)
-    return str(value)
-
-
-def ddl(name: str, database: str) -> str:
-    text = (DDL / f"{name}.sql").read_text()
-    renamed = text.replace("DATABASE IF NOT EXISTS otel;", f"DATABASE IF NOT EXISTS {database};")
-    renamed = renamed.replace(f"`otel`.`{name}`", f"`{database}`.`{name}`")
-    assert renamed.count(database) == 2, f"{name}.sql's database name moved: update this test"
-    return renamed
-
-
-def insert(rows: list[dict[str, Any]], table: str, columns: str, select: str, tmp: Path) -> None:
-    path = tmp / f"{table}.rows.jsonl"
-    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
-    _ChdbSession.get().query(f"INSERT INTO {table} {select} FROM file('{path}', 'JSONEachRow', "
-                             f"'{columns}')")  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def tables(plan: Plan, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChdbTableEngine]:
     database = "iw_test_feedback"
-    session = _ChdbSession.get()
-    session.query(f"DROP DATABASE IF EXISTS {database}")
-    session.query(ddl("otel_traces", database))
-    session.query(ddl("otel_logs", database))
-    tmp = tmp_path_factory.mktemp("rows")
-    spans = [
-        {"ts": s["start_ns"], "TraceId": s["trace_id"], "SpanId": s["span_id"],
-         "SpanName": s["name"], "Duration": s["end_ns"] - s["start_ns"],
-         "StatusCode": ["Unset", "Ok", "Error"][s["status_code"]],
-         "SpanAttributes": {k: exported(v) for k, v in s["attributes"].items()}}
-        for s in iter_spans(plan.store)
-    ]  # fmt: skip
-    insert(spans, f"{database}.otel_traces",
-           "ts Int64, TraceId String, SpanId String, SpanName String, Duration UInt64, "
-           "StatusCode String, SpanAttributes Map(String, String)",
-           "(Timestamp, TraceId, SpanId, ParentSpanId, TraceState, SpanName, SpanKind, "
-           "ServiceName, ScopeName, ScopeVersion, SpanAttributes, Duration, StatusCode, "
-           "StatusMessage) SELECT fromUnixTimestamp64Nano(ts), TraceId, SpanId, '', '', "
-           "SpanName, 'Internal', 'serving', 'inferwatch', '0.1.0', SpanAttributes, Duration, "
-           "StatusCode, ''", tmp)  # fmt: skip
-    logs = [
-        {"ts": r["time_ns"] or r["observed_time_ns"], "TraceId": r["trace_id"] or "",
-         "SpanId": r["span_id"] or "", "EventName": r["event_name"], "Body": str(r["body"]),
-         "LogAttributes": {k: exported(v) for k, v in r["attributes"].items()}}
-        for r in iter_logs(plan.store)
-    ]  # fmt: skip
-    insert(logs, f"{database}.otel_logs",
-           "ts Int64, TraceId String, SpanId String, EventName String, Body String, "
-           "LogAttributes Map(String, String)",
-           "(Timestamp, TraceId, SpanId, TraceFlags, SeverityText, SeverityNumber, ServiceName, "
-           "Body, ScopeName, LogAttributes, EventName) SELECT fromUnixTimestamp64Nano(ts), "
-           "TraceId, SpanId, 1, 'INFO', 9, 'serving', Body, 'inferwatch', LogAttributes, "
-           "EventName", tmp)  # fmt: skip
-    yield ChdbTableEngine(f"{database}.otel_traces", f"{database}.otel_logs")
-    session.query(f"DROP DATABASE IF EXISTS {database}")
+    yield exporter_tables(plan.store, database, tmp_path_factory.mktemp("rows"))
+    _ChdbSession.get().query(f"DROP DATABASE IF EXISTS {database}")
 
 
 def test_exporter_tables_join(plan: Plan, tables: ChdbTableEngine) -> None:

@@ -37,6 +37,7 @@ from inferwatch.version import __version__
 if TYPE_CHECKING:
     from inferwatch import alerts, drift, query, ranking
     from inferwatch.delayed_labels import configure_feedback, feedback
+    from inferwatch.delayed_labels.joiner import LabelJoiner, join_labels
     from inferwatch.drift import Profile
     from inferwatch.validation import Feature, Relation, Schema, SchemaViolationError
 
@@ -56,6 +57,8 @@ _LAZY = {
     "Profile": ("inferwatch.drift", "Profile"),
     "configure_feedback": ("inferwatch.delayed_labels", "configure_feedback"),
     "feedback": ("inferwatch.delayed_labels", "feedback"),
+    "join_labels": ("inferwatch.delayed_labels.joiner", "join_labels"),
+    "LabelJoiner": ("inferwatch.delayed_labels.joiner", "LabelJoiner"),
     "Feature": ("inferwatch.validation", "Feature"),
     "Relation": ("inferwatch.validation", "Relation"),
     "Schema": ("inferwatch.validation", "Schema"),
@@ -85,6 +88,7 @@ __all__ = [
     "ContextThreadPoolExecutor",
     "Feature",
     "Inference",
+    "LabelJoiner",
     "Profile",
     "Relation",
     "Schema",
@@ -104,6 +108,7 @@ __all__ = [
     "flush",
     "inference",
     "internal_errors",
+    "join_labels",
     "logs",
     "monitor",
     "new_request_id",

@@ -136,6 +136,14 @@ LABEL_UNKNOWN: Final = "unknown"
 LABEL_EXPIRED: Final = "expired"
 LABEL_DUPLICATE: Final = "duplicate"
 LABEL_INVALID: Final = "invalid"
+ML_LABEL_COUNTED: Final = "ml.label.counted"
+"""On a joined record: the serving process counted the label in metrics it exports, so the label
+joiner (`delayed_labels.joiner`) skips it; without it (metrics kept in the process) it counts it."""
+ML_LABEL_JOIN: Final = "ml.label.join"
+"""Attribute of the label joiner's ``ml.label.unjoined`` points: "joiner" (a serving process's
+carry none), so labels nobody could judge are told apart from labels one process could not."""
+LABEL_BATCH: Final = "batch"
+"""Status the label joiner gives a batch prediction's labels: its rows are not on the span."""
 ML_LABEL_DELAY: Final = "ml.label.delay"
 """Seconds from the prediction to the label (log attribute, and the histogram's name)."""
 ML_LABEL_COUNT: Final = "ml.label.count"
@@ -150,6 +158,13 @@ ML_PREDICTION_CORRECT: Final = "ml.prediction.correct"
 """Whether the prediction (every prediction of a batch) matched its label."""
 ML_PREDICTION_ERROR: Final = "ml.prediction.error"
 """Regression, one prediction: predicted value minus label."""
+ML_LABEL_OUTCOME: Final = "ml.label.outcome"
+"""Metric attribute of the counters that sum across processes: how a label judged predictions.
+`ml.label.judged`: "correct" or "wrong" (classification), "scored" (regression, a finite error);
+`ml.label.class.outcomes`: "tp", "fp" or "fn" for its `ml.label.class`."""
+OUTCOME_CORRECT: Final = "correct"
+OUTCOME_WRONG: Final = "wrong"
+OUTCOME_SCORED: Final = "scored"
 ML_WINDOW_START: Final = "ml.window.start"
 """Metric attribute: start of the serving window (UTC, ISO 8601), e.g. 2025-01-01T13:00:00Z."""
 METRIC_LABEL_ACCURACY: Final = "ml.label.accuracy"
@@ -163,6 +178,14 @@ METRIC_LABEL_MAE: Final = "ml.label.mae"
 METRIC_LABEL_RMSE: Final = "ml.label.rmse"
 METRIC_LABEL_DELAY: Final = "ml.label.delay"
 METRIC_LABEL_COUNT: Final = "ml.label.count"
+METRIC_LABEL_JUDGED: Final = "ml.label.judged"
+"""Counter: predictions judged by a label, by `ml.label.outcome` (accuracy = correct / judged)."""
+METRIC_LABEL_CLASS_OUTCOMES: Final = "ml.label.class.outcomes"
+"""Counter: per class, true positives, false positives and false negatives (precision, recall)."""
+METRIC_LABEL_ERROR_ABS: Final = "ml.label.error.abs"
+"""Counter: sum of absolute errors of judged regression predictions (MAE = sum / scored)."""
+METRIC_LABEL_ERROR_SQUARED: Final = "ml.label.error.squared"
+"""Counter: sum of squared errors of judged regression predictions (RMSE = sqrt(sum / scored))."""
 METRIC_LABEL_UNLABELLED: Final = "ml.label.unlabelled"
 """Gauge: share of a window's predictions without a label yet."""
 METRIC_LABEL_UNJOINED: Final = "ml.label.unjoined"
@@ -259,6 +282,7 @@ EXCEPTION_ESCAPED: Final = "exception.escaped"
 
 # -- Resource ------------------------------------------------------------------------------------
 SERVICE_NAME: Final = "service.name"
+SERVICE_NAMESPACE: Final = "service.namespace"
 SERVICE_VERSION: Final = "service.version"
 SERVICE_INSTANCE_ID: Final = "service.instance.id"
 DEPLOYMENT_ENVIRONMENT: Final = "deployment.environment.name"
@@ -416,12 +440,29 @@ INSTRUMENTS: Final = _by_name(
         "Predictions labelled, by serving window", _LABEL_WINDOW,
     ),
     InstrumentSpec(
+        METRIC_LABEL_JUDGED, "ObservableCounter", "{prediction}",
+        "Predictions judged by delayed labels, by outcome", (*_LABEL_WINDOW, ML_LABEL_OUTCOME),
+    ),
+    InstrumentSpec(
+        METRIC_LABEL_CLASS_OUTCOMES, "ObservableCounter", "{prediction}",
+        "True positives, false positives and false negatives per class, from delayed labels",
+        (*_LABEL_WINDOW, ML_LABEL_CLASS, ML_LABEL_OUTCOME),
+    ),
+    InstrumentSpec(
+        METRIC_LABEL_ERROR_ABS, "ObservableCounter", "{error}",
+        "Sum of absolute errors of predictions judged by delayed labels", _LABEL_WINDOW,
+    ),
+    InstrumentSpec(
+        METRIC_LABEL_ERROR_SQUARED, "ObservableCounter", "{error}",
+        "Sum of squared errors of predictions judged by delayed labels", _LABEL_WINDOW,
+    ),
+    InstrumentSpec(
         METRIC_LABEL_DELAY, "Histogram", "s",
         "Time from prediction to label", _MODEL, DELAY_BUCKETS,
     ),
     InstrumentSpec(
         METRIC_LABEL_UNJOINED, "ObservableCounter", "{label}",
-        "Labels not joined to a prediction here, by status", (ML_LABEL_STATUS,),
+        "Labels not joined to a prediction here, by status", (ML_LABEL_STATUS, ML_LABEL_JOIN),
     ),
     InstrumentSpec(
         METRIC_LABEL_EVICTED, "ObservableCounter", "{prediction}",

@@ -3,7 +3,8 @@
 Built with Grafana's own typed builders (grafana-foundation-sdk), so the JSON follows the
 dashboard schema. Panels: inference rate, latency p50/p99, error rate, missing input values
 per inference (the NaN share), prediction distribution and classes, schema violations, drift
-scores, the delayed-label scores (accuracy, MAE/RMSE), firing alerts, and each policy's own
+scores, the delayed-label scores (accuracy, MAE/RMSE from the counters that sum across
+processes), firing alerts, and each policy's own
 statistic with its threshold drawn as a line. Metric names are the collector exporter's
 (`inferwatch.alerts.catalog`).
 """
@@ -61,6 +62,14 @@ def _standard_rows() -> list[tuple[str, list[PanelSpec]]]:
     classes = f"{_name(semconv.METRIC_PREDICTION_COUNT)}{{{_SCOPE}}}{RATE}"
     violations = f"{_name(semconv.METRIC_INPUT_VIOLATIONS)}{{{_SCOPE}}}{RATE}"
     window = "{{ml_model_name}} {{ml_window_start}}"
+    # Scores of all processes (and the label joiner) from the counters that sum across them.
+    by_window = "by (job, ml_model_name, ml_window_start)"
+    judged = _name(semconv.METRIC_LABEL_JUDGED)
+    correct = f'sum {by_window} ({judged}{{{_SCOPE}, ml_label_outcome="correct"}})'
+    classified = f'sum {by_window} ({judged}{{{_SCOPE}, ml_label_outcome=~"correct|wrong"}})'
+    scored = f'sum {by_window} ({judged}{{{_SCOPE}, ml_label_outcome="scored"}})'
+    absolute = f"sum {by_window} ({_name(semconv.METRIC_LABEL_ERROR_ABS)}{{{_SCOPE}}})"
+    squared = f"sum {by_window} ({_name(semconv.METRIC_LABEL_ERROR_SQUARED)}{{{_SCOPE}}})"
     return [
         ("Inference", [
             PanelSpec("Inferences per second", "reqps",
@@ -94,10 +103,13 @@ def _standard_rows() -> list[tuple[str, list[PanelSpec]]]:
         ]),
         ("Model quality (delayed labels)", [
             PanelSpec("Accuracy by serving window", "percentunit",
-                      [(f"{_name(semconv.METRIC_LABEL_ACCURACY)}{{{_SCOPE}}}", window)]),
+                      [(f"{correct} / {classified}", window)],
+                      description="Judged predictions that were right, summed over every "
+                      "process and the label joiner (ml.label.judged)"),
             PanelSpec("MAE / RMSE by serving window", "none",
-                      [(f"{_name(semconv.METRIC_LABEL_MAE)}{{{_SCOPE}}}", f"MAE {window}"),
-                       (f"{_name(semconv.METRIC_LABEL_RMSE)}{{{_SCOPE}}}", f"RMSE {window}")]),
+                      [(f"{absolute} / {scored}", f"MAE {window}"),
+                       (f"sqrt({squared} / {scored})", f"RMSE {window}")],
+                      description="From the error sums of every process and the label joiner"),
         ]),
     ]  # fmt: skip
 

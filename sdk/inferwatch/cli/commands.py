@@ -5,6 +5,7 @@
     inferwatch outliers --since 10m --by duration
     inferwatch profile train.parquet -o baseline.iwp
     inferwatch drift baseline.iwp today.parquet --html drift.html
+    inferwatch labels join .inferwatch --once --endpoint http://collector:4318
 
 Each command reads the local store (``--store``, default ``$INFERWATCH_STORE`` or
 ``.inferwatch``), any directory of OTLP JSON lines files (the collector's ``file`` exporter),
@@ -33,6 +34,7 @@ from typing import Any, NoReturn
 
 from inferwatch import query
 from inferwatch.cli import drift as drift_cli
+from inferwatch.cli import labels as labels_cli
 from inferwatch.cli.argtypes import integer, names, number
 from inferwatch.query import Result, Spans, render
 from inferwatch.query.engines import ChdbEngine
@@ -150,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--by", choices=list(RANKINGS), default="duration", help="rank by (duration)")
     sub.add_argument("--limit", type=_positive_int, default=20, metavar="N", help="rows (20)")
     drift_cli.add_commands(commands)
+    labels_cli.add_commands(commands)
     return parser
 
 
@@ -191,7 +194,7 @@ def _main(parser: argparse.ArgumentParser, argv: Sequence[str] | None, debug: bo
             parser.print_help(sys.stderr)
             return EXIT_USAGE
         handler = getattr(args, "handler", None)
-        if handler is not None:  # profile, drift: files, not the store
+        if handler is not None:  # profile, drift: files, not the store; labels join
             output: drift_cli.Output = handler(args)
             _emit(output.text + "\n", output.notes)
             return output.code

@@ -321,6 +321,8 @@ def _join(state: State, index: PredictionIndex, entry: Entry, label: Any, at_s: 
     delay = max(0.0, at_s - entry.served_at)
     attributes[semconv.ML_LABEL_STATUS] = status
     attributes[semconv.ML_LABEL_DELAY] = delay
+    if status == semconv.LABEL_JOINED and state.metrics_exported:
+        attributes[semconv.ML_LABEL_COUNTED] = True
     record.emit(
         state.logger_provider,
         __version__,

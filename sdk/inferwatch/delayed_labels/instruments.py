@@ -1,9 +1,10 @@
-"""The delayed-label metrics of one configuration: a delay histogram and observed scores.
+"""The delayed-label metrics of one configuration: a delay histogram, counters and scores.
 
-Scores are observable gauges: the metric reader's collection derives them from the counts of
-the prediction index's retained windows, so the label path only updates counts. One point per
-(model, version, metric tags, serving window[, class]); see `delayed_labels.index` for why
-that stays bounded.
+The counters (`COUNTERS`, and ``ml.label.count``) sum across processes, so a backend derives
+the scores of a whole service from them; the scores of this process alone are observable
+gauges. Both are read from the counts of the prediction index's retained windows at collection,
+so the label path only updates counts. One point per (model, version, metric tags, serving
+window[, class][, outcome]); see `delayed_labels.index` for why that stays bounded.
 """
 
 from __future__ import annotations
@@ -21,11 +22,19 @@ from inferwatch.delayed_labels.scores import (
     ClassificationScores,
     WindowScores,
     classification_scores,
+    counter_points,
     regression_scores,
 )
 from inferwatch.export import instruments
 from inferwatch.export.state import bind_instruments
 
+COUNTERS = (
+    semconv.METRIC_LABEL_JUDGED,
+    semconv.METRIC_LABEL_CLASS_OUTCOMES,
+    semconv.METRIC_LABEL_ERROR_ABS,
+    semconv.METRIC_LABEL_ERROR_SQUARED,
+)
+"""The label counters that sum across processes (`scores.counter_points`)."""
 PerClass = Callable[[ClassificationScores], dict[str, float]]
 Macro = Callable[[ClassificationScores], float]
 
@@ -56,6 +65,8 @@ class FeedbackInstruments:
         gauge(semconv.METRIC_LABEL_RMSE, partial(_regression, 1))
         gauge(semconv.METRIC_LABEL_UNLABELLED, _unlabelled)
         instruments.observable_counter(meter, semconv.METRIC_LABEL_COUNT, [_labelled])
+        for name in COUNTERS:
+            instruments.observable_counter(meter, name, [partial(_counted, name)])
         instruments.observable_counter(meter, semconv.METRIC_LABEL_UNJOINED, [_unjoined])
         instruments.observable_counter(meter, semconv.METRIC_LABEL_EVICTED, [_evicted])
 
@@ -98,6 +109,15 @@ def _unlabelled() -> list[Observation]:
 
 def _labelled(options: CallbackOptions) -> list[Observation]:
     return [Observation(w.labelled, w.attributes) for w in current_index().snapshot()]
+
+
+def _counted(name: str, options: CallbackOptions) -> list[Observation]:
+    return [
+        Observation(value, attributes)
+        for window in current_index().snapshot()
+        for metric, value, attributes in counter_points(window)
+        if metric == name
+    ]
 
 
 def _unjoined(options: CallbackOptions) -> list[Observation]:

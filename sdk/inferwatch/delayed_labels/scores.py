@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from inferwatch import semconv
 from inferwatch.attributes import AttributeValue
 
 
@@ -129,3 +130,47 @@ def regression_scores(scores: WindowScores) -> tuple[float, float] | None:
     if scores.errors == 0:
         return None
     return scores.abs_error / scores.errors, math.sqrt(scores.squared_error / scores.errors)
+
+
+def counter_points(scores: WindowScores) -> list[tuple[str, float, dict[str, AttributeValue]]]:
+    """The window's counts as the counters that sum across processes: (metric, value, attributes).
+
+    Unlike the ratios, these add up over serving processes and the label joiner, so a backend
+    computes accuracy, precision, recall, F1, MAE and RMSE of all of them (docs/delayed-labels.md
+    has the PromQL). Both outcomes of a classification window are always given, zeros
+    included, so a ratio of two sums has a numerator wherever it has a denominator.
+    """
+    attributes = scores.attributes
+    points: list[tuple[str, float, dict[str, AttributeValue]]] = []
+    if scores.confusion:
+        judged = sum(scores.confusion.values())
+        for outcome, n in (
+            (semconv.OUTCOME_CORRECT, scores.correct),
+            (semconv.OUTCOME_WRONG, judged - scores.correct),
+        ):
+            points.append(
+                (semconv.METRIC_LABEL_JUDGED, n, {**attributes, semconv.ML_LABEL_OUTCOME: outcome})
+            )
+        outcomes: dict[str, list[int]] = {}  # class -> [tp, fp, fn]
+        for (label, guess), n in scores.confusion.items():
+            if label == guess:
+                outcomes.setdefault(label, [0, 0, 0])[0] += n
+            else:
+                outcomes.setdefault(guess, [0, 0, 0])[1] += n
+                outcomes.setdefault(label, [0, 0, 0])[2] += n
+        for c in sorted(outcomes):
+            for outcome, n in zip(("tp", "fp", "fn"), outcomes[c], strict=True):
+                class_attributes = {
+                    **attributes,
+                    semconv.ML_LABEL_CLASS: c,
+                    semconv.ML_LABEL_OUTCOME: outcome,
+                }
+                points.append((semconv.METRIC_LABEL_CLASS_OUTCOMES, n, class_attributes))
+    if scores.errors:
+        scored = {**attributes, semconv.ML_LABEL_OUTCOME: semconv.OUTCOME_SCORED}
+        points += [
+            (semconv.METRIC_LABEL_JUDGED, scores.errors, scored),
+            (semconv.METRIC_LABEL_ERROR_ABS, scores.abs_error, attributes),
+            (semconv.METRIC_LABEL_ERROR_SQUARED, scores.squared_error, attributes),
+        ]
+    return points

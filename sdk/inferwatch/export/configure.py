@@ -220,4 +220,5 @@ def _build_state(
         owned,
         batch_processors=build.batch_processors,
         logger_provider=logger_provider,
+        metrics_exported=build.metrics_exported or bool(metric_readers),
     )

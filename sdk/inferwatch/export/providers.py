@@ -182,6 +182,8 @@ class Build:
         self.resource = resource(settings)
         self.owned: list[Any] = []
         self.batch_processors: list[Any] = []
+        self.metrics_exported = False
+        """Whether the metrics go somewhere: an OTLP exporter, or the application's provider."""
 
     def _batch_options(self, signal: str) -> dict[str, Any]:
         """Batch settings: the user's, else the OTEL_B*P_* variables, else inferwatch's defaults.
@@ -209,12 +211,14 @@ class Build:
                 errors.log_internal_error(
                     "configure", RuntimeError(f"metric reader {reader!r} ignored: provider exists")
                 )
+            self.metrics_exported = True  # its readers are the application's business
             return global_meters
         readers = [*metric_readers]
         exporter = otlp_exporter(self.settings, "metrics")
         if exporter is not None:
             interval = self.settings.metric_export_interval_ms
             readers.append(PeriodicExportingMetricReader(exporter, export_interval_millis=interval))
+            self.metrics_exported = True
         provider = MeterProvider(
             metric_readers=readers, resource=self.resource, shutdown_on_exit=False
         )

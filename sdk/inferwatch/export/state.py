@@ -19,6 +19,24 @@ OTHER_CLASS = "__other__"
 T = TypeVar("T")
 
 
+class ClassNames:
+    """Class names per model on metrics: the first ``limit`` seen keep their name, later new
+    ones are `OTHER_CLASS` (``configure(max_classes=...)``), so a class attribute stays bounded."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.known: dict[str, set[str]] = {}
+
+    def name(self, model: str, label: str) -> str:
+        known = self.known.setdefault(model, set())
+        if label in known:
+            return label
+        if len(known) < self.limit:
+            known.add(label)
+            return label
+        return OTHER_CLASS
+
+
 class State:
     """Tracer, instruments and metric settings of one configuration."""
 
@@ -31,13 +49,17 @@ class State:
         owned: list[Any],
         batch_processors: list[Any] | None = None,
         logger_provider: Any = None,
+        metrics_exported: bool = True,
     ) -> None:
         self.metric_tags = metric_tags
         self.max_classes = max_classes
         self._owned = owned
         self._batch_processors = batch_processors or []
-        self._known_classes: dict[str, set[str]] = {}
+        self._class_names = ClassNames(max_classes)
         self.logger_provider = logger_provider
+        self.metrics_exported = metrics_exported
+        """Whether a reader takes the metrics out of the process (not only the alert evaluator):
+        labels judged here are then counted where the metrics go (`ml.label.counted`)."""
         self.tracer = tracer_provider.get_tracer(semconv.INSTRUMENTATION_NAME, __version__)
         meter = self.meter = meter_provider.get_meter(semconv.INSTRUMENTATION_NAME, __version__)
         aggregation.attach(meter, meter_provider)  # its histograms are kept in the process
@@ -69,13 +91,7 @@ class State:
 
     def class_label(self, model: str, label: str) -> str:
         """The label while the model has few distinct ones; `__other__` for new ones after that."""
-        known = self._known_classes.setdefault(model, set())
-        if label in known:
-            return label
-        if len(known) < self.max_classes:
-            known.add(label)
-            return label
-        return OTHER_CLASS
+        return self._class_names.name(model, label)
 
     def flush(self, timeout_ms: float) -> bool:
         """Export everything recorded so far (spans and logs, then a metric collection), within

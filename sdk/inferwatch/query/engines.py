@@ -51,8 +51,11 @@ def _quote_path(path: Path) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def file_table(path: Path, fmt: str = "JSONEachRow") -> str:
-    schema = f", '{sql.OTLP_JSON_SCHEMA}'" if fmt == "JSONEachRow" else ""
+def file_table(path: Path, fmt: str = "JSONEachRow", structure: str | None = None) -> str:
+    """A ``file(...)`` table function of ``path`` (OTLP/JSON rows unless ``structure`` given)."""
+    if structure is None and fmt == "JSONEachRow":
+        structure = sql.OTLP_JSON_SCHEMA
+    schema = f", '{structure}'" if structure else ""
     return f"file({_quote_path(path)}, '{fmt}'{schema})"
 
 
@@ -234,6 +237,8 @@ class ChdbEngine:
             self.directory,
         )
         self.stats = self._spans.stats
+        self.logs_stats = IngestStats()
+        """What was read of the log segments (by `logs_relation`)."""
 
     def relation(self) -> str:
         return self._spans.relation()
@@ -242,7 +247,9 @@ class ChdbEngine:
         """The store's ``ml.feedback`` log records: delayed labels (`inferwatch.query.labels`)."""
         from inferwatch.query.labels import StoreLabels  # it builds on this module
 
-        return StoreLabels(self._session, self._database, self.directory).relation()
+        labels = StoreLabels(self._session, self._database, self.directory)
+        self.logs_stats = labels.stats
+        return labels.relation()
 
     def query(self, text: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         return _chdb_rows(self._session, f"{text}\nSETTINGS {_LENIENT}, {_NUMBERS}", params)
@@ -272,7 +279,11 @@ class ChdbTableEngine:
     def __init__(self, table: str, logs_table: str | None = None) -> None:
         self._table = _qualified(table)
         self._logs = None if logs_table is None else _qualified(logs_table)
+        self.database = self._table.rpartition(".")[0] or "default"
         self._session = _ChdbSession.get()
+
+    def __repr__(self) -> str:
+        return f"ChdbTableEngine({self._table})"
 
     def relation(self) -> str:
         return self._table
@@ -283,6 +294,10 @@ class ChdbTableEngine:
 
     def query(self, text: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         return _chdb_rows(self._session, f"{text}\nSETTINGS {_NUMBERS}", params)
+
+    def command(self, text: str, params: dict[str, Any]) -> None:
+        """A statement without rows (DDL, INSERT), parameters bound."""
+        self._session.query(text, params=_escaped(params))
 
 
 class ClickHouseEngine:
@@ -302,6 +317,7 @@ class ClickHouseEngine:
         options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         database = identifier(parts.path.strip("/") or "otel", "database")
         table = identifier(options.get("table", "otel_traces"), "table")
+        self.database = database
         self._table = f"{database}.{table}"
         self._logs = f"{database}.{identifier(options.get('logs_table', 'otel_logs'), 'table')}"
         self._logs_exist: bool | None = None
@@ -334,6 +350,10 @@ class ClickHouseEngine:
 
     def query(self, text: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in self._client.query(text, parameters=params).result_rows]
+
+    def command(self, text: str, params: dict[str, Any]) -> None:
+        """A statement without rows (DDL, INSERT), parameters bound."""
+        self._client.command(text, parameters=params)
 
 
 def _split_credentials(url: str) -> tuple[str, str | None, str | None]:

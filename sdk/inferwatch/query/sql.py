@@ -27,12 +27,13 @@ OTLP_JSON_SCHEMA = (
     f"scopeSpans Array(Tuple(scope Tuple(name String, version String), spans Array({_SPAN})))))"
 )
 
-# An attribute value as the ClickHouse exporter stores it: always a string.
+# An attribute value as the ClickHouse exporter stores it: always a string, never NULL (so a
+# missing key reads '' in live segments as in the exporter's tables and the converted ones).
 _VALUE = (
-    "multiIf(a.value.stringValue IS NOT NULL, a.value.stringValue, "
+    "assumeNotNull(multiIf(a.value.stringValue IS NOT NULL, a.value.stringValue, "
     "a.value.intValue IS NOT NULL, a.value.intValue, "
     "a.value.doubleValue IS NOT NULL, toString(a.value.doubleValue), "
-    "a.value.boolValue IS NOT NULL, if(a.value.boolValue, 'true', 'false'), '')"
+    "a.value.boolValue IS NOT NULL, if(a.value.boolValue, 'true', 'false'), ''))"
 )
 
 
@@ -277,3 +278,83 @@ FROM (
     FROM {relation} AS s
     LEFT JOIN ({labels}) AS l ON s.SpanAttributes['{semconv.ML_REQUEST_ID}'] = l.RequestId
 ))"""
+
+
+def label_join_queries(spans: str, logs: str, counted: str, n_tags: int) -> tuple[str, str]:
+    """The delayed labels still to count: (judged, unmatched) queries.
+
+    Judged: one row per prediction (request id, model) some label names, with its first label
+    (by time), how many labels named it, and the span's prediction and serving service. A label
+    without a model judges each model's prediction of its request. Unmatched: one row per
+    (request id, label's model) with no prediction in ``spans``. Left out of both: labels a
+    serving process counted in metrics it exports (``ml.label.counted``), keys in ``counted``
+    (`RequestId, Model`: decided by an earlier pass), and click records. Parameters:
+    ``since_ns`` (labels from), ``spans_since_ns``, tag names ``tk0``...
+    """
+    attribute = "LogAttributes['{}']".format
+    span = "SpanAttributes['{}']".format
+    has = "mapContains(SpanAttributes, '{}')".format
+    tags = ", ".join(f"SpanAttributes[{{tk{i}:String}}]" for i in range(n_tags))
+    has_tags = ", ".join(f"mapContains(SpanAttributes, {{tk{i}:String}})" for i in range(n_tags))
+    common = f"""
+WITH labels AS (
+    SELECT {attribute(semconv.ML_REQUEST_ID)} AS RequestId,
+        {attribute(semconv.ML_MODEL_NAME)} AS Model,
+        {attribute(semconv.ML_LABEL_VALUE)} AS Label,
+        {attribute(semconv.ML_LABEL_STATUS)} = '{semconv.LABEL_JOINED}'
+            AND {attribute(semconv.ML_LABEL_COUNTED)} = 'true' AS Counted,
+        Timestamp
+    FROM {logs}
+    WHERE EventName = '{semconv.EVENT_FEEDBACK}'
+      AND Timestamp >= fromUnixTimestamp64Nano({{since_ns:Int64}})
+      AND RequestId != ''
+      AND NOT mapContains(LogAttributes, '{semconv.ML_RANKING_CLICKS}')
+),
+here AS (SELECT DISTINCT RequestId, Model FROM labels WHERE Counted),
+candidates AS (
+    SELECT RequestId, Model, Label, Timestamp FROM labels
+    WHERE NOT Counted AND (RequestId, Model) NOT IN (SELECT * FROM {counted})
+),
+predictions AS (
+    SELECT {span(semconv.ML_REQUEST_ID)} AS RequestId,
+        {span(semconv.ML_MODEL_NAME)} AS Model,
+        tuple({has(semconv.ML_MODEL_VERSION)}, {span(semconv.ML_MODEL_VERSION)},
+            [{has_tags}], [{tags}],
+            {has(semconv.ML_PREDICTION_CLASS)}, {span(semconv.ML_PREDICTION_CLASS)},
+            {has(semconv.ML_PREDICTION_MEAN)}, {span(semconv.ML_PREDICTION_MEAN)},
+            toUInt64OrZero({span(semconv.ML_PREDICTION_COUNT)}),
+            toUnixTimestamp64Nano(Timestamp), ServiceName,
+            ResourceAttributes['{semconv.SERVICE_NAMESPACE}']) AS Prediction,
+        Timestamp
+    FROM {spans}
+    WHERE Timestamp >= fromUnixTimestamp64Nano({{spans_since_ns:Int64}})
+      AND {has(semconv.ML_MODEL_NAME)}
+      AND {span(semconv.ML_REQUEST_ID)} IN (SELECT RequestId FROM candidates)
+)"""
+    # The model is matched in WHERE of an inner join, the labels without a prediction found by
+    # anti-join: in chDB an OR of the two model conditions, in the ON clause of a LEFT JOIN or
+    # in this WHERE, matched nothing (the optimizer moves it into the join); IN does not.
+    judged = f"""{common}
+SELECT RequestId, Key,
+    argMin(tuple(Label, toUnixTimestamp64Nano(LabelTime)), LabelTime) AS First,
+    count() AS Labels,
+    argMin(Prediction, ServedAt) AS Served
+FROM (
+    SELECT c.RequestId AS RequestId, c.Label AS Label, c.Timestamp AS LabelTime,
+        p.Model AS Key, p.Prediction AS Prediction, p.Timestamp AS ServedAt
+    FROM candidates AS c
+    INNER JOIN predictions AS p ON c.RequestId = p.RequestId
+    WHERE c.Model IN ('', p.Model)
+      AND (c.RequestId, p.Model) NOT IN (SELECT * FROM here)
+      AND (c.RequestId, p.Model) NOT IN (SELECT * FROM {counted})
+)
+GROUP BY RequestId, Key"""
+    unmatched = f"""{common}
+SELECT RequestId, Model,
+    argMin(tuple(Label, toUnixTimestamp64Nano(Timestamp)), Timestamp) AS First,
+    count() AS Labels
+FROM candidates
+WHERE (RequestId, Model) NOT IN (SELECT RequestId, Model FROM predictions)
+  AND (Model != '' OR RequestId NOT IN (SELECT RequestId FROM predictions))
+GROUP BY RequestId, Model"""
+    return judged, unmatched
