@@ -164,7 +164,7 @@ def main() -> None:
     baseline = _spawn("baseline", str(store))
     joined = _spawn("join", str(store), str(args.new), str(args.n))
     once = _spawn("join", str(store), "0", "0")
-    n = args.n
+    n = joined["first_judged"]  # (a reused store may hold more than --n)
     print()
     print(f"first pass, {n:,} labels:   {joined['first_s']:8.2f} s  "
           f"{n / joined['first_s']:>10,.0f} labels/s  peak RSS {joined['first_peak_mib']:,.0f} MiB"

@@ -60,6 +60,14 @@ except ImportError:
     pass
 
 
+def assert_otel_values(attributes: Any) -> None:
+    """Scalars in the int64 range, or a batch's rows (a tuple of them)."""
+    for key, attr in attributes.items():
+        for item in attr if isinstance(attr, tuple) else (attr,):
+            assert isinstance(item, str | bool | int | float), key
+            assert not isinstance(item, int) or -(2**63) <= item < 2**63, key
+
+
 @pytest.mark.parametrize("value", WEIRD_VALUES, ids=lambda v: type(v).__name__)
 def test_weird_inputs_and_predictions_pass_through(telemetry: Captured, value: Any) -> None:
     @iw.monitor(model="m")
@@ -68,9 +76,7 @@ def test_weird_inputs_and_predictions_pass_through(telemetry: Captured, value: A
 
     assert identity(value) is value
     (span,) = telemetry.spans("inference m")
-    for key, attr in (span.attributes or {}).items():
-        assert isinstance(attr, str | bool | int | float), key
-        assert not isinstance(attr, int) or -(2**63) <= attr < 2**63, key
+    assert_otel_values(span.attributes or {})
     assert iw.internal_errors() == {}
 
 
@@ -81,10 +87,11 @@ def test_weird_values_through_the_explicit_form(telemetry: Captured, value: Any)
         rec.record_prediction(value)
         rec.tag(weird=value)
     (span,) = telemetry.spans("inference m")
-    for key, attr in (span.attributes or {}).items():
-        assert isinstance(attr, str | bool | int | float), key
-        if isinstance(attr, str):
-            attr.encode("utf-8")  # raises for a lone surrogate: OTLP strings are UTF-8
+    assert_otel_values(span.attributes or {})
+    for attr in (span.attributes or {}).values():
+        for item in attr if isinstance(attr, tuple) else (attr,):
+            if isinstance(item, str):
+                item.encode("utf-8")  # raises for a lone surrogate: OTLP strings are UTF-8
 
 
 def test_internal_errors_are_swallowed_counted_and_logged(

@@ -207,22 +207,46 @@ def test_a_label_waits_for_its_prediction_then_counts_as_unknown_once(store: Pat
     assert j.run(now=time.time() + 180).judged == 0
 
 
-def test_duplicates_batches_invalid_and_expired_labels_are_counted_not_judged(
-    store: Path,
-) -> None:
+def test_batches_from_elsewhere_are_judged_row_by_row(store: Path) -> None:
+    with iw.context(request_id="classes", region="eu"):
+        classify(np.array(["stay", "leave", "stay"]))
+    feedback("classes", ["stay", "stay", "stay"])  # two rows right, one wrong
+    with iw.context(request_id="probabilities", region="eu"):  # a NaN row has no class
+        classify(np.array([[0.9, 0.1], [np.nan, 0.5], [0.2, 0.8]]))
+    feedback("probabilities", ["0", "1", "1"])
+    with iw.context(request_id="values", region="eu"):
+        regress(np.array([1.0, 2.0, 4.0]))
+    feedback("values", [2.0, 2.0, 5.0])  # errors -1, 0, -1
+    with iw.context(request_id="short", region="eu"):
+        classify(np.array(["stay", "leave"]))
+    feedback("short", ["stay"])  # one label for two rows: the serving process would refuse it
+    with iw.context(request_id="long", region="eu"):
+        classify(np.array(["stay"] * 300))  # more rows than the span holds
+    feedback("long", ["stay"] * 300)
+    iw.flush()
+    capture = Capture()
+    result = joiner(store, capture).run()
+    assert result.judged == 9 and result.unjoined == {"invalid": 1, "batch": 1}, result
+    judged = capture.by("ml.label.judged", "ml.model.name", "ml.label.outcome")
+    assert judged == {
+        ("churn", "correct"): 4, ("churn", "wrong"): 1, ("price", "scored"): 3,
+    }  # fmt: skip
+    assert capture.by("ml.label.count", "ml.model.name") == {("churn",): 6, ("price",): 3}
+    assert capture.by("ml.label.error.abs", "ml.model.name") == {("price",): 2.0}
+    assert capture.by("ml.label.error.squared", "ml.model.name") == {("price",): 2.0}
+
+
+def test_duplicates_invalid_and_expired_labels_are_counted_not_judged(store: Path) -> None:
     serve("dup", classify, "stay")
     feedback("dup", "stay")
     feedback("dup", "leave")  # the first label counts
-    with iw.context(request_id="batch", region="eu"):
-        classify(np.array(["stay", "leave"]))
-    feedback("batch", ["stay", "stay"])
     serve("bad", regress, 1.0)
     feedback("bad", "not-a-number")
     iw.flush()
     capture = Capture()
     result = joiner(store, capture).run()
     assert result.judged == 1
-    assert result.unjoined == {"duplicate": 1, "batch": 1, "invalid": 1}, result
+    assert result.unjoined == {"duplicate": 1, "invalid": 1}, result
     assert capture.by("ml.label.judged", "ml.label.outcome") == {("correct",): 1, ("wrong",): 0}
     # The same labels, their serving windows no longer kept: expired.
     capture = Capture()

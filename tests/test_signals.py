@@ -168,10 +168,31 @@ def test_unsupported_predictions_are_counted() -> None:
 
 
 def test_all_attribute_values_are_otel_types() -> None:
-    for value in [np.array([np.nan, np.nan]), np.array([1e308, 1e308]), np.array([]), 2**70]:
+    values = [np.array([np.nan, np.nan]), np.array([1e308, 1e308]), np.array([]), 2**70]
+    values += [np.array([1.0, np.inf]), np.array([0.5, 2.0]), np.array(["a", "b"])]
+    for value in values:
         for key, attr in summarize_prediction(value).attributes().items():
-            assert isinstance(attr, str | bool | int | float), key
-            assert not isinstance(attr, float) or np.isfinite(attr), key
+            for item in attr if isinstance(attr, tuple) else (attr,):  # a batch's rows
+                assert isinstance(item, str | bool | int | float), key
+                assert not isinstance(item, float) or np.isfinite(item), key
+
+
+def test_a_batch_carries_its_rows_in_order_up_to_the_limit() -> None:
+    rows = summarize_prediction(np.array([2, 0, 2]), class_names=["a", "b", "c"]).attributes()
+    assert rows["ml.prediction.classes"] == ("c", "a", "c")
+    probabilities = np.array([[0.9, 0.1], [np.nan, 0.5], [0.2, 0.8]])
+    assert summarize_prediction(probabilities).attributes()["ml.prediction.classes"] == (
+        "0",
+        "",
+        "1",
+    )
+    assert summarize_prediction(np.array([0.5, 2.0])).attributes()["ml.prediction.values"] == (
+        0.5,
+        2.0,
+    )
+    assert "ml.prediction.values" not in summarize_prediction(np.array([1.0, np.nan])).attributes()
+    assert "ml.prediction.classes" not in summarize_prediction(np.array(["a"] * 257)).attributes()
+    assert "ml.prediction.classes" not in summarize_prediction(np.array(["a"])).attributes()
 
 
 @pytest.mark.parametrize("density", [0.0, 0.001, 0.05, 0.2, 0.9])

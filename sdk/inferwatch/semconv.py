@@ -46,6 +46,13 @@ ML_PREDICTION_MAX: Final = "ml.prediction.max"
 ML_PREDICTION_NAN_COUNT: Final = "ml.prediction.nan_count"
 ML_PREDICTION_CLASS: Final = "ml.prediction.class"
 """The predicted class of a single prediction, or the most frequent class over a batch."""
+ML_PREDICTION_CLASSES: Final = "ml.prediction.classes"
+"""A batch of up to `MAX_ROWS_ON_SPAN` classifications: each row's class ("" for none)."""
+ML_PREDICTION_VALUES: Final = "ml.prediction.values"
+"""A batch of up to `MAX_ROWS_ON_SPAN` regression values, all finite: each row's value."""
+MAX_ROWS_ON_SPAN: Final = 256
+"""A batch's predictions go on its span, row by row, up to this many (a label joiner judges
+each row against a batch of labels); beyond, only the summary does."""
 TEXT_PREDICTION_CLASS: Final = "__text__"
 """`ml.prediction.class` of a string prediction too long to be a class label (generated text)."""
 ML_PREDICTION_TYPE: Final = "ml.prediction.type"

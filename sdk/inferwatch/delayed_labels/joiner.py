@@ -24,12 +24,15 @@ a backend can sum them with the serving processes' counters.
 Decided per (request id, model): judged (a single prediction with a class or a value); or not
 judged, counted in ``ml.label.unjoined{ml.label.join="joiner"}`` by status: ``unknown`` (no
 prediction within ``grace`` of the label), ``expired`` (its serving window is no longer kept),
-``duplicate`` (further labels for a prediction decided in the same pass), ``batch`` (a batch
-prediction: its rows are not on the span).
+``duplicate`` (further labels for a prediction decided in the same pass), ``invalid`` (not a
+label for it: not a number for a regression, not one per row of a batch), ``batch`` (a batch of
+more rows than its span holds, `semconv.MAX_ROWS_ON_SPAN`). A batch is judged row by row against
+its span's ``ml.prediction.classes`` or ``ml.prediction.values``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -68,7 +71,7 @@ class PassResult:
     """What one pass decided and exported (nothing is committed when ``exported`` is False)."""
 
     judged: int = 0
-    """Predictions judged by a label in this pass."""
+    """Predictions judged by a label in this pass (each row of a batch)."""
     unjoined: dict[str, int] = field(default_factory=dict)
     pending: int = 0
     """Labels without a prediction yet, younger than the grace: looked at again next pass."""
@@ -219,7 +222,7 @@ class LabelJoiner:
         if status != semconv.LABEL_JOINED:
             _count(unjoined, result.unjoined, status, 1)
         else:
-            result.judged += 1
+            result.judged += max(int(served[8]), 1)  # the rows of a batch
         if labels > 1:
             _count(unjoined, result.unjoined, semconv.LABEL_DUPLICATE, int(labels) - 1)
 
@@ -234,9 +237,19 @@ class LabelJoiner:
         has_version, version, has_tags, tags, has_class, predicted, has_mean, mean, count, ns = (
             served[:10]
         )
-        service, namespace = served[10], served[11]
-        if count > 1 or label == "":
-            return semconv.LABEL_BATCH
+        service, namespace, classes, values = served[10:14]
+        n = max(int(count), 1)
+        labels = _labels(label, n)
+        if labels is None:
+            return semconv.LABEL_INVALID  # not a label, or not one per row
+        if n == 1:
+            guesses = [predicted] if has_class else [mean] if has_mean else None
+        else:
+            guesses = _rows(classes or values, n)
+            if guesses is None:  # more rows than the span holds (or a span from before rows)
+                return semconv.LABEL_BATCH
+        if guesses is None:
+            return semconv.LABEL_INVALID  # the span has no prediction to judge
         window = math.floor(int(ns) / 1e9 / self.window_s)
         if window <= self._oldest_window(now):
             return semconv.LABEL_EXPIRED
@@ -249,28 +262,31 @@ class LabelJoiner:
         start = datetime.fromtimestamp(window * self.window_s, timezone.utc)
         attributes[semconv.ML_WINDOW] = window_label(self.window_s)
         attributes[semconv.ML_WINDOW_START] = start.strftime("%Y-%m-%dT%H:%M:%SZ")
-        error = math.nan
-        if not has_class:
-            if not has_mean:
-                return semconv.LABEL_INVALID  # the span has no prediction to judge
+        classified = bool(has_class) if n == 1 else bool(classes)
+        errors: list[float] = []
+        if not classified:
             try:
-                error = float(mean) - float(label)
-            except ValueError:
-                return semconv.LABEL_INVALID
+                errors = [float(g) - float(t) for g, t in zip(guesses, labels, strict=True)]
+            except (TypeError, ValueError):
+                return semconv.LABEL_INVALID  # a label that is not a number
         resource = (service, namespace)
         key = tally_key(resource, attributes)
         tally = totals.get(key)
         if tally is None:
             tally = totals[key] = Tally(resource, WindowScores(attributes))
         scores = tally.scores
-        scores.labelled += 1
-        if has_class:  # compared as given, counted under capped class names
-            pair = (self._classes.name(model, label), self._classes.name(model, predicted))
-            scores.add_classes([pair], int(label == predicted))
-        elif math.isfinite(error):
-            scores.errors += 1
-            scores.abs_error += abs(error)
-            scores.squared_error += error * error
+        scores.labelled += n
+        if classified:  # compared as given, counted under capped class names; "" is no class
+            cap = self._classes.name
+            scored = [(str(t), str(g)) for t, g in zip(labels, guesses, strict=True) if g != ""]
+            pairs = [(cap(model, t), cap(model, g)) for t, g in scored]
+            scores.add_classes(pairs, sum(t == g for t, g in scored))
+        else:
+            for error in errors:
+                if math.isfinite(error):
+                    scores.errors += 1
+                    scores.abs_error += abs(error)
+                    scores.squared_error += error * error
         return semconv.LABEL_JOINED
 
     def _oldest_window(self, now: float) -> int:
@@ -324,6 +340,31 @@ def _class_names(limit: int, totals: Iterable[Tally]) -> ClassNames:
         for pair in tally.scores.confusion:
             known.update(c for c in pair if c != OTHER_CLASS)
     return names
+
+
+def _labels(text: str, n: int) -> list[Any] | None:
+    """A record's label(s) as stored (a value, or a JSON array for a batch): ``n`` of them."""
+    if text.startswith("["):
+        try:
+            labels = json.loads(text)
+        except ValueError:
+            labels = [text]
+        if not isinstance(labels, list):
+            labels = [text]
+    else:
+        labels = [text]
+    if len(labels) != n or "" in labels:
+        return None
+    return labels
+
+
+def _rows(text: str, n: int) -> list[Any] | None:
+    """A batch span's ``ml.prediction.classes`` / ``.values`` (a JSON array), if it has ``n``."""
+    try:
+        rows = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return rows if isinstance(rows, list) and len(rows) == n else None
 
 
 def _open(source: str | os.PathLike[str] | Any) -> tuple[Any, Ledger]:

@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from inferwatch import semconv
 
 # OTLP/JSON (the collector file exporter's format) as a typed ClickHouse schema: one row per line.
-_ANY_VALUE = (
-    "Tuple(stringValue Nullable(String), intValue Nullable(String), "
-    "doubleValue Nullable(Float64), boolValue Nullable(Bool))"
+_SCALAR = (
+    "stringValue Nullable(String), intValue Nullable(String), "
+    "doubleValue Nullable(Float64), boolValue Nullable(Bool)"
 )
+_ANY_VALUE = f"Tuple({_SCALAR}, arrayValue Tuple(values Array(Tuple({_SCALAR}))))"
 _ATTRIBUTES = f"Array(Tuple(key String, value {_ANY_VALUE}))"
 _SPAN = (
     "Tuple(traceId String, spanId String, parentSpanId String, name String, kind UInt8, "
@@ -27,13 +28,23 @@ OTLP_JSON_SCHEMA = (
     f"scopeSpans Array(Tuple(scope Tuple(name String, version String), spans Array({_SPAN})))))"
 )
 
+
 # An attribute value as the ClickHouse exporter stores it: always a string, never NULL (so a
-# missing key reads '' in live segments as in the exporter's tables and the converted ones).
+# missing key reads '' in live segments as in the exporter's tables and the converted ones); an
+# array as a JSON array (of strings here; the exporter writes numbers as numbers).
+def _scalar(v: str) -> str:
+    return (
+        f"multiIf({v}.stringValue IS NOT NULL, {v}.stringValue, "
+        f"{v}.intValue IS NOT NULL, {v}.intValue, "
+        f"{v}.doubleValue IS NOT NULL, toString({v}.doubleValue), "
+        f"{v}.boolValue IS NOT NULL, if({v}.boolValue, 'true', 'false'), '')"
+    )
+
+
 _VALUE = (
-    "assumeNotNull(multiIf(a.value.stringValue IS NOT NULL, a.value.stringValue, "
-    "a.value.intValue IS NOT NULL, a.value.intValue, "
-    "a.value.doubleValue IS NOT NULL, toString(a.value.doubleValue), "
-    "a.value.boolValue IS NOT NULL, if(a.value.boolValue, 'true', 'false'), ''))"
+    "assumeNotNull(if(empty(a.value.arrayValue.values), "
+    f"{_scalar('a.value')}, "
+    f"toJSONString(arrayMap(v -> assumeNotNull({_scalar('v')}), a.value.arrayValue.values))))"
 )
 
 
@@ -324,7 +335,9 @@ predictions AS (
             {has(semconv.ML_PREDICTION_MEAN)}, {span(semconv.ML_PREDICTION_MEAN)},
             toUInt64OrZero({span(semconv.ML_PREDICTION_COUNT)}),
             toUnixTimestamp64Nano(Timestamp), ServiceName,
-            ResourceAttributes['{semconv.SERVICE_NAMESPACE}']) AS Prediction,
+            ResourceAttributes['{semconv.SERVICE_NAMESPACE}'],
+            {span(semconv.ML_PREDICTION_CLASSES)}, {span(semconv.ML_PREDICTION_VALUES)})
+            AS Prediction,
         Timestamp
     FROM {spans}
     WHERE Timestamp >= fromUnixTimestamp64Nano({{spans_since_ns:Int64}})

@@ -19,6 +19,9 @@ from inferwatch.attributes import AttributeValue
 from inferwatch.export import privacy
 from inferwatch.summaries.arrays import sample, try_as_numpy
 
+SpanValue = AttributeValue | tuple[str, ...] | tuple[float, ...]
+"""A span attribute value: a scalar, or a batch's rows."""
+
 MAX_CLASS_LABEL = 64
 """A string prediction longer than this is generated text, reported as its class `__text__`."""
 
@@ -39,10 +42,13 @@ class PredictionSummary:
     unsupported: int = 0
     out_of_range: int = 0
     """Values outside the range given to `summarize_prediction` (0 without one)."""
+    rows: tuple[str, ...] | tuple[float, ...] | None = None
+    """A batch of 2 to `semconv.MAX_ROWS_ON_SPAN` predictions: each row's class name ("" for a
+    row without one) or value, in order."""
 
-    def attributes(self) -> dict[str, AttributeValue]:
+    def attributes(self) -> dict[str, SpanValue]:
         """Span attributes; a single prediction gets its value (as mean) or class, no count."""
-        attrs: dict[str, AttributeValue] = {}
+        attrs: dict[str, SpanValue] = {}
         if self.count != 1:
             attrs[semconv.ML_PREDICTION_COUNT] = self.count
         if self.nan_count:
@@ -59,6 +65,9 @@ class PredictionSummary:
             attrs[semconv.ML_PREDICTION_TYPE] = self.kind
         if self.out_of_range:
             attrs[semconv.ML_PREDICTION_OUT_OF_RANGE] = self.out_of_range
+        if self.rows is not None:
+            name = semconv.ML_PREDICTION_CLASSES if self.classes else semconv.ML_PREDICTION_VALUES
+            attrs[name] = self.rows
         return attrs
 
 
@@ -111,6 +120,15 @@ def summarize_prediction(
             invalid = np.isnan(y).any(axis=1)
             summary = _classes(np.argmax(y[~invalid], axis=1), class_names, int(invalid.sum()))
             summary.count = y.shape[0]
+            if 1 < summary.count <= semconv.MAX_ROWS_ON_SPAN:  # the valid rows' classes, in order
+                valid = (
+                    summary.rows if summary.rows is not None else [c for c, _ in summary.classes]
+                )
+                names = iter(valid)  # (with one valid row or none, its class is the only one)
+                rows: tuple[str, ...] = tuple(
+                    "" if bad else str(next(names)) for bad in invalid.tolist()
+                )
+                summary.rows = rows
             return summary
         return _classes(y, class_names, 0)
     if dtype_kind in "iubUSO":
@@ -128,6 +146,10 @@ def _values(y: np.ndarray, valid_range: tuple[float, float] | None = None) -> Pr
     summary = PredictionSummary("regression", count=n)
     if n == 0:
         return summary
+    if 1 < n <= semconv.MAX_ROWS_ON_SPAN:  # (a non-finite value is no attribute value: none)
+        rows = flat.astype(np.float64, copy=False).tolist()
+        if all(math.isfinite(v) for v in rows):
+            summary.rows = tuple(rows)
     low, high = float(np.minimum.reduce(flat)), float(np.maximum.reduce(flat))
     if not (math.isfinite(low) and math.isfinite(high)):
         summary.nan_count = int(np.count_nonzero(np.isnan(flat)))
@@ -175,6 +197,15 @@ def _classes(
         except Exception:  # mixed, unorderable or huge labels; objects that refuse to compare
             counted = list(Counter(map(str, flat.tolist())).items())
     summary.classes = [(class_name(label, class_names), count) for label, count in counted]
+    if 1 < flat.size <= semconv.MAX_ROWS_ON_SPAN:
+        try:  # each distinct label named once
+            pairs = zip(counted, summary.classes, strict=True)
+            names = {label: name for (label, _), (name, _) in pairs}
+            summary.rows = tuple(
+                names[v] if v in names else class_name(v, class_names) for v in flat.tolist()
+            )
+        except Exception:  # labels that are not hashable (objects): the summary is enough
+            summary.rows = None
     return summary
 
 
