@@ -33,8 +33,8 @@ from _common import print_environment
 REGIONS = ("eu", "us", "ap")
 
 
-def write(store: Path, start: int, n: int) -> float:
-    """Serve and label ``n`` requests into ``store``; seconds taken."""
+def write(store: Path, start: int, n: int, prefix: str = "r-") -> float:
+    """Serve and label ``n`` requests into ``store`` (request ids ``prefix`` + number)."""
     import inferwatch as iw
     from inferwatch.delayed_labels import configure_feedback, feedback
 
@@ -49,10 +49,10 @@ def write(store: Path, start: int, n: int) -> float:
     for chunk in range(start, start + n, 5000):
         end = min(chunk + 5000, start + n)
         for i in range(chunk, end):
-            with iw.context(request_id=f"r-{i}", region=REGIONS[i % 3]):
+            with iw.context(request_id=f"{prefix}{i}", region=REGIONS[i % 3]):
                 predict("stay")
         for i in range(chunk, end):
-            feedback(f"r-{i}", "stay" if i % 7 else "leave")
+            feedback(f"{prefix}{i}", "stay" if i % 7 else "leave")
         iw.flush()  # keep the export queue short: nothing dropped
     iw.shutdown()
     return time.perf_counter() - began
@@ -93,11 +93,10 @@ def worker_join(store: Path, grow: int, start: int) -> dict[str, Any]:
         "first_peak_mib": _peak_mib(),
     }
     if grow:
-        # Another process serves more requests meanwhile; this joiner's next pass.
-        subprocess.run(
-            [sys.executable, __file__, "--worker", "write", str(store), str(start), str(grow)],
-            check=True,
-        )
+        # Another process serves more requests meanwhile (new request ids); the next pass.
+        prefix = f"g{time.time_ns()}-"
+        command = [sys.executable, __file__, "--worker", "write", str(store), str(start)]
+        subprocess.run([*command, str(grow), prefix], check=True)
         began = time.perf_counter()
         second = joiner.run()
         out.update(next_s=time.perf_counter() - began, next_judged=second.judged)
@@ -148,7 +147,8 @@ def main() -> None:
     if args.worker:
         kind, store, *rest = args.worker
         if kind == "write":
-            print(json.dumps({"write_s": write(Path(store), int(rest[0]), int(rest[1]))}))
+            seconds = write(Path(store), int(rest[0]), int(rest[1]), *rest[2:])
+            print(json.dumps({"write_s": seconds}))
         elif kind == "join":
             print(json.dumps(worker_join(Path(store), int(rest[0]), int(rest[1]))))
         else:
