@@ -98,5 +98,3 @@ def test_the_rendered_accuracy_is_the_accuracy_of_every_process(tmp_path: Path) 
         [promtool, "test", "rules", str(path)], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    mean_of_ratios = sum(r / (r + w) for r, w in PER_MINUTE.values() if r + w) / 4
-    assert abs(mean_of_ratios - TRUE_ACCURACY) > 0.05, "the test tells the two apart"
