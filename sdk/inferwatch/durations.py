@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
@@ -13,3 +14,14 @@ def parse_duration(text: str) -> float | None:
     """Seconds in ``text`` (``"5m"`` → 300.0), or None if it is not a duration."""
     match = _DURATION.match(text)
     return float(match[1]) * _UNITS[match[2]] if match else None
+
+
+def positive_seconds(value: str | float, name: str) -> float:
+    """A configured duration (``"1h"``, or seconds) as positive finite seconds, or a clear
+    `TypeError`/`ValueError` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise TypeError(f"{name} must be a duration like {FORMS} or seconds, got {value!r}")
+    seconds = parse_duration(value) if isinstance(value, str) else float(value)
+    if seconds is None or not (seconds > 0 and math.isfinite(seconds)):
+        raise ValueError(f"{name} {value!r} is not a positive duration like {FORMS}")
+    return seconds

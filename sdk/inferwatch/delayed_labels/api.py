@@ -40,7 +40,7 @@ from inferwatch.delayed_labels.index import (
 )
 from inferwatch.delayed_labels.instruments import feedback_instruments
 from inferwatch.delayed_labels.values import InvalidLabel, class_labels, portable, value_labels
-from inferwatch.durations import FORMS, parse_duration
+from inferwatch.durations import positive_seconds
 from inferwatch.errors import contained, log_internal_error
 from inferwatch.export.privacy import scrub_request_id
 from inferwatch.export.state import State, get_state
@@ -76,8 +76,8 @@ def configure_feedback(
     ``windows`` windows. ``clock`` (epoch seconds) is for tests. Replaces the current index:
     predictions remembered so far are forgotten.
     """
-    ttl_s = _seconds(ttl, "ttl")
-    window_s = _seconds(window, "window")
+    ttl_s = positive_seconds(ttl, "ttl")
+    window_s = positive_seconds(window, "window")
     for name, value in (("max_predictions", max_predictions), ("windows", windows)):
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"{name} must be an int, got {type(value).__name__}")
@@ -88,15 +88,6 @@ def configure_feedback(
     if clock is not None and not callable(clock):
         raise TypeError("clock must be a callable returning epoch seconds")
     set_index(PredictionIndex(ttl_s, max_predictions, window_s, windows, clock or time.time))
-
-
-def _seconds(value: str | float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise TypeError(f"{name} must be a duration like {FORMS} or seconds, got {value!r}")
-    seconds = parse_duration(value) if isinstance(value, str) else float(value)
-    if seconds is None or not (seconds > 0 and math.isfinite(seconds)):
-        raise ValueError(f"{name} {value!r} is not a positive duration like {FORMS}")
-    return seconds
 
 
 # -- the hot path: called by Inference.record_prediction --------------------------------------

@@ -39,12 +39,12 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from inferwatch import semconv
 from inferwatch.attributes import AttributeValue
+from inferwatch.delayed_labels.index import window_start
 from inferwatch.delayed_labels.ledger import (
     JoinError,
     Key,
@@ -56,7 +56,7 @@ from inferwatch.delayed_labels.ledger import (
     tally_key,
 )
 from inferwatch.delayed_labels.scores import WindowScores, counter_points
-from inferwatch.durations import parse_duration
+from inferwatch.durations import positive_seconds
 from inferwatch.export.state import OTHER_CLASS, ClassNames
 from inferwatch.query import sql
 from inferwatch.query.engines import ChdbEngine, ClickHouseEngine
@@ -121,19 +121,20 @@ class LabelJoiner:
         self.metric_tags = tuple(str(t) for t in metric_tags)
         if any(not t for t in self.metric_tags):
             raise ValueError("metric tag names must be non-empty")
-        self.window_s = _seconds(window, "window")
+        self.window_s = positive_seconds(window, "window")
+        self.window_label = window_label(self.window_s)
         if isinstance(windows, bool) or not isinstance(windows, int) or windows < 1:
             raise ValueError(f"windows must be an int of at least 1, got {windows!r}")
         self.windows = windows
-        self.lookback_s = _seconds(lookback, "lookback")
-        self.grace_s = _seconds(grace, "grace")
+        self.lookback_s = positive_seconds(lookback, "lookback")
+        self.grace_s = positive_seconds(grace, "grace")
         if self.grace_s >= self.lookback_s:
             raise ValueError("grace must be shorter than the lookback")
         self.service_name = service_name
         if isinstance(max_classes, bool) or not isinstance(max_classes, int) or max_classes < 1:
             raise ValueError(f"max_classes must be an int of at least 1, got {max_classes!r}")
         self.max_classes = max_classes
-        self._classes = ClassNames(max_classes)
+        self._classes: ClassNames  # per pass: the committed totals' class names, then new ones
         self._exporter = exporter if exporter is not None else _otlp(endpoint, protocol, headers)
         self._first = True
         self._skipped = 0
@@ -159,11 +160,14 @@ class LabelJoiner:
         self._classes = _class_names(self.max_classes, totals.values())
         unjoined = dict(state.unjoined)
         decided: list[Key] = []
-        for row in self._rows(state, now, result):
+        spans, logs = self.engine.relation(), self.engine.logs_relation()
+        if logs is None:
+            raise JoinError(f"{self.engine!r} has no logs table: no delayed label to read")
+        for row in self._rows(spans, logs, state, now, result):
             self._decide(row, now, totals, unjoined, decided, result)
         self._prune(totals, now)
         if self._first and not state.passes:
-            result.notes += self._older_than_lookback(now)
+            result.notes += self._older_than_lookback(logs, now)
         self._first = False
         result.exported = self._export(state, totals, unjoined, now)
         if result.exported:
@@ -172,7 +176,9 @@ class LabelJoiner:
             self.ledger.commit(state, decided, int((now - self.lookback_s) * 1e9))
         return result
 
-    def _rows(self, state: State, now: float, result: PassResult) -> list[tuple[Any, ...]]:
+    def _rows(
+        self, spans: str, logs: str, state: State, now: float, result: PassResult
+    ) -> list[tuple[Any, ...]]:
         """(request id, model, found, (label, labelled ns), labels, prediction or None)."""
         params: dict[str, Any] = {
             "since_ns": int((now - self.lookback_s) * 1e9),
@@ -180,9 +186,6 @@ class LabelJoiner:
             "spans_since_ns": int((now - self.lookback_s - self.windows * self.window_s) * 1e9),
         }
         params.update({f"tk{i}": tag for i, tag in enumerate(self.metric_tags)})
-        spans, logs = self.engine.relation(), self.engine.logs_relation()
-        if logs is None:
-            raise JoinError(f"{self.engine!r} has no logs table: no delayed label to read")
         stats = [getattr(self.engine, name, None) for name in ("stats", "logs_stats")]
         skipped = sum(s.skipped_lines for s in stats if s is not None)
         if skipped > self._skipped:
@@ -259,9 +262,8 @@ class LabelJoiner:
         for name, present, value in zip(self.metric_tags, has_tags, tags, strict=True):
             if present:
                 attributes[name] = value
-        start = datetime.fromtimestamp(window * self.window_s, timezone.utc)
-        attributes[semconv.ML_WINDOW] = window_label(self.window_s)
-        attributes[semconv.ML_WINDOW_START] = start.strftime("%Y-%m-%dT%H:%M:%SZ")
+        attributes[semconv.ML_WINDOW] = self.window_label
+        attributes[semconv.ML_WINDOW_START] = window_start(window, self.window_s)
         classified = bool(has_class) if n == 1 else bool(classes)
         errors: list[float] = []
         if not classified:
@@ -294,14 +296,15 @@ class LabelJoiner:
         return math.floor(now / self.window_s) - self.windows
 
     def _prune(self, totals: dict[str, Tally], now: float) -> None:
-        oldest = self._oldest_window(now) * self.window_s
-        for key in [k for k, t in totals.items() if _window_start(t.scores) <= oldest]:
+        oldest = window_start(self._oldest_window(now), self.window_s)  # (the texts sort by time)
+        starts = {k: str(t.scores.attributes[semconv.ML_WINDOW_START]) for k, t in totals.items()}
+        for key in [k for k, start in starts.items() if start <= oldest]:
             del totals[key]
 
-    def _older_than_lookback(self, now: float) -> list[str]:
+    def _older_than_lookback(self, logs: str, now: float) -> list[str]:
         """The first pass reads back ``lookback`` only: say how many labels lie before it."""
         text = (
-            f"SELECT count() FROM {self.engine.logs_relation()} "
+            f"SELECT count() FROM {logs} "
             f"WHERE EventName = '{semconv.EVENT_FEEDBACK}' "
             "AND Timestamp < fromUnixTimestamp64Nano({since_ns:Int64})"
         )
@@ -382,18 +385,6 @@ def _open(source: str | os.PathLike[str] | Any) -> tuple[Any, Ledger]:
 def _count(total: dict[str, int], this_pass: dict[str, int], status: str, n: int) -> None:
     total[status] = total.get(status, 0) + n
     this_pass[status] = this_pass.get(status, 0) + n
-
-
-def _window_start(scores: WindowScores) -> float:
-    text = str(scores.attributes[semconv.ML_WINDOW_START])
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
-
-
-def _seconds(value: str | float, name: str) -> float:
-    seconds = parse_duration(value) if isinstance(value, str) else float(value)
-    if seconds is None or not (seconds > 0 and math.isfinite(seconds)):
-        raise ValueError(f"{name} {value!r} is not a positive duration like 1h or 30m")
-    return seconds
 
 
 def _otlp(endpoint: str | None, protocol: str | None, headers: dict[str, str] | None) -> Any:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ from typing import Any, Protocol
 
 from inferwatch.attributes import AttributeValue
 from inferwatch.delayed_labels.scores import WindowScores
-from inferwatch.query.engines import file_table
+from inferwatch.query.engines import escape_text, file_table, unescape_text
 
 _FORMAT = 1
 _COMPACT_AFTER = 16
@@ -263,7 +262,7 @@ class TableLedger:
         self._create()
         if decided:
             rows = "".join(
-                f"{r.translate(_TSV)}\t{m.translate(_TSV)}\t{ns}\t{state.passes}\n"
+                f"{escape_text(r)}\t{escape_text(m)}\t{ns}\t{state.passes}\n"
                 for r, m, ns in decided
             )
             self.engine.command(
@@ -283,25 +282,19 @@ class TableLedger:
 
 
 _KEYS = "RequestId String, Model String, LabelledAt Int64"
-_TSV = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-_UNTSV = {"\\\\": "\\", "\\t": "\t", "\\n": "\n", "\\r": "\r"}
-_ESCAPE = re.compile(r"\\[\\tnr]")
 
 
 def _write_keys(path: Path, keys: list[Key]) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
     with temporary.open("w") as out:
         for request_id, model, labelled_ns in keys:
-            out.write(f"{request_id.translate(_TSV)}\t{model.translate(_TSV)}\t{labelled_ns}\n")
+            out.write(f"{escape_text(request_id)}\t{escape_text(model)}\t{labelled_ns}\n")
     os.replace(temporary, path)
 
 
 def _read_keys(path: Path) -> list[Key]:
-    def unescape(text: str) -> str:
-        return _ESCAPE.sub(lambda m: _UNTSV[m.group()], text)
-
     keys = []
     for line in path.read_text().splitlines():
         request_id, model, labelled_ns = line.split("\t")
-        keys.append((unescape(request_id), unescape(model), int(labelled_ns)))
+        keys.append((unescape_text(request_id), unescape_text(model), int(labelled_ns)))
     return keys

@@ -255,12 +255,26 @@ class ChdbEngine:
         return _chdb_rows(self._session, f"{text}\nSETTINGS {_LENIENT}, {_NUMBERS}", params)
 
 
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
+# ClickHouse's escaped text form: (character, escape).
+_ESCAPE_PAIRS = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"), ("\0", "\\0"))
+_ESCAPES = str.maketrans(dict(_ESCAPE_PAIRS))
+_UNESCAPES = {escaped: plain for plain, escaped in _ESCAPE_PAIRS}
+_ESCAPED = re.compile(r"\\[\\tnr0]")
+
+
+def escape_text(text: str) -> str:
+    """``text`` in ClickHouse's escaped text form (TSV fields, chDB parameter values)."""
+    return text.translate(_ESCAPES)
+
+
+def unescape_text(text: str) -> str:
+    """The inverse of `escape_text`."""
+    return _ESCAPED.sub(lambda match: _UNESCAPES[match.group()], text)
 
 
 def _escaped(params: dict[str, Any]) -> dict[str, Any]:
     """chDB reads parameter values in ClickHouse's escaped text form: escape strings for it."""
-    return {k: v.translate(_ESCAPES) if isinstance(v, str) else v for k, v in params.items()}
+    return {k: escape_text(v) if isinstance(v, str) else v for k, v in params.items()}
 
 
 def _chdb_rows(session: Any, text: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
