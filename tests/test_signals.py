@@ -272,3 +272,16 @@ def test_frame_nans_are_named_by_their_columns_whatever_the_names(rows: int) -> 
     assert summary.nan_count == 2
     assert summary.nan_rows == (1 if rows == 1 else 2)
     assert summary.attributes()["ml.input.nan_count"] == 2
+
+
+@pytest.mark.parametrize("rows", [1, 3, 400])
+def test_declared_feature_names_of_nans_are_valid_utf8(rows: int) -> None:
+    """Names of features with NaNs become metric attribute values: a lone surrogate in a
+    declared name would make the exporter drop the point, so it is replaced."""
+    x = np.ones((rows, 2))
+    x[0, 1] = np.nan
+    by_feature = summarize_input(x, features=["a", "x\udcff"]).nan_by_feature or {}
+    assert list(by_feature.values()) == [1]
+    (name,) = by_feature
+    name.encode("utf-8")  # raises UnicodeEncodeError for a lone surrogate
+    assert name.startswith("x")

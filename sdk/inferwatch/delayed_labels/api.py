@@ -109,16 +109,8 @@ def remember_prediction(
         predicted = _predicted(summary, y)
         if predicted is None:
             return
-        context = span.get_span_context()
         if not index.remember(
-            request_id,
-            spec,
-            attributes,
-            predicted,
-            summary.count,
-            context.trace_id,
-            context.span_id,
-            context.trace_flags,
+            request_id, spec, attributes, predicted, summary.count, span.get_span_context()
         ):
             log_internal_error("feedback.remember", RuntimeError("too many metric groups"))
     except Exception as exc:
@@ -319,9 +311,9 @@ def _join(state: State, index: PredictionIndex, entry: Entry, label: Any, at_s: 
         __version__,
         attributes,
         at_s,
-        entry.trace_id,
-        entry.span_id,
-        entry.trace_flags,
+        entry.context.trace_id,
+        entry.context.span_id,
+        entry.context.trace_flags,
     )
     if status == semconv.LABEL_JOINED:
         feedback_instruments().delay.record(delay, group.attributes)

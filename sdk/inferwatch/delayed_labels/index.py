@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
+from opentelemetry.trace import SpanContext
 
 from inferwatch import semconv
 from inferwatch.attributes import AttributeValue
@@ -56,7 +57,16 @@ def window_start(window: int, window_s: float) -> str:
 class Group:
     """One metric group: a model (version, metric tags) and its recent serving windows."""
 
-    __slots__ = ("_names", "attributes", "latest", "model", "spec", "windows")
+    __slots__ = (
+        "_names",
+        "attributes",
+        "evicted",
+        "latest",
+        "latest_scores",
+        "model",
+        "spec",
+        "windows",
+    )
 
     def __init__(self, attributes: dict[str, AttributeValue], spec: Any) -> None:
         self.attributes = attributes
@@ -64,6 +74,10 @@ class Group:
         self.model: str = spec.model
         self.windows: dict[int, WindowScores] = {}
         self.latest = -1
+        self.latest_scores: WindowScores | None = None
+        """The counts of window `latest`, where nearly every prediction is counted."""
+        self.evicted = 0
+        """Predictions of this group evicted before their label arrived (cumulative)."""
         self._names: dict[str, str] = {}
 
     def intern(self, name: str) -> str:
@@ -79,18 +93,7 @@ class Group:
 class Entry:
     """One remembered prediction (or batch of predictions) of one request and model."""
 
-    __slots__ = (
-        "group",
-        "n",
-        "other",
-        "predicted",
-        "request_id",
-        "served_at",
-        "span_id",
-        "state",
-        "trace_flags",
-        "trace_id",
-    )
+    __slots__ = ("context", "group", "n", "other", "predicted", "request_id", "served_at", "state")
 
     def __init__(
         self,
@@ -99,18 +102,15 @@ class Entry:
         served_at: float,
         predicted: Predicted,
         n: int,
-        trace_id: int,
-        span_id: int,
-        trace_flags: int,
+        context: SpanContext,
     ) -> None:
         self.request_id = request_id
         self.group = group
         self.served_at = served_at
         self.predicted = predicted
         self.n = n
-        self.trace_id = trace_id
-        self.span_id = span_id
-        self.trace_flags = trace_flags
+        self.context = context
+        """The inference span's context: its trace and span ids link the label's record."""
         self.state = _OPEN
         self.other: Entry | None = None
         """The same request's prediction by another model (rare: a chain of one or two)."""
@@ -147,7 +147,6 @@ class PredictionIndex:
         self._gone_max = max_predictions // 4
         self._groups: dict[tuple[tuple[str, AttributeValue], ...], Group] = {}
         self._by_id: dict[int, tuple[dict[str, AttributeValue], Group]] = {}
-        self.evicted: dict[tuple[tuple[str, AttributeValue], ...], int] = {}
         self.unjoined: dict[str, int] = {}
 
     def __len__(self) -> int:
@@ -162,47 +161,48 @@ class PredictionIndex:
         attributes: dict[str, AttributeValue],
         predicted: Predicted,
         n: int,
-        trace_id: int,
-        span_id: int,
-        trace_flags: int,
+        context: SpanContext,
     ) -> bool:
         """Remember one request's prediction(s); False when the group limit is reached."""
         now = self.clock()
         window = math.floor(now / self.window_s)
         with self._lock:
-            group = self._group(attributes, spec)
-            if group is None:
-                return False
+            hit = self._by_id.get(id(attributes))
+            if hit is not None and hit[0] is attributes:
+                group = hit[1]
+            else:
+                found = self._group(attributes, spec)
+                if found is None:
+                    return False
+                group = found
+            group.spec = spec
             if type(predicted) is str:
                 predicted = group.intern(predicted)
-            entry = Entry(request_id, group, now, predicted, n, trace_id, span_id, trace_flags)
-            self._expire(now)
-            head = self._entries.get(request_id)
+            entry = Entry(request_id, group, now, predicted, n, context)
+            order = self._order
+            if order and order[0].served_at < now - self.ttl_s:
+                self._expire(now)
+            entries = self._entries
+            head = entries.get(request_id)
             if head is not None:
                 entry.other = _without(head, group.model)
-            self._entries[request_id] = entry
-            order = self._order
+            entries[request_id] = entry
             order.append(entry)
             if len(order) > self.max_predictions:
                 self._drop(order.popleft(), evicted=True)
-            scores = group.windows.get(window)
+            scores = group.latest_scores if window == group.latest else group.windows.get(window)
             if scores is None:
                 scores = self._new_window(group, window)
             scores.served += n
         return True
 
     def _group(self, attributes: dict[str, AttributeValue], spec: Any) -> Group | None:
-        hit = self._by_id.get(id(attributes))
-        if hit is not None and hit[0] is attributes:
-            hit[1].spec = spec
-            return hit[1]
         key = tuple(attributes.items())
         group = self._groups.get(key)
         if group is None:
             if len(self._groups) >= MAX_GROUPS:
                 return None
             group = self._groups[key] = Group(dict(attributes), spec)
-        group.spec = spec
         if len(self._by_id) >= MAX_GROUPS:
             self._by_id.clear()
         self._by_id[id(attributes)] = (attributes, group)  # holding it keeps the id unique
@@ -217,6 +217,7 @@ class PredictionIndex:
         scores = group.windows[window] = WindowScores(attributes)
         if window > group.latest:
             group.latest = window
+            group.latest_scores = scores
             for old in [w for w in group.windows if w <= window - self.windows]:
                 del group.windows[old]
         return scores
@@ -243,8 +244,7 @@ class PredictionIndex:
             if previous.other is entry:
                 previous.other = entry.other
         if evicted and entry.state == _OPEN:
-            key = tuple(entry.group.attributes.items())
-            self.evicted[key] = self.evicted.get(key, 0) + 1
+            entry.group.evicted += 1
 
     def _bury(self, request_id: str) -> None:
         if self._gone_max == 0:
@@ -327,7 +327,8 @@ class PredictionIndex:
     def counts(self) -> tuple[dict[tuple[tuple[str, AttributeValue], ...], int], dict[str, int]]:
         """(evictions by metric group, unjoined labels by status), cumulative."""
         with self._lock:
-            return dict(self.evicted), dict(self.unjoined)
+            evicted = {key: g.evicted for key, g in self._groups.items() if g.evicted}
+            return evicted, dict(self.unjoined)
 
 
 def _without(head: Entry, model: str) -> Entry | None:

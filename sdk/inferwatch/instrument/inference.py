@@ -9,7 +9,7 @@ delayed labels, ranking) they do as observers of its model (`inferwatch.instrume
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextvars import Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
@@ -400,8 +400,9 @@ class Inference:
                 state.nan_count.add(count, {**attrs, semconv.ML_FEATURE: feature})
         elif summary.nan_count:
             state.nan_count.add(summary.nan_count, attrs)
-        for length in sample(summary.lengths):
-            state.input_length.record(length, attrs, context=_NO_EXEMPLAR)
+        if summary.lengths:
+            for length in sample(summary.lengths):
+                state.input_length.record(length, attrs, context=_NO_EXEMPLAR)
 
     def record_prediction(self, y: Any) -> PredictionSummary | None:
         """Summarise a prediction: values into a histogram, classes into a counter.
@@ -420,7 +421,7 @@ class Inference:
             summary = summarize_prediction(
                 y, spec.prediction_kind, spec.class_names, spec.checks.prediction_range
             )
-            self.span.set_attributes(summary.attributes())
+            _set_attributes(self.span, summary.attributes())
             attrs = self.metric_attributes()
             negative_attrs = None
             for value in summary.values:
@@ -623,6 +624,16 @@ def inference(
 
 # One spec per distinct `inference(...)` arguments, so its caches outlive a single call.
 _specs: dict[tuple[Any, ...], ModelSpec] = {}
+
+
+def _set_attributes(span: Span, attributes: Mapping[str, Any]) -> None:
+    """Attributes added to a started span. A single prediction adds one or two: one at a time,
+    which skips the SDK's check of the mapping (the dearest part of ``set_attributes`` then)."""
+    if len(attributes) > 2:
+        span.set_attributes(attributes)
+        return
+    for key, value in attributes.items():
+        span.set_attribute(key, value)
 
 
 def _record_error(span: Span, exc: BaseException, error_type: str) -> None:

@@ -93,22 +93,32 @@ def summarize_input(x: Any, features: Sequence[str] | None = None) -> InputSumma
 
 def _array_input(x: np.ndarray, features: Sequence[str] | None, kind: str) -> InputSummary:
     ndim = x.ndim
-    if x.dtype.kind in "USO" and ndim <= 1:
+    dtype_kind = x.dtype.kind
+    if dtype_kind in "USO" and ndim <= 1:
         return _sequence_input(x.tolist() if ndim else [x.item()], None, kind)
-    batch = x.shape[0] if ndim >= 2 else 1
-    length = math.prod(x.shape[1:]) if ndim >= 2 else (x.shape[0] if ndim == 1 else 1)
+    shape = x.shape
+    if ndim == 2:
+        batch, length = shape
+    elif ndim > 2:
+        batch, length = shape[0], math.prod(shape[1:])
+    else:
+        batch, length = 1, (shape[0] if ndim == 1 else 1)
     # Feature matrices have a fixed width: only integer arrays (token ids) feed the histogram.
-    lengths = [length] if x.dtype.kind in "iu" else []
+    lengths = [length] if dtype_kind in "iu" else []
     summary = InputSummary(kind, batch, 0, 0, None, float(length), length, lengths)
-    if x.dtype.kind not in "fc":
-        if x.dtype.kind not in "iub":
+    if dtype_kind not in "fc":
+        if dtype_kind not in "iub":
             summary.unsupported = x.size
+        return summary
+    if dtype_kind == "f" and x.size <= _SMALL:
+        nan = np.isnan(x)
+        total = int(np.count_nonzero(nan))
+        if total:
+            _small_nans(summary, x, nan, total, features)
         return summary
     # One pass without allocation or warnings: NaN anywhere makes the maximum NaN, and clean
     # inputs are the norm. (Complex numbers have no NaN-propagating order; count them directly.)
-    if x.size <= _SMALL and x.dtype.kind == "f":
-        return _small_nans(summary, x, features)
-    if x.dtype.kind == "f" and not np.isnan(np.maximum.reduce(x, axis=None, initial=-np.inf)):
+    if dtype_kind == "f" and not np.isnan(np.maximum.reduce(x, axis=None, initial=-np.inf)):
         return summary
     nan = np.isnan(x)
     total = summary.nan_count = int(np.count_nonzero(nan))
@@ -147,39 +157,43 @@ def _array_input(x: np.ndarray, features: Sequence[str] | None, kind: str) -> In
 
 def _named(features: Sequence[Any], counts: dict[int, int]) -> dict[str, int]:
     """Counts by feature position as counts by feature name (a frame's columns are an Index,
-    whose items cost a call each: listed once)."""
+    whose items cost a call each: listed once). Names become metric attribute values: valid
+    UTF-8."""
     names = features.tolist() if hasattr(features, "tolist") else features
-    return {str(names[i]): n for i, n in counts.items()}
+    return {valid_text(str(names[i])): n for i, n in counts.items()}
 
 
 _SMALL = 256
-"""Arrays up to this size with NaNs are counted from the NaN positions in Python: a request's
-row or two, where each numpy call costs more than the arithmetic it does."""
+"""Arrays up to this size are counted with one mask and one count, and the positions of their
+NaNs read only when a row or a feature needs them: a request's row or two, where each numpy
+call costs more than the arithmetic it does."""
 
 
 def _small_nans(
-    summary: InputSummary, x: np.ndarray, features: Sequence[str] | None
-) -> InputSummary:
-    """NaN counts of a small float array (what `_array_input` gives, faster)."""
-    positions: list[int] = np.flatnonzero(np.isnan(x)).tolist()
-    if not positions:
-        return summary
-    total = summary.nan_count = len(positions)
+    summary: InputSummary,
+    x: np.ndarray,
+    nan: np.ndarray,
+    total: int,
+    features: Sequence[str] | None,
+) -> None:
+    """Fill in the NaN counts of a small float array with ``total`` NaNs (``nan`` its mask)."""
+    summary.nan_count = total
     batch = summary.batch_size or 1
     width = x.size // batch if batch else 0
     if x.ndim <= 1 or batch == 1:  # one row: each position is one feature
         summary.nan_rows = 1
         summary.nan_full_rows = int(total == x.size)
         if features is not None and 1 <= x.ndim <= 2 and len(features) == width:
-            summary.nan_by_feature = _named(features, dict.fromkeys(positions, 1))
-        return summary
+            ones = dict.fromkeys(np.flatnonzero(nan).tolist(), 1)
+            summary.nan_by_feature = _named(features, ones)
+        return
+    positions: list[int] = np.flatnonzero(nan).tolist()
     per_row = Counter(i // width for i in positions)
     summary.nan_rows = len(per_row)
     summary.nan_full_rows = sum(1 for n in per_row.values() if n == width)
     if features is not None and x.ndim == 2 and len(features) == width:
         per_feature = Counter(i % width for i in positions)
         summary.nan_by_feature = _named(features, {i: per_feature[i] for i in sorted(per_feature)})
-    return summary
 
 
 def _sequence_input(
