@@ -8,7 +8,9 @@ configured from ``collector_config/alertmanager/alertmanager.yml`` with its webh
 a receiver on 127.0.0.1. The same short policies run in the process in an `AlertReader`, which
 the scenario collects every second.
 
-Traffic runs healthy for ``healthy_s``, then every fault at once for ``faulty_s``:
+Traffic runs healthy for a warm-up (a window and two seconds, so that the first, partial drift
+and ranking windows are out of every window when observing starts) and ``healthy_s``, then with
+every fault at once for ``faulty_s``:
 
 * errors in one region (``fraud`` raises for region ``eu``)       InferenceErrorRateHigh
 * slow calls (``slow`` takes 1.2 s)                                 InferenceLatencyP99High
@@ -90,6 +92,8 @@ class Step:
 
 @dataclass
 class Run:
+    """What one run observed. Times are epoch seconds; ``started`` is the end of the warm-up."""
+
     rules: AlertRules
     prometheus: Prometheus
     webhooks: WebhookReceiver
@@ -99,23 +103,36 @@ class Run:
     steps: list[Step] = field(default_factory=list)
     feedback: dict[str, int] = field(default_factory=dict)
 
-    def first_firing_in_process(self, alert: str) -> float | None:
-        return next((s.at for s in self.steps if alert in s.firing), None)
+    def firings_in_process(self, alert: str) -> list[float]:
+        """When a group of ``alert`` started firing in the process (one time per start)."""
+        starts, before = [], []
+        for step in self.steps:
+            now = step.firing.get(alert, [])
+            starts += [step.at for group in now if group not in before]
+            before = now
+        return starts
 
-    def first_firing_in_prometheus(self, alert: str) -> float | None:
-        """The time of the first evaluation at which Prometheus had the alert firing."""
+    def firings_in_prometheus(self, alert: str) -> list[float]:
+        """When a group of ``alert`` started firing in Prometheus: the rule evaluation's time."""
         expr = f'timestamp(ALERTS{{alertname="{alert}", alertstate="firing"}})'
-        series = self.prometheus.query_range(expr, self.started, self.ended, 0.5)
-        times = [float(v) for s in series for _, v in s["values"]]
-        return min(times) if times else None
+        starts = []
+        for series in self.prometheus.query_range(expr, self.started, self.ended, 0.5):
+            previous = None
+            for _, value in series["values"]:
+                at = float(value)
+                if previous is None or at - previous > 2 * STEP_S:  # not evaluated firing between
+                    starts.append(at)
+                previous = at
+        return sorted(starts)
 
-    def first_webhook(self, alert: str) -> tuple[float, str] | None:
-        """(arrival time, path) of the first Alertmanager notification of ``alert`` firing."""
-        for arrived, path, body in self.webhooks.posts():
-            for item in body.get("alerts", []):
-                if item["labels"].get("alertname") == alert and item["status"] == "firing":
-                    return arrived, path
-        return None
+    def webhooks_of(self, alert: str) -> list[tuple[float, str]]:
+        """(arrival time, path) of each Alertmanager notification with ``alert`` firing."""
+        return [
+            (arrived, path)
+            for arrived, path, body in self.webhooks.posts()
+            for item in body.get("alerts", [])
+            if item["labels"].get("alertname") == alert and item["status"] == "firing"
+        ]
 
     def paired_steps(self, alert: str) -> tuple[int, int, list[tuple[float, float | None]]]:
         """(agreeing, all) (step, group) pairs of whether the condition holds in the process
@@ -128,8 +145,6 @@ class Run:
         agree = total = 0
         values: list[tuple[float, float | None]] = []
         for step in self.steps:
-            if step.at - self.started < WINDOW_S:  # a window of data first
-                continue
             mine = {
                 tuple(group.get(k, "") for k in policy.group_by): value
                 for group, value in step.values.get(alert, [])
@@ -147,6 +162,11 @@ class Run:
                 if step.at >= self.fault_at and a is not None:
                     values.append((a, b))
         return agree, total, values
+
+
+def first_after(times: list[float], at: float) -> float | None:
+    """The first of ``times`` at or after ``at``."""
+    return next((t for t in sorted(times) if t >= at), None)
 
 
 _HOLDS = {
@@ -253,7 +273,7 @@ class _Service:
             self.slow(1.0)
 
 
-def run(directory: Path | None = None, healthy_s: float = 12.0, faulty_s: float = 20.0) -> Run:
+def run(directory: Path | None = None, healthy_s: float = 6.0, faulty_s: float = 20.0) -> Run:
     """Start everything, run the traffic, stop everything; the `Run` with what was observed.
 
     Prometheus keeps running until `Run.prometheus.stop()` so that the caller can query it;
@@ -292,19 +312,21 @@ def run(directory: Path | None = None, healthy_s: float = 12.0, faulty_s: float 
         prometheus.start(JOB, [f"{LOCALHOST}:{port}"], [rule_file], "1s", alertmanager.address)
         prometheus.wait_for(f'up{{job="{JOB}"}} == 1')  # the clocks start at its first scrape
         service = _Service()
-        observed.started = time.time()
         service.start()
-        deadline = time.monotonic() + healthy_s + faulty_s
-        fault_at = time.monotonic() + healthy_s
-        next_step = time.monotonic() + STEP_S
-        while next_step <= deadline:
+        begun = time.monotonic()
+        observe_at = begun + WINDOW_S + 2 * STEP_S
+        fault_at = observe_at + healthy_s
+        next_step = begun + STEP_S
+        while next_step <= fault_at + faulty_s:
             time.sleep(max(0.0, next_step - time.monotonic()))
             if not service.faulty.is_set() and time.monotonic() >= fault_at:
                 collector.hold()  # a collector that accepts and never answers
                 service.faulty.set()
                 observed.fault_at = time.time()
             reader.collect()
-            observed.steps.append(Step(time.time(), reader.values(), reader.firing()))
+            if time.monotonic() >= observe_at:
+                observed.started = observed.started or time.time()
+                observed.steps.append(Step(time.time(), reader.values(), reader.firing()))
             next_step += STEP_S
         time.sleep(2 * STEP_S)  # Prometheus' last scrape and evaluation, Alertmanager's wait
         observed.ended = time.time()
