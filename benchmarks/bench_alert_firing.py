@@ -21,7 +21,8 @@ at its alpha of 0.05 per 2 s window) is noted.
 
 Agreement: at each in-process collection after the first window, for each group, whether the
 condition holds in the process and in Prometheus queried at the same instant (paired steps);
-and the median of each side's values over the faulty steps where both have one.
+and the median of each side's values for the groups that fire, once a whole window (plus two
+seconds) has passed since the fault.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def main() -> None:
     agree = sum(a for a, _ in agreement.values())
     total = sum(t for _, t in agreement.values())
     rows.append(["all", f"{agree}/{total}", f"{agree / total:.3f}" if total else "-", ""])
-    print_table(["policy", "agree", "share", "median value, faulty: in-process / Prometheus"], rows)
+    print_table(["policy", "agree", "share", "once faulty: in-process / Prometheus"], rows)
 
 
 if __name__ == "__main__":

@@ -137,7 +137,7 @@ class Run:
     def paired_steps(self, alert: str) -> tuple[int, int, list[tuple[float, float | None]]]:
         """(agreeing, all) (step, group) pairs of whether the condition holds in the process
         and in Prometheus at the same time; and the (in-process, Prometheus) values of the
-        faulty steps."""
+        groups that fire, at the steps whose window holds only faulty traffic."""
         policy = next(p for p in self.rules.policies if p.name == alert)
         holds = _HOLDS[policy.op]
         expr = expression(policy)
@@ -159,7 +159,8 @@ class Run:
                 there = b is not None and holds(b, policy.threshold)
                 total += 1
                 agree += here == there
-                if step.at >= self.fault_at and a is not None:
+                settled = step.at >= self.fault_at + WINDOW_S + 2 * STEP_S
+                if settled and a is not None and (here or there):
                     values.append((a, b))
         return agree, total, values
 
@@ -228,6 +229,8 @@ class _Service:
         for thread in self._threads:
             thread.join(10)
         self.fraud.drift.stop()
+        iw.ranking.reset()  # no declaration or window of "recs" left for the tests after
+        iw.configure_feedback()
 
     def _traffic(self) -> None:
         rng = self.rng
@@ -308,7 +311,7 @@ def run(directory: Path | None = None, healthy_s: float = 6.0, faulty_s: float =
             schedule_delay_ms=200,
             export_timeout_ms=1000,
         )
-        iw.configure_feedback(window="1h")
+        iw.configure_feedback()  # a fresh index: nothing an earlier test left remembered
         prometheus.start(JOB, [f"{LOCALHOST}:{port}"], [rule_file], "1s", alertmanager.address)
         prometheus.wait_for(f'up{{job="{JOB}"}} == 1')  # the clocks start at its first scrape
         service = _Service()

@@ -21,7 +21,7 @@ import httpx
 import pytest
 import yaml
 
-from tests._otlp import LOCALHOST, free_port
+from tests._otlp import LOCALHOST, free_port, wait_until_serving
 
 _PACKAGES = {
     "promtool": "prometheus",
@@ -46,6 +46,7 @@ class _Server:
     """A server binary the test started, stopped (and its log kept) at the end."""
 
     name = ""
+    program = ""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -54,21 +55,18 @@ class _Server:
         self.log = directory / f"{self.name}.log"
         self._process: subprocess.Popen[bytes] | None = None
 
-    def _start(self, command: list[str], timeout: float = 30) -> None:
+    def _start(self, config: dict[str, Any], *flags: str) -> None:
+        """Write ``config`` and run the binary with it and ``flags``, until it is ready."""
+        path = self.directory / f"{self.name}.yml"
+        path.write_text(yaml.safe_dump(config))
+        command = [binary(self.program), f"--config.file={path}", *flags]
         with self.log.open("wb") as log:
             self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                break
-            try:
-                if httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"{self.name} did not start:\n{self.log.read_text()[-3000:]}")
+        try:
+            wait_until_serving(self.url, self._process, timeout=30, path="/-/ready")
+        except RuntimeError as exc:
+            self.stop()
+            raise RuntimeError(f"{self.name}: {exc}:\n{self.log.read_text()[-3000:]}") from None
 
     def stop(self) -> None:
         process, self._process = self._process, None
@@ -84,7 +82,7 @@ class _Server:
 class Prometheus(_Server):
     """``prometheus`` scraping ``targets`` (job ``job``) every ``interval``, with rule files."""
 
-    name = "prometheus"
+    name = program = "prometheus"
 
     def start(
         self,
@@ -103,15 +101,10 @@ class Prometheus(_Server):
             config["alerting"] = {
                 "alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]
             }
-        path = self.directory / "prometheus.yml"
-        path.write_text(yaml.safe_dump(config))
         self._start(
-            [
-                binary("prometheus"),
-                f"--config.file={path}",
-                f"--storage.tsdb.path={self.directory / 'data'}",
-                f"--web.listen-address={LOCALHOST}:{self.port}",
-            ]
+            config,
+            f"--storage.tsdb.path={self.directory / 'data'}",
+            f"--web.listen-address={LOCALHOST}:{self.port}",
         )
         return self
 
@@ -147,18 +140,14 @@ class Alertmanager(_Server):
     """``prometheus-alertmanager`` with ``config`` (a mapping), on its own, without a cluster."""
 
     name = "alertmanager"
+    program = "prometheus-alertmanager"
 
     def start(self, config: dict[str, Any]) -> Alertmanager:
-        path = self.directory / "alertmanager.yml"
-        path.write_text(yaml.safe_dump(config))
         self._start(
-            [
-                binary("prometheus-alertmanager"),
-                f"--config.file={path}",
-                f"--storage.path={self.directory / 'alertmanager-data'}",
-                f"--web.listen-address={LOCALHOST}:{self.port}",
-                "--cluster.listen-address=",
-            ]
+            config,
+            f"--storage.path={self.directory / 'alertmanager-data'}",
+            f"--web.listen-address={LOCALHOST}:{self.port}",
+            "--cluster.listen-address=",
         )
         return self
 
