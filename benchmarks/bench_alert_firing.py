@@ -7,7 +7,7 @@ Runs the scenario of tests/test_e2e_prometheus.py (tests/_alert_scenario.py): a 
 OTel Python Prometheus exporter, Debian's ``prometheus`` scraping it every second and evaluating
 the default policies rendered with 10 s windows (a ``for`` of 3 s where they wait), the same
 policies in an `AlertReader` collected every second, ``prometheus-alertmanager`` routing to a
-local webhook. 12 s of warm-up and 6 s of healthy traffic, then every fault at once for 20 s.
+local webhook. 15 s of warm-up and 6 s of healthy traffic, then every fault at once for 20 s.
 
 Per policy, the median over runs of the seconds from the fault to the first firing:
 

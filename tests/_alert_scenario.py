@@ -8,9 +8,8 @@ configured from ``collector_config/alertmanager/alertmanager.yml`` with its webh
 a receiver on 127.0.0.1. The same short policies run in the process in an `AlertReader`, which
 the scenario collects every second.
 
-Traffic runs healthy for a warm-up (a window and two seconds, so that the first, partial drift
-and ranking windows are out of every window when observing starts) and ``healthy_s``, then with
-every fault at once for ``faulty_s``:
+Traffic runs healthy for a warm-up (`WARM_UP_S`) and ``healthy_s``, then with every fault at
+once for ``faulty_s``:
 
 * errors in one region (``fraud`` raises for region ``eu``)       InferenceErrorRateHigh
 * slow calls (``slow`` takes 1.2 s)                                 InferenceLatencyP99High
@@ -53,6 +52,9 @@ JOB = "fraud-api"
 WINDOW_S = 10.0
 FOR_S = 3.0
 STEP_S = 1.0
+WARM_UP_S = WINDOW_S + 5 * STEP_S
+"""Traffic before observing: the first, partial drift and ranking windows (2 s) are out of
+every window, and anything they made fire has resolved, when observing starts."""
 SLOW_S = 1.2
 CATALOGUE = [f"item-{i}" for i in range(200)]
 
@@ -189,7 +191,7 @@ class _Service:
         self.labels: deque[tuple[float, str, str, Any]] = deque()
         self.feedback: dict[str, int] = {}
         baseline = iw.Profile.build(rng.normal(size=(5000, 2)), columns=["amount", "age"])
-        schema = iw.Schema(features=[iw.Feature(name="amount"), iw.Feature(name="age", min=-4)])
+        schema = iw.Schema(features=[iw.Feature(name="amount"), iw.Feature(name="age", min=-6)])
         iw.ranking.configure("recs", catalogue_size=len(CATALOGUE), window="2s")
 
         @iw.monitor(model="fraud", version="3", features=["amount", "age"], baseline=baseline,
@@ -242,7 +244,7 @@ class _Service:
             x = rng.normal(size=(1, 2))
             if faulty:
                 x[0, 0] += 4.0  # drift
-                x[0, 1] = -5.0 if i % 3 == 0 else x[0, 1]  # below the schema's minimum
+                x[0, 1] = -8.0 if i % 3 == 0 else x[0, 1]  # below the schema's minimum
             rid = f"r{i}"
             with iw.context(request_id=rid, region=region):
                 try:
@@ -306,10 +308,10 @@ def run(directory: Path | None = None, healthy_s: float = 6.0, faulty_s: float =
             metric_readers=[PrometheusMetricReader(registry=registry), reader],
             metric_tags=["region"],
             metric_export_interval_ms=600_000,
-            max_queue_size=64,
-            max_export_batch_size=32,
+            max_queue_size=256,
+            max_export_batch_size=64,
             schedule_delay_ms=200,
-            export_timeout_ms=1000,
+            export_timeout_ms=2000,
         )
         iw.configure_feedback()  # a fresh index: nothing an earlier test left remembered
         prometheus.start(JOB, [f"{LOCALHOST}:{port}"], [rule_file], "1s", alertmanager.address)
@@ -317,7 +319,7 @@ def run(directory: Path | None = None, healthy_s: float = 6.0, faulty_s: float =
         service = _Service()
         service.start()
         begun = time.monotonic()
-        observe_at = begun + WINDOW_S + 2 * STEP_S
+        observe_at = begun + WARM_UP_S
         fault_at = observe_at + healthy_s
         next_step = begun + STEP_S
         while next_step <= fault_at + faulty_s:
