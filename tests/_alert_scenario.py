@@ -11,16 +11,16 @@ the scenario collects every second.
 Traffic runs healthy for a warm-up (`WARM_UP_S`) and ``healthy_s``, then with every fault at
 once for ``faulty_s``:
 
-* errors in one region (``fraud`` raises for region ``eu``)       InferenceErrorRateHigh
+* errors in one region (``fraud`` raises for region ``eu``)         InferenceErrorRateHigh
 * slow calls (``slow`` takes 1.2 s)                                 InferenceLatencyP99High
 * NaN inputs (three per ``scorer`` call)                            InputMissingValuesHigh
-* schema violations (negative ``age``)                              InputSchemaViolations
+* schema violations (``age`` below its minimum)                     InputSchemaViolations
 * a drifted feature (``amount`` + 4)                                FeatureDrift
 * wrong delayed labels (``fraud``'s labels contradict it)           ModelAccuracyLow
-* malformed labels (counted as internal errors)                     InferwatchInternalErrors
+* empty labels (invalid: counted as internal errors)                InferwatchInternalErrors
 * a collapsing recommendation coverage (``recs`` shows 5 items)     RecommendationCoverageLow,
                                                                     ExposureConcentrationHigh
-* a collector that hangs (exports time out, the queue overflows)   TelemetryExportFailures,
+* a collector that hangs (exports time out, the queue overflows)    TelemetryExportFailures,
                                                                     TelemetrySpansDropped
 """
 
@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 from collections import deque
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -278,6 +279,34 @@ class _Service:
             self.slow(1.0)
 
 
+def _observe(
+    observed: Run,
+    service: _Service,
+    collector: FaultyReceiver,
+    reader: AlertReader,
+    healthy_s: float,
+    faulty_s: float,
+) -> None:
+    """Collect in the process every second; plant the faults after the warm-up and healthy_s."""
+    begun = time.monotonic()
+    observe_at = begun + WARM_UP_S
+    fault_at = observe_at + healthy_s
+    next_step = begun + STEP_S
+    while next_step <= fault_at + faulty_s:
+        time.sleep(max(0.0, next_step - time.monotonic()))
+        if not service.faulty.is_set() and time.monotonic() >= fault_at:
+            collector.hold()  # a collector that accepts and never answers
+            service.faulty.set()
+            observed.fault_at = time.time()
+        reader.collect()
+        if time.monotonic() >= observe_at:
+            observed.started = observed.started or time.time()
+            observed.steps.append(Step(time.time(), reader.values(), reader.firing()))
+        next_step += STEP_S
+    time.sleep(2 * STEP_S)  # Prometheus' last scrape and evaluation, Alertmanager's wait
+    observed.ended = time.time()
+
+
 def run(directory: Path | None = None, healthy_s: float = 6.0, faulty_s: float = 20.0) -> Run:
     """Start everything, run the traffic, stop everything; the `Run` with what was observed.
 
@@ -291,62 +320,46 @@ def run(directory: Path | None = None, healthy_s: float = 6.0, faulty_s: float =
     rules = short_rules(load_rules(POLICIES))
     rule_file = directory / "rules.yml"
     rule_file.write_text(render_prometheus_rules(rules))
-    webhooks = WebhookReceiver().start()
-    alertmanager = Alertmanager(directory).start(alertmanager_config(webhooks.url))
-    collector = FaultyReceiver(signals=("traces", "logs")).start()
-    registry = CollectorRegistry()
-    port = free_port()
-    server, _ = start_http_server(port, addr=LOCALHOST, registry=registry)
-    prometheus = Prometheus(directory)
+    prometheus = Prometheus(directory)  # left running for the caller's queries
+    webhooks = WebhookReceiver()
     observed = Run(rules, prometheus, webhooks)
     reader = AlertReader(rules, autostart=False)
-    service: _Service | None = None
     try:
-        iw.configure(
-            service_name=JOB,
-            endpoint=collector.http_endpoint,
-            metric_readers=[PrometheusMetricReader(registry=registry), reader],
-            metric_tags=["region"],
-            metric_export_interval_ms=600_000,
-            max_queue_size=256,
-            max_export_batch_size=64,
-            schedule_delay_ms=200,
-            export_timeout_ms=2000,
-        )
-        iw.configure_feedback()  # a fresh index: nothing an earlier test left remembered
-        prometheus.start(JOB, [f"{LOCALHOST}:{port}"], [rule_file], "1s", alertmanager.address)
-        prometheus.wait_for(f'up{{job="{JOB}"}} == 1')  # the clocks start at its first scrape
-        service = _Service()
-        service.start()
-        begun = time.monotonic()
-        observe_at = begun + WARM_UP_S
-        fault_at = observe_at + healthy_s
-        next_step = begun + STEP_S
-        while next_step <= fault_at + faulty_s:
-            time.sleep(max(0.0, next_step - time.monotonic()))
-            if not service.faulty.is_set() and time.monotonic() >= fault_at:
-                collector.hold()  # a collector that accepts and never answers
-                service.faulty.set()
-                observed.fault_at = time.time()
-            reader.collect()
-            if time.monotonic() >= observe_at:
-                observed.started = observed.started or time.time()
-                observed.steps.append(Step(time.time(), reader.values(), reader.firing()))
-            next_step += STEP_S
-        time.sleep(2 * STEP_S)  # Prometheus' last scrape and evaluation, Alertmanager's wait
-        observed.ended = time.time()
+        with ExitStack() as stop:  # everything else stops here, last started first
+            webhooks.start()
+            stop.callback(webhooks.stop)
+            alertmanager = Alertmanager(directory)
+            stop.callback(alertmanager.stop)
+            alertmanager.start(alertmanager_config(webhooks.url))
+            collector = FaultyReceiver(signals=("traces", "logs")).start()
+            stop.callback(collector.stop)
+            registry = CollectorRegistry()
+            port = free_port()
+            server, _ = start_http_server(port, addr=LOCALHOST, registry=registry)
+            stop.callback(server.server_close)
+            stop.callback(server.shutdown)
+            iw.configure(
+                service_name=JOB,
+                endpoint=collector.http_endpoint,
+                metric_readers=[PrometheusMetricReader(registry=registry), reader],
+                metric_tags=["region"],
+                metric_export_interval_ms=600_000,
+                max_queue_size=256,
+                max_export_batch_size=64,
+                schedule_delay_ms=200,
+                export_timeout_ms=2000,
+            )
+            stop.callback(iw.shutdown, timeout_ms=2000)
+            stop.callback(collector.release)  # before the shutdown: its last exports go through
+            iw.configure_feedback()  # a fresh index: nothing an earlier test left remembered
+            prometheus.start(JOB, [f"{LOCALHOST}:{port}"], [rule_file], "1s", alertmanager.address)
+            prometheus.wait_for(f'up{{job="{JOB}"}} == 1')  # the clocks start at its first scrape
+            service = _Service()
+            stop.callback(lambda: observed.feedback.update(service.feedback))
+            stop.callback(service.stop)
+            service.start()
+            _observe(observed, service, collector, reader, healthy_s, faulty_s)
     except BaseException:
         prometheus.stop()
         raise
-    finally:
-        if service is not None:
-            service.stop()
-            observed.feedback = dict(service.feedback)
-        collector.release()
-        iw.shutdown(timeout_ms=2000)
-        server.shutdown()
-        server.server_close()
-        collector.stop()
-        alertmanager.stop()
-        webhooks.stop()
     return observed
