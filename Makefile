@@ -75,6 +75,7 @@ bench: $(BIN)/.bench-installed
 	$(BIN)/python benchmarks/bench_feedback.py
 	$(BIN)/python benchmarks/bench_ranking.py
 	$(BIN)/python benchmarks/bench_alerts.py
+	$(BIN)/python benchmarks/bench_alert_firing.py
 	$(BIN)/python benchmarks/bench_privacy.py
 	$(BIN)/python benchmarks/bench_faults.py
 

@@ -2,11 +2,13 @@
 
 * The files committed in collector_config/ are what rendering collector_config/alerts.yaml
   gives today, byte for byte.
-* Every PromQL expression (rules and dashboard) parses with a real PromQL parser
-  (``promql-parser``, the Rust parser of GreptimeDB's promql-parser crate), and names only
-  series the collector's Prometheus exporter produces from what inferwatch emits: the names are
-  derived from the SDK's own data (name, unit, instrument) through the exporter's rules, which
-  are checked against the examples of the upstream documentation.
+* Every PromQL expression (rules and dashboard), for every target, parses with a real PromQL
+  parser (``promql-parser``, the Rust parser of GreptimeDB's promql-parser crate), and names
+  only series and labels that target produces from what inferwatch emits: the names are derived
+  from the SDK's own data (name, unit, instrument) through each path's rules. Those of the OTel
+  Python exporter are checked against the exporter itself (installed here); those of the
+  translation strategies against the examples of otlptranslator's tests and the collector's
+  documentation (the collector and Prometheus >= 2.47 are not installed here).
 """
 
 from __future__ import annotations
@@ -25,19 +27,19 @@ promql_parser = pytest.importorskip("promql_parser")
 
 import inferwatch as iw  # noqa: E402
 from inferwatch import errors as _internal  # noqa: E402
+from inferwatch import semconv  # noqa: E402
 from inferwatch.alerts import (  # noqa: E402
     AlertPolicy,
     AlertReader,
+    AlertRules,
+    PolicyError,
     load_rules,
     render_grafana_dashboard,
     render_prometheus_rules,
 )
 from inferwatch.alerts.__main__ import DASHBOARD_FILE, RULES_FILE, main  # noqa: E402
-from inferwatch.alerts.catalog import (  # noqa: E402
-    KNOWN_METRICS,
-    prometheus_label,
-    prometheus_metric_name,
-)
+from inferwatch.alerts.catalog import KNOWN_METRICS  # noqa: E402
+from inferwatch.alerts.targets import TARGETS, Target, label_name, metric_name  # noqa: E402
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "collector_config"
 POLICIES = CONFIG_DIR / "alerts.yaml"
@@ -56,7 +58,7 @@ def test_committed_outputs_are_up_to_date(tmp_path: Path) -> None:
         )
 
 
-# -- the exporter's naming rules -----------------------------------------------------------------
+# -- the naming rules of each path ---------------------------------------------------------------
 @pytest.mark.parametrize(
     ("name", "unit", "kind", "expected"),
     [  # the examples of opentelemetry-collector-contrib pkg/translator/prometheus/README.md
@@ -69,26 +71,108 @@ def test_committed_outputs_are_up_to_date(tmp_path: Path) -> None:
         ("astro.light.speed", "m/s", "gauge", "astro_light_speed_meters_per_second"),
         ("system.processes.created", "", "counter", "system_processes_created_total"),
         ("(lambda).function.executions(#)", "", "gauge", "lambda_function_executions"),
-        # and otlptranslator's own examples (metric_namer.go)
+        # and otlptranslator's (metric_namer.go, metric_namer_test.go)
         ("http.server.duration", "s", "histogram", "http_server_duration_seconds"),
         ("requests.count", "1", "counter", "requests_count_total"),
         ("memory.usage", "By", "gauge", "memory_usage_bytes"),
+        ("requests", "1/s", "gauge", "requests_per_second"),
+        ("cpu_usage_ratio", "1", "gauge", "cpu_usage_ratio"),
+        ("requests_total", "", "counter", "requests_total"),
+        ("custom_metric", "By/{custom}", "gauge", "custom_metric_bytes"),
+        ("metric__with__multiple__underscores", "unit__multiple__underscores", "gauge",
+         "metric_with_multiple_underscores_unit_multiple_underscores"),
+        ("custom_metric", "unit@with#special/chars", "gauge",
+         "custom_metric_unit_with_special_per_chars"),
     ],
 )  # fmt: skip
-def test_metric_names_follow_the_collector_exporter(
+def test_names_with_underscore_escaping_and_suffixes(
     name: str, unit: str, kind: Any, expected: str
 ) -> None:
-    assert prometheus_metric_name(name, unit, kind) == expected
+    assert metric_name(name, unit, kind, "UnderscoreEscapingWithSuffixes") == expected
 
 
 @pytest.mark.parametrize(
-    ("key", "label"),
-    [("name", "name"), ("host.name", "host_name"), ("host_name", "host_name"),
-     ("name (of the host)", "name__of_the_host_"), ("2 cents", "key_2_cents"),
-     ("__name", "__name"), ("_name", "key_name")],
+    ("target", "name", "unit", "kind", "expected"),
+    [  # otlptranslator's metric_namer_test.go, one strategy at a time
+        ("UnderscoreEscapingWithoutSuffixes", "metric@with#special$chars", "", "gauge",
+         "metric_with_special_chars"),
+        ("UnderscoreEscapingWithoutSuffixes", "123metric", "", "gauge", "_123metric"),
+        ("UnderscoreEscapingWithoutSuffixes", "metric@@##$$name", "", "gauge", "metric_name"),
+        ("UnderscoreEscapingWithoutSuffixes", "___", "", "gauge", "___"),
+        ("UnderscoreEscapingWithoutSuffixes", "requests", "s", "counter", "requests"),
+        ("NoUTF8EscapingWithSuffixes", "requêsts", "", "counter", "requêsts_total"),
+        ("NoUTF8EscapingWithSuffixes", "cpu_usagé", "1", "gauge", "cpu_usagé_ratio"),
+        ("NoUTF8EscapingWithSuffixes", "respønse_time", "ms", "gauge",
+         "respønse_time_milliseconds"),
+        ("NoUTF8EscapingWithSuffixes", "requêsts", "1/s", "gauge", "requêsts_per_second"),
+        ("NoUTF8EscapingWithSuffixes", "@#$%", "", "counter", "@#$%_total"),
+        ("NoUTF8EscapingWithSuffixes", "ml.drift.detected", "1", "gauge",
+         "ml.drift.detected_ratio"),
+        ("NoTranslation", "métric_with_ñ_chars", "", "gauge", "métric_with_ñ_chars"),
+        ("NoTranslation", "ml.label.judged", "{prediction}", "counter", "ml.label.judged"),
+    ],
 )  # fmt: skip
-def test_label_names_follow_the_collector_exporter(key: str, label: str) -> None:
-    assert prometheus_label(key) == label
+def test_names_of_the_other_translation_strategies(
+    target: Target, name: str, unit: str, kind: Any, expected: str
+) -> None:
+    assert metric_name(name, unit, kind, target) == expected
+
+
+@pytest.mark.parametrize(
+    ("key", "escaped", "utf8"),
+    [  # otlptranslator's label_namer.go / Prometheus' defaults (underscore sanitization on,
+       # multiple underscores kept)
+        ("name", "name", "name"), ("host.name", "host_name", "host.name"),
+        ("host_name", "host_name", "host_name"),
+        ("name (of the host)", "name__of_the_host_", "name (of the host)"),
+        ("2 cents", "key_2_cents", "2 cents"), ("__name", "__name", "__name"),
+        ("_name", "key_name", "_name"),
+    ],
+)  # fmt: skip
+def test_label_names_of_the_translation_strategies(key: str, escaped: str, utf8: str) -> None:
+    for target in ("UnderscoreEscapingWithSuffixes", "UnderscoreEscapingWithoutSuffixes"):
+        assert label_name(key, target) == escaped
+    for target in ("NoUTF8EscapingWithSuffixes", "NoTranslation"):
+        assert label_name(key, target) == utf8
+
+
+def test_otel_python_names_are_the_exporters_own() -> None:
+    """Every metric a policy may name, and awkward names and keys, through the real exporter."""
+    exporter = pytest.importorskip("opentelemetry.exporter.prometheus")
+    from opentelemetry.sdk.metrics import MeterProvider
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.exposition import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    odd = [("lives.9.count", "{x}", "counter"), ("per.unit", "By/s", "gauge"),
+           ("cpu.utilization", "1", "gauge"), ("done.total", "s", "counter"),
+           ("lat.seconds", "s", "histogram"), ("odd..name-x", "ms", "histogram")]  # fmt: skip
+    metrics = [(m.name, m.unit, m.kind) for m in KNOWN_METRICS.values()] + odd
+    keys = ["ml.model.name", "2 cents", "a__b", "_x", "name (of the host)"]
+    registry = CollectorRegistry()
+    reader = exporter.PrometheusMetricReader(registry=registry)
+    provider = MeterProvider(metric_readers=[reader])
+    meter = provider.get_meter("names")
+    attributes = {key: "v" for key in keys}
+    for name, unit, kind in metrics:
+        if kind == "histogram":
+            meter.create_histogram(name, unit=unit).record(1.0, attributes)
+        elif kind == "counter":
+            meter.create_counter(name, unit=unit).add(1, attributes)
+        else:
+            meter.create_gauge(name, unit=unit).set(1.0, attributes)
+    exposed: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(generate_latest(registry).decode()):
+        for sample in family.samples:
+            exposed[sample.name] = set(sample.labels)
+    provider.shutdown()
+    for name, unit, kind in metrics:
+        base = metric_name(name, unit, kind, "otel-python")
+        parts = ("bucket", "sum", "count") if kind == "histogram" else ("",)
+        for part in parts:
+            series = f"{base}_{part}" if part else base
+            assert series in exposed, (name, unit, kind, series, sorted(exposed))
+            assert {label_name(k, "otel-python") for k in keys} <= exposed[series]
 
 
 def emitted_metrics(tmp_path: Path) -> dict[str, tuple[str, str]]:
@@ -147,52 +231,58 @@ def test_catalog_matches_what_inferwatch_emits(tmp_path: Path) -> None:
         info = KNOWN_METRICS[name]
         assert (info.kind, info.unit) == (kind, unit), name
     # Everything the default policies and the dashboard read was emitted here, except the
-    # delayed-label scores (they need labels to arrive; see tests of iw.feedback).
+    # delayed-label scores and the ranking windows (tests/test_semconv.py runs every feature).
     referenced = {p.metric for p in load_rules(POLICIES).policies} | {
         "ml.inference.duration", "ml.input.nan_count", "ml.prediction.value",
         "ml.prediction.count", "ml.input.violations", "ml.drift.score", "ml.drift.detected",
         "inferwatch.alert.notifications", "inferwatch.alert.active",
     }  # fmt: skip
-    feedback = {n for n in referenced if n.startswith("ml.label.")}
-    assert referenced - feedback <= set(checked)
+    feedback = {n for n in referenced if n.startswith(("ml.label.", "ml.ranking."))}
+    # The SDK's pipeline metrics need an OTLP endpoint: tests/test_pipeline_health.py.
+    assert referenced - feedback - set(semconv.PIPELINE_METRICS) <= set(checked)
 
 
 # -- rules ---------------------------------------------------------------------------------------
-def selectors(expr: str) -> list[Any]:
-    found: list[Any] = []
+def parsed(expr: str) -> tuple[list[tuple[str, list[str]]], list[str]]:
+    """(series name, matcher labels) of each selector, and every grouping label of ``expr``."""
+    selectors: list[tuple[str, list[str]]] = []
+    groupings: list[str] = []
 
     def visit(node: Any) -> bool:
         if isinstance(node, promql_parser.VectorSelector):
-            found.append(node)
+            matchers = node.matchers.matchers
+            name = node.name or next(m.value for m in matchers if m.name == "__name__")
+            selectors.append((name, [m.name for m in matchers if m.name != "__name__"]))
+        elif isinstance(node, promql_parser.AggregateExpr) and node.modifier is not None:
+            groupings.extend(node.modifier.labels)
         return True
 
     promql_parser.walk(promql_parser.parse(expr), visit)
-    return found
+    return selectors, groupings
 
 
-def exporter_series() -> set[str]:
-    """Every series name the exporter gives inferwatch's metrics (histograms: their parts)."""
+def target_series(target: Target) -> set[str]:
+    """Every series name ``target`` gives inferwatch's metrics (histograms: their parts)."""
     names = set()
     for info in KNOWN_METRICS.values():
         if info.kind == "histogram":
-            names |= {info.prometheus_series(p) for p in ("bucket", "sum", "count")}
+            names |= {info.prometheus_series(p, target) for p in ("bucket", "sum", "count")}
         else:
-            names.add(info.prometheus_name)
+            names.add(info.prometheus_name(target))
     return names
 
 
-def check_expression(expr: str, attributes: set[str]) -> None:
-    known = exporter_series()
-    labels = {prometheus_label(a) for a in attributes} | SPECIAL_LABELS
-    found = selectors(expr)
-    assert found, expr
-    for selector in found:
-        assert selector.name in known or selector.name == "ALERTS", selector.name
-        for matcher in selector.matchers.matchers:
-            assert matcher.name in labels, (matcher.name, expr)
-    for grouping in re.findall(r"by \(([^)]*)\)", expr):
-        for label in grouping.split(", "):
-            assert LABEL.match(label) and label in labels, (label, expr)
+def check_expression(expr: str, attributes: set[str], target: Target = "otel-python") -> None:
+    known = target_series(target)
+    labels = {label_name(a, target) for a in attributes} | SPECIAL_LABELS
+    selectors, groupings = parsed(expr)
+    assert selectors, expr
+    for name, matched in selectors:
+        assert name in known or name == "ALERTS", name
+        assert set(matched) <= labels, (matched, expr)
+    assert set(groupings) <= labels, (groupings, expr)
+    if target in ("otel-python", "UnderscoreEscapingWithSuffixes"):
+        assert all(LABEL.match(label) for label in groupings), expr
 
 
 def policy_attributes() -> set[str]:
@@ -223,7 +313,8 @@ def test_rule_file_is_valid_prometheus_rules() -> None:
         check_expression(expr, policy_attributes())
 
 
-def test_every_statistic_renders_to_promql_that_parses() -> None:
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_statistic_renders_to_promql_that_parses(target: Target) -> None:
     base = {"name": "P", "op": ">", "threshold": 1.0, "window": "10m", "group_by": ["region"],
             "where": {"ml.model.name": ["a.b", "c"], "ml.window": "!cumulative",
                       "error.type": ""}}  # fmt: skip
@@ -242,12 +333,17 @@ def test_every_statistic_renders_to_promql_that_parses() -> None:
         for s in ("last", "max", "min", "avg") for c in (None, "sum", "avg")
     ]  # fmt: skip
     policies = [AlertPolicy.model_validate({**base, **case}) for case in cases]
-    document = yaml.safe_load(render_prometheus_rules(policies))
+    document = yaml.safe_load(render_prometheus_rules(policies, target=target))
     for rule in document["groups"][0]["rules"]:
-        check_expression(rule["expr"], policy_attributes() | {"region"})
+        check_expression(rule["expr"], policy_attributes() | {"region"}, target)
     exprs = [r["expr"] for r in document["groups"][0]["rules"]]
-    assert 'ml_model_name=~"a\\\\.b|c"' in exprs[0]  # a regex, with its dot escaped
-    assert 'ml_window!="cumulative"' in exprs[0] and 'error_type=""' in exprs[0]
+    model, window, error = (
+        label_name(k, target) for k in ("ml.model.name", "ml.window", "error.type")
+    )
+    if "." in model:  # UTF-8 names are quoted
+        model, window, error = (f'"{name}"' for name in (model, window, error))
+    assert model + '=~"a\\\\.b|c"' in exprs[0]  # a regex, with its dot escaped
+    assert f'{window}!="cumulative"' in exprs[0] and f'{error}=""' in exprs[0]
 
 
 # -- dashboard -----------------------------------------------------------------------------------
@@ -282,6 +378,17 @@ def test_dashboard_panels() -> None:
             check_expression(expr, policy_attributes())
 
 
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_target_renders_a_dashboard_on_its_own_names(target: Target) -> None:
+    dashboard = render_grafana_dashboard(load_rules(POLICIES), target=target)
+    queries = [q["expr"] for p in dashboard["panels"] for q in p.get("targets", [])]
+    for expr in queries:
+        check_expression(expr.replace("$__rate_interval", "5m"), policy_attributes(), target)
+    for variable in dashboard["templating"]["list"][1:]:  # label_values(<selector>, <label>)
+        inner = variable["query"].removeprefix("label_values(").rsplit(",", 1)[0]
+        check_expression(inner, policy_attributes(), target)
+
+
 # -- command line --------------------------------------------------------------------------------
 def test_cli_check_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", str(POLICIES)]) == 0
@@ -294,3 +401,44 @@ def test_cli_check_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     err = capsys.readouterr().err
     assert "policies[0] (X).statistic: Field required" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_target_comes_from_the_policy_file_or_the_command_line(tmp_path: Path) -> None:
+    policies = tmp_path / "alerts.yaml"
+    policies.write_text(
+        POLICIES.read_text().replace("# target: otel-python", "target: NoUTF8EscapingWithSuffixes")
+    )
+    assert main(["render", str(policies), "--out", str(tmp_path / "file")]) == 0
+    rules = (tmp_path / "file" / RULES_FILE).read_text()
+    assert 'max_over_time({"ml.drift.detected_ratio", "ml.window"!="cumulative"}[15m])' in rules
+    assert '{{ index $labels "ml.model.name" }}' in rules
+    assert main(["render", str(policies), "--out", str(tmp_path / "cli"), "--target",
+                 "otel-python"]) == 0  # fmt: skip
+    rules = (tmp_path / "cli" / RULES_FILE).read_text()
+    assert 'max_over_time(ml_drift_detected{ml_window!="cumulative"}[15m])' in rules
+    policies.write_text(POLICIES.read_text().replace("# target: otel-python", "target: mimir"))
+    with pytest.raises(PolicyError, match="target: Input should be 'otel-python'"):
+        load_rules(policies)
+
+
+def test_configure_warns_when_the_target_is_not_where_the_metrics_go(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    exporter = pytest.importorskip("opentelemetry.exporter.prometheus")
+    from prometheus_client import CollectorRegistry
+
+    policies = load_rules(POLICIES).policies[:1]
+    cases = [  # (target given, a PrometheusMetricReader in this process, warned)
+        (None, True, False), ("otel-python", True, False), (None, False, False),
+        ("UnderscoreEscapingWithSuffixes", True, True), ("otel-python", False, True),
+        ("UnderscoreEscapingWithSuffixes", False, False),
+    ]  # fmt: skip
+    for target, scraped, warned in cases:
+        caplog.clear()
+        rules = AlertRules(policies=policies, **({"target": target} if target else {}))
+        readers = [exporter.PrometheusMetricReader(registry=CollectorRegistry())] if scraped else []
+        iw.configure(service_name="target", store=False, metric_readers=readers, alerts=rules)
+        iw.shutdown()
+        messages = [r.getMessage() for r in caplog.records if r.name == "inferwatch"]
+        assert any("alert policies have target" in m for m in messages) == warned, (
+            target, scraped, messages)  # fmt: skip

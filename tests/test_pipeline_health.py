@@ -6,9 +6,10 @@ import time
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, Sum
 
 import inferwatch as iw
+from inferwatch.semconv import PIPELINE_METRICS, SDK_SPANS_EXPORTED, SDK_SPANS_PROCESSED
 from tests._otlp import free_port
 
 
@@ -22,6 +23,16 @@ def _points(reader: InMemoryMetricReader, name: str) -> list[tuple[dict[str, Any
         if m.name == name
         for p in m.data.data_points
     ]
+
+
+def _metrics(reader: InMemoryMetricReader) -> dict[str, tuple[str, str]]:
+    """(kind, unit) of every metric collected, by name."""
+    data = reader.get_metrics_data()
+    found = {}
+    for metric in (m for r in data.resource_metrics for s in r.scope_metrics for m in s.metrics):
+        monotonic = isinstance(metric.data, Sum) and metric.data.is_monotonic
+        found[metric.name] = ("counter" if monotonic else "other", metric.unit or "")
+    return found
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
@@ -59,5 +70,11 @@ def test_queue_drops_and_export_failures_are_counted(protocol: str) -> None:
             time.sleep(0.05)
         assert dropped > 0, "a full queue drops spans, and says how many"
         assert failed > 0, "failed exports are counted with their error type"
+        # what alert policies may name without declaring it: kind and unit as the SDK makes them
+        exported = _metrics(reader)
+        assert {SDK_SPANS_PROCESSED, SDK_SPANS_EXPORTED} <= exported.keys()
+        for name, (kind, unit) in exported.items():
+            if name in PIPELINE_METRICS:
+                assert PIPELINE_METRICS[name] == (kind, unit), name
     finally:
         iw.shutdown(timeout_ms=1000)

@@ -13,33 +13,21 @@ a developer machine, a failure where ``INFERWATCH_E2E_REQUIRED`` is set (CI).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
 from inferwatch.alerts import load_rules
 from inferwatch.alerts.grafana import render_grafana_dashboard
 from inferwatch.alerts.promql import expression
+from tests._prometheus import binary
 
 ROOT = Path(__file__).resolve().parents[1]
 WINDOW = "2026-12-01T10:00:00Z"
 # Per minute: (right, wrong) judged by each worker and the joiner.
 PER_MINUTE = {"w1": (9, 1), "w2": (5, 5), "w3": (2, 8), "w4": (0, 0), "joiner": (30, 10)}
 TRUE_ACCURACY = 46 / 70
-
-
-def _promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        message = "promtool is not installed (Debian: apt-get install prometheus)"
-        if os.environ.get("INFERWATCH_E2E_REQUIRED"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
 
 
 def _series() -> list[dict[str, str]]:
@@ -65,7 +53,7 @@ def _dashboard_accuracy_query() -> str:
 
 
 def test_the_rendered_accuracy_is_the_accuracy_of_every_process(tmp_path: Path) -> None:
-    promtool = _promtool()
+    promtool = binary("promtool")
     rules = load_rules(ROOT / "collector_config" / "alerts.yaml")
     (policy,) = [p for p in rules.policies if p.name == "ModelAccuracyLow"]
     group = '{job="scoring", ml_model_name="churn"}'

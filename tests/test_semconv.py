@@ -118,8 +118,9 @@ def test_the_feedback_metrics_can_be_alerted_on(
         window="1h",
         group_by=("ml.model.name",),
     )
-    assert policy.info.prometheus_name == prometheus
-    assert prometheus in render_prometheus_rules(AlertRules(policies=[policy]))
+    target = "UnderscoreEscapingWithSuffixes"
+    assert policy.info.prometheus_name(target) == prometheus
+    assert prometheus in render_prometheus_rules(AlertRules(policies=[policy], target=target))
 
 
 # -- the exported data ---------------------------------------------------------------------------

@@ -516,3 +516,27 @@ INSTRUMENTS: Final = _by_name(
     ),
 )  # fmt: skip
 """Every metric inferwatch emits, by name: `inferwatch.export.instruments` creates them from it."""
+
+# -- The OTel SDK's own metrics about inferwatch's pipelines ---------------------------------------
+# (section: pipeline)
+# With `configure(internal_metrics=True)` (the default) the batch processors and OTLP exporters
+# inferwatch builds report these (OTel semantic conventions, `otel.sdk.*`); alert policies may
+# name them like inferwatch's own metrics.
+SDK_SPANS_PROCESSED: Final = "otel.sdk.processor.span.processed"
+"""Counter: spans a batch processor is done with; `error.type` (``queue_full``) on dropped ones."""
+SDK_LOGS_PROCESSED: Final = "otel.sdk.processor.log.processed"
+"""Counter: log records a batch processor is done with; `error.type` on dropped ones."""
+SDK_SPANS_EXPORTED: Final = "otel.sdk.exporter.span.exported"
+"""Counter: spans an OTLP exporter exported; `error.type` on the ones it failed to."""
+SDK_LOGS_EXPORTED: Final = "otel.sdk.exporter.log.exported"
+"""Counter: log records an OTLP exporter exported; `error.type` on failures."""
+SDK_POINTS_EXPORTED: Final = "otel.sdk.exporter.metric_data_point.exported"
+"""Counter: metric points an OTLP exporter exported; `error.type` on failures."""
+PIPELINE_METRICS: Final[Mapping[str, tuple[MetricKind, str]]] = {
+    SDK_SPANS_PROCESSED: ("counter", "{span}"),
+    SDK_LOGS_PROCESSED: ("counter", "{log_record}"),
+    SDK_SPANS_EXPORTED: ("counter", "{span}"),
+    SDK_LOGS_EXPORTED: ("counter", "{log_record}"),
+    SDK_POINTS_EXPORTED: ("counter", "{data_point}"),
+}
+"""Kind and unit of each, as the SDK creates them."""

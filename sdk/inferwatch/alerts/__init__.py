@@ -2,10 +2,11 @@
 
 >>> rules = iw.alerts.load_rules("collector_config/alerts.yaml")
 >>> iw.configure(service_name="fraud-api", alerts=rules)        # evaluated in-process
->>> text = iw.alerts.render_prometheus_rules(rules.policies)     # the backend's rule file
+>>> text = iw.alerts.render_prometheus_rules(rules, target="UnderscoreEscapingWithSuffixes")
 
-``python -m inferwatch.alerts render POLICIES.yaml --out DIR`` writes the Prometheus rule file
-and the Grafana dashboard. See docs/alerts.md.
+``python -m inferwatch.alerts render POLICIES.yaml --out DIR [--target T]`` writes the
+Prometheus rule file and the Grafana dashboard, with the metric names of the path ``T`` the
+metrics take into Prometheus (`TARGETS`; default ``otel-python``). See docs/alerts.md.
 """
 
 from inferwatch.alerts.grafana import render_grafana_dashboard
@@ -22,8 +23,11 @@ from inferwatch.alerts.policy import (
 )
 from inferwatch.alerts.prometheus import render_prometheus_rules
 from inferwatch.alerts.reader import AlertReader
+from inferwatch.alerts.targets import DEFAULT_TARGET, TARGETS, Target
 
 __all__ = [
+    "DEFAULT_TARGET",
+    "TARGETS",
     "AlertPolicy",
     "AlertReader",
     "AlertRules",
@@ -33,6 +37,7 @@ __all__ = [
     "Notification",
     "PolicyError",
     "RateLimit",
+    "Target",
     "WebhookChannel",
     "load_rules",
     "render_grafana_dashboard",

@@ -24,8 +24,6 @@ from grafana_foundation_sdk.models.dashboard import (
 )
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
-from inferwatch import semconv
-from inferwatch.alerts.catalog import KNOWN_METRICS
 from inferwatch.alerts.grafana import PanelSpec
 
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
@@ -34,9 +32,10 @@ _WIDTH = 12
 
 
 def build_dashboard(
-    uid: str, title: str, rows: list[tuple[str, list[PanelSpec]]]
+    uid: str, title: str, variables: tuple[str, str], rows: list[tuple[str, list[PanelSpec]]]
 ) -> dict[str, Any]:
-    calls = KNOWN_METRICS[semconv.METRIC_INFERENCE_DURATION].prometheus_series("count")
+    """``variables``: the queries of the ``job`` and ``model`` variables."""
+    jobs, models = variables
     board = (
         dashboard.Dashboard(title)
         .uid(uid)
@@ -47,10 +46,8 @@ def build_dashboard(
         .with_variable(
             dashboard.DatasourceVariable("datasource").label("Data source").type("prometheus")
         )
-        .with_variable(_variable("job", "Service", f"label_values({calls}, job)"))
-        .with_variable(
-            _variable("model", "Model", f'label_values({calls}{{job=~"$job"}}, ml_model_name)')
-        )
+        .with_variable(_variable("job", "Service", jobs))
+        .with_variable(_variable("model", "Model", models))
     )
     panel_id = 1
     for row_title, panels in rows:

@@ -16,7 +16,7 @@ from inferwatch.alerts.history import MetricHistory, record_all
 from inferwatch.alerts.notification import Notification
 from inferwatch.alerts.policy import AlertPolicy, AlertRules
 from inferwatch.alerts.state import Tracker, Transition
-from inferwatch.alerts.statistics import PolicyStatistic
+from inferwatch.alerts.statistics import Group, PolicyStatistic
 from inferwatch.errors import contained
 
 _RESOURCE_PREFIXES = ("service.", "deployment.", "host.name", "k8s.")
@@ -40,6 +40,8 @@ class Evaluator:
         }
         self._statistics = [PolicyStatistic(p) for p in rules.policies]
         self.trackers = [Tracker(p) for p in rules.policies]
+        self.values: dict[str, Mapping[Group, float | None]] = {}
+        """Each policy's statistic per group at the last evaluation."""
 
     def evaluate(
         self, data: MetricsData, now: float, wall: float
@@ -53,7 +55,7 @@ class Evaluator:
         for statistic, tracker in zip(self._statistics, self.trackers, strict=True):
             policy = statistic.policy
             try:
-                values = statistic.values(self.histories, now)
+                values = self.values[policy.name] = statistic.values(self.histories, now)
                 for transition in tracker.update(values, now, wall):
                     out.append((policy, _notification(policy, transition, wall, attributes)))
             except Exception as exc:  # one policy's bug must not silence the others

@@ -5,8 +5,8 @@ dashboard schema. Panels: inference rate, latency p50/p99, error rate, missing i
 per inference (the NaN share), prediction distribution and classes, schema violations, drift
 scores, the delayed-label scores (accuracy, MAE/RMSE from the counters that sum across
 processes), firing alerts, and each policy's own
-statistic with its threshold drawn as a line. Metric names are the collector exporter's
-(`inferwatch.alerts.catalog`).
+statistic with its threshold drawn as a line. Metric and label names are those of the target
+(`inferwatch.alerts.targets`).
 """
 
 from __future__ import annotations
@@ -17,16 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from inferwatch import semconv
-from inferwatch.alerts.catalog import KNOWN_METRICS, prometheus_label
+from inferwatch.alerts.catalog import KNOWN_METRICS
 from inferwatch.alerts.policy import AlertPolicy, AlertRules
-from inferwatch.alerts.promql import expression
+from inferwatch.alerts.promql import JOB, chosen, expression, label, selector, string
+from inferwatch.alerts.targets import Target, label_name
 
 UID = "inferwatch"
 TITLE = "inferwatch: ML inference"
 RATE = "[$__rate_interval]"
-_SCOPE = 'job=~"$job", ml_model_name=~"$model"'
-_BY = "by (job, ml_model_name)"
-_LEGEND = "{{job}} {{ml_model_name}}"
 
 
 @dataclass
@@ -42,64 +40,89 @@ class PanelSpec:
     links: list[str] = field(default_factory=list)
 
 
-def _name(metric: str, part: str = "") -> str:
-    return KNOWN_METRICS[metric].prometheus_series(part)
+class _Names:
+    """The target's spelling of series, labels, selectors and legends in the standard panels."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.model = label(semconv.ML_MODEL_NAME, target)
+        self.scope = ['job=~"$job"', f'{self.model}=~"$model"']
+        self.by = f"by (job, {self.model})"
+
+    def series(self, metric: str, part: str = "") -> str:
+        return KNOWN_METRICS[metric].prometheus_series(part, self.target)
+
+    def select(self, metric: str, part: str = "", *more: str) -> str:
+        """The metric's series within the dashboard's ``$job`` and ``$model``."""
+        return selector(self.series(metric, part), [*self.scope, *more])
+
+    def label(self, key: str) -> str:
+        return label(key, self.target)
+
+    def legend(self, *keys: str) -> str:
+        return " ".join("{{" + (k if k == JOB else label_name(k, self.target)) + "}}" for k in keys)
 
 
-def _standard_rows() -> list[tuple[str, list[PanelSpec]]]:
+def _standard_rows(target: Target) -> list[tuple[str, list[PanelSpec]]]:
+    n = _Names(target)
     duration = semconv.METRIC_INFERENCE_DURATION
-    count = f"{_name(duration, 'count')}{{{_SCOPE}}}"
-    errors = f'{_name(duration, "count")}{{{_SCOPE}, error_type!=""}}'
-    calls = f"sum {_BY} (increase({count}{RATE}))"
-    buckets = f"{_name(duration, 'bucket')}{{{_SCOPE}}}{RATE}"
+    by, legend = n.by, n.legend(JOB, semconv.ML_MODEL_NAME)
+    errors = n.select(duration, "count", f'{n.label(semconv.ERROR_TYPE)}!=""')
+    calls = f"sum {by} (increase({n.select(duration, 'count')}{RATE}))"
+    buckets = f"{n.select(duration, 'bucket')}{RATE}"
 
     def latency(q: str) -> tuple[str, str]:
-        expr = f"histogram_quantile({q}, sum by (job, ml_model_name, le) (rate({buckets})))"
-        return expr, f"p{round(float(q) * 100)} {_LEGEND}"
+        expr = f"histogram_quantile({q}, sum by (job, {n.model}, le) (rate({buckets})))"
+        return expr, f"p{round(float(q) * 100)} {legend}"
 
-    nan = f"sum {_BY} (increase({_name(semconv.METRIC_INPUT_NAN_COUNT)}{{{_SCOPE}}}{RATE}))"
-    predictions = f"{_name(semconv.METRIC_PREDICTION_VALUE, 'bucket')}{{{_SCOPE}}}{RATE}"
-    classes = f"{_name(semconv.METRIC_PREDICTION_COUNT)}{{{_SCOPE}}}{RATE}"
-    violations = f"{_name(semconv.METRIC_INPUT_VIOLATIONS)}{{{_SCOPE}}}{RATE}"
-    window = "{{ml_model_name}} {{ml_window_start}}"
+    nan = f"sum {by} (increase({n.select(semconv.METRIC_INPUT_NAN_COUNT)}{RATE}))"
+    predictions = f"{n.select(semconv.METRIC_PREDICTION_VALUE, 'bucket')}{RATE}"
+    classes = f"{n.select(semconv.METRIC_PREDICTION_COUNT)}{RATE}"
+    violations = f"{n.select(semconv.METRIC_INPUT_VIOLATIONS)}{RATE}"
+    feature, rule, drift_window = (
+        n.label(k) for k in (semconv.ML_FEATURE, semconv.ML_VALIDATION_RULE, semconv.ML_WINDOW)
+    )
+    window = n.legend(semconv.ML_MODEL_NAME, semconv.ML_WINDOW_START)
     # Scores of all processes (and the label joiner) from the counters that sum across them.
-    by_window = "by (job, ml_model_name, ml_window_start)"
-    judged = _name(semconv.METRIC_LABEL_JUDGED)
-    correct = f'sum {by_window} ({judged}{{{_SCOPE}, ml_label_outcome="correct"}})'
-    classified = f'sum {by_window} ({judged}{{{_SCOPE}, ml_label_outcome=~"correct|wrong"}})'
-    scored = f'sum {by_window} ({judged}{{{_SCOPE}, ml_label_outcome="scored"}})'
-    absolute = f"sum {by_window} ({_name(semconv.METRIC_LABEL_ERROR_ABS)}{{{_SCOPE}}})"
-    squared = f"sum {by_window} ({_name(semconv.METRIC_LABEL_ERROR_SQUARED)}{{{_SCOPE}}})"
+    by_window = f"by (job, {n.model}, {n.label(semconv.ML_WINDOW_START)})"
+    outcome = n.label(semconv.ML_LABEL_OUTCOME)
+    judged = semconv.METRIC_LABEL_JUDGED
+    correct = f"sum {by_window} ({n.select(judged, '', outcome + '=' + string('correct'))})"
+    right_or_wrong = outcome + "=~" + string("correct|wrong")
+    classified = f"sum {by_window} ({n.select(judged, '', right_or_wrong)})"
+    scored = f"sum {by_window} ({n.select(judged, '', outcome + '=' + string('scored'))})"
+    absolute = f"sum {by_window} ({n.select(semconv.METRIC_LABEL_ERROR_ABS)})"
+    squared = f"sum {by_window} ({n.select(semconv.METRIC_LABEL_ERROR_SQUARED)})"
+    prediction_class = n.label(semconv.ML_PREDICTION_CLASS)
     return [
         ("Inference", [
             PanelSpec("Inferences per second", "reqps",
-                      [(f"sum {_BY} (rate({count}{RATE}))", _LEGEND)]),
+                      [(f"sum {by} (rate({n.select(duration, 'count')}{RATE}))", legend)]),
             PanelSpec("Latency p50 / p99", "s", [latency("0.5"), latency("0.99")]),
             PanelSpec("Error rate", "percentunit",
-                      [(f"(sum {_BY} (increase({errors}{RATE})) or {calls} * 0) / {calls}",
-                        _LEGEND)]),
+                      [(f"(sum {by} (increase({errors}{RATE})) or {calls} * 0) / {calls}",
+                        legend)]),
             PanelSpec("Missing input values per inference (NaN share)", "none",
-                      [(f"({nan} or {calls} * 0) / {calls}", _LEGEND)],
+                      [(f"({nan} or {calls} * 0) / {calls}", legend)],
                       description="NaN or missing input values per inference call"),
         ]),
         ("Predictions and inputs", [
             PanelSpec("Prediction distribution (magnitudes)", "none",
                       [(f"sum by (le) (increase({predictions}))", "{{le}}")], kind="heatmap"),
             PanelSpec("Predictions by class", "reqps",
-                      [(f"sum by (ml_prediction_class) (rate({classes}))",
-                        "{{ml_prediction_class}}")], kind="stacked"),
+                      [(f"sum by ({prediction_class}) (rate({classes}))",
+                        n.legend(semconv.ML_PREDICTION_CLASS))], kind="stacked"),
             PanelSpec("Schema violations per second", "reqps",
-                      [(f"sum by (ml_feature, ml_validation_rule) (rate({violations}))",
-                        "{{ml_feature}} {{ml_validation_rule}}")]),
+                      [(f"sum by ({feature}, {rule}) (rate({violations}))",
+                        n.legend(semconv.ML_FEATURE, semconv.ML_VALIDATION_RULE))]),
         ]),
         ("Drift", [
             PanelSpec("Drift score by feature", "none",
-                      [(f"max by (ml_feature, ml_window) "
-                        f"({_name(semconv.METRIC_DRIFT_SCORE)}{{{_SCOPE}}})",
-                        "{{ml_feature}} ({{ml_window}})")]),
+                      [(f"max by ({feature}, {drift_window}) "
+                        f"({n.select(semconv.METRIC_DRIFT_SCORE)})",
+                        n.legend(semconv.ML_FEATURE, semconv.ML_WINDOW))]),
             PanelSpec("Features drifting", "none",
-                      [(f"sum {_BY} ({_name(semconv.METRIC_DRIFT_DETECTED)}{{{_SCOPE}}})",
-                        _LEGEND)]),
+                      [(f"sum {by} ({n.select(semconv.METRIC_DRIFT_DETECTED)})", legend)]),
         ]),
         ("Model quality (delayed labels)", [
             PanelSpec("Accuracy by serving window", "percentunit",
@@ -114,7 +137,9 @@ def _standard_rows() -> list[tuple[str, list[PanelSpec]]]:
     ]  # fmt: skip
 
 
-def _alert_rows(policies: Sequence[AlertPolicy]) -> list[tuple[str, list[PanelSpec]]]:
+def _alert_rows(
+    policies: Sequence[AlertPolicy], target: Target
+) -> list[tuple[str, list[PanelSpec]]]:
     firing = PanelSpec(
         "Firing alerts", "none",
         [('sum by (alertname, severity) (ALERTS{alertstate="firing", job=~"$job"})',
@@ -124,7 +149,7 @@ def _alert_rows(policies: Sequence[AlertPolicy]) -> list[tuple[str, list[PanelSp
         PanelSpec(
             f"Alert {p.name}: {p.statistic_text()} of {p.metric}",
             _unit(p),
-            [(expression(p, selector_extra='job=~"$job"'), _legend(p))],
+            [(expression(p, ['job=~"$job"'], target), _Names(target).legend(JOB, *p.group_by))],
             threshold=(p.op, p.threshold),
             description=p.description,
             links=[p.runbook_url] if p.runbook_url else [],
@@ -142,18 +167,28 @@ def _unit(policy: AlertPolicy) -> str:
     return "none"
 
 
-def _legend(policy: AlertPolicy) -> str:
-    return " ".join(["{{job}}", *("{{" + prometheus_label(k) + "}}" for k in policy.group_by)])
+def render_grafana_dashboard(
+    policies: AlertRules | Sequence[AlertPolicy], *, target: Target | None = None
+) -> dict[str, Any]:
+    """The dashboard JSON (a dict; ``json.dumps`` it, or import it into Grafana).
 
-
-def render_grafana_dashboard(policies: AlertRules | Sequence[AlertPolicy]) -> dict[str, Any]:
-    """The dashboard JSON (a dict; ``json.dumps`` it, or import it into Grafana)."""
+    ``target``: the path the metrics take into Prometheus (default: the rules' ``target``, else
+    ``otel-python``).
+    """
     from inferwatch.alerts._grafana_build import build_dashboard
 
-    chosen = policies.policies if isinstance(policies, AlertRules) else tuple(policies)
-    return build_dashboard(UID, TITLE, [*_standard_rows(), *_alert_rows(chosen)])
+    chosen_policies, chosen_target = chosen(policies, target)
+    names = _Names(chosen_target)
+    calls = names.series(semconv.METRIC_INFERENCE_DURATION, "count")
+    in_job = selector(calls, ['job=~"$job"'])
+    variables = (f"label_values({selector(calls)}, job)", f"label_values({in_job}, {names.model})")
+    rows = [*_standard_rows(chosen_target), *_alert_rows(chosen_policies, chosen_target)]
+    return build_dashboard(UID, TITLE, variables, rows)
 
 
-def dashboard_json(policies: AlertRules | Sequence[AlertPolicy]) -> str:
+def dashboard_json(
+    policies: AlertRules | Sequence[AlertPolicy], *, target: Target | None = None
+) -> str:
     """The dashboard as stable, diffable JSON text (sorted keys, two-space indent)."""
-    return json.dumps(render_grafana_dashboard(policies), indent=2, sort_keys=True) + "\n"
+    dashboard = render_grafana_dashboard(policies, target=target)
+    return json.dumps(dashboard, indent=2, sort_keys=True) + "\n"

@@ -32,6 +32,7 @@ from pydantic import (
 from inferwatch import semconv
 from inferwatch.alerts.catalog import KNOWN_METRICS, Kind, MetricInfo
 from inferwatch.alerts.notification import Notification
+from inferwatch.alerts.targets import DEFAULT_TARGET, Target
 from inferwatch.durations import FORMS, parse_duration
 
 
@@ -346,6 +347,9 @@ class AlertRules(BaseModel):
     evaluation_interval: PositiveDuration = 30.0
     rate_limit: RateLimit = RateLimit()
     """The default for channels without their own."""
+    target: Target = DEFAULT_TARGET
+    """The path the metrics take into Prometheus, whose names the rendered rules and dashboard
+    use (`inferwatch.alerts.targets`); the in-process evaluation does not depend on it."""
 
     @field_validator("channels", mode="before")
     @classmethod

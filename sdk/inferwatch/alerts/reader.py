@@ -137,6 +137,22 @@ class AlertReader(MetricReader):
                     )
         return found
 
+    def values(self) -> dict[str, list[tuple[dict[str, str], float | None]]]:
+        """Each policy's statistic at the last evaluation: (group, value) pairs.
+
+        >>> reader.values()["InferenceErrorRateHigh"]
+        [({'ml.model.name': 'fraud'}, 0.083)]
+        """
+        found: dict[str, list[tuple[dict[str, str], float | None]]] = {}
+        for tracker in self._evaluator.trackers:
+            policy = tracker.policy
+            values = self._evaluator.values.get(policy.name, {})
+            found[policy.name] = [
+                (dict(zip(policy.group_by, group, strict=True)), value)
+                for group, value in list(values.items())
+            ]
+        return found
+
     # -- internals -----------------------------------------------------------------------------
     def _count_outcome(self, notification: Notification, channel: str, outcome: str) -> None:
         with self._lock:

@@ -202,7 +202,7 @@ def _build_state(
 ) -> State:
     build = Build(settings)
     with sdk_self_metrics(settings.internal_metrics):
-        feature_readers = readers.readers(settings)
+        feature_readers = readers.readers(settings, metric_readers)
         # First: the others report into it.
         meter_provider = build.meter_provider([*metric_readers, *feature_readers])
         tracer_provider = build.tracer_provider(span_processors, meter_provider)
