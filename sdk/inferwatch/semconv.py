@@ -78,6 +78,8 @@ ML_PREDICTION_SIGN: Final = "ml.prediction.sign"
 """On `ml.prediction.value` points of negative predictions only: "negative"."""
 
 # -- Log events (the OTel log record's event name) -----------------------------------------------
+OTEL_EVENT_NAME: Final = "otel.event.name"
+"""The `logging` extra (and attribute of older SDKs' records) that names a record's event."""
 EVENT_INPUT_LONG: Final = "ml.input.long"
 EVENT_INPUT_ALL_NAN_ROWS: Final = "ml.input.all_nan_rows"
 EVENT_PREDICTION_OUT_OF_RANGE: Final = "ml.prediction.out_of_range"

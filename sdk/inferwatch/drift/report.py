@@ -17,17 +17,15 @@ helpers do not.
 from __future__ import annotations
 
 import html
-import io
 import math
 import re
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from inferwatch import errors
+from inferwatch import errors, figures
 from inferwatch.drift.compare import ColumnDrift, DriftReport
 from inferwatch.drift.profile import ColumnProfile, Profile
 
@@ -261,26 +259,7 @@ def _plot(
 
 
 def _svg(index: int, draw: Any) -> str:
-    import matplotlib
-    from matplotlib.figure import Figure
-
-    settings: Any = {
-        "svg.fonttype": "none",  # real text: small, selectable, any script the browser knows
-        "svg.hashsalt": f"inferwatch-{index}",  # ids unique per plot, stable across runs
-        "text.parse_math": False,  # a "$" in a category is text, not TeX
-        "font.size": 9,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-    }
-    with matplotlib.rc_context(settings), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
-        fig = Figure()
-        draw(fig)
-        out = io.StringIO()
-        no_metadata = {"Date": None, "Creator": None, "Format": None, "Type": None}
-        fig.savefig(out, format="svg", metadata=no_metadata)
-    svg = out.getvalue()
-    return svg[svg.index("<svg") :]  # drop the XML declaration and DOCTYPE: inline in HTML
+    return figures.svg(draw, salt=f"inferwatch-{index}")
 
 
 def _numeric_figure(fig: Any, sides: Sequence[tuple[str, ColumnProfile]]) -> None:
