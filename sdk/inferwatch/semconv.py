@@ -240,6 +240,8 @@ EVENT_RANKING_LOW_COVERAGE: Final = "ml.ranking.low_coverage"
 # (section: store)
 EVENT_SPANS_DROPPED: Final = "inferwatch.spans.dropped"
 """Log event written to the store by a process whose spans did not all reach it."""
+EVENT_LOGS_DROPPED: Final = "inferwatch.logs.dropped"
+"""The same for log records: the count is of log records."""
 ATTR_DROPPED_COUNT: Final = "inferwatch.dropped.count"
 """How many spans the report covers (dropped between its first and last time)."""
 ATTR_DROPPED_FIRST: Final = "inferwatch.dropped.first_time_unix_nano"

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from inferwatch import semconv
 from inferwatch.durations import FORMS, parse_duration
 from inferwatch.query import sql
 from inferwatch.query.engines import Engine
@@ -250,23 +251,27 @@ class Spans:
         ]
 
     def log_gaps(self, params: dict[str, Any]) -> list[str]:
-        """Notes on what log results miss: no log records stored, a window that starts before
-        the oldest one."""
-        return self.horizon(params, logs=True)
+        """Notes on what log results miss: log records reported dropped before the store, no
+        log records stored, a window that starts before the oldest one."""
+        dropped = self._dropped(params, semconv.EVENT_LOGS_DROPPED, "log records")
+        return dropped + self.horizon(params, logs=True)
 
     def gaps(self, params: dict[str, Any]) -> list[str]:
         """Notes on what the window's results miss: spans reported dropped before the store
         (`inferwatch.store.drops`) by a writer whose report overlaps the window."""
+        return self._dropped(params, semconv.EVENT_SPANS_DROPPED, "spans")
+
+    def _dropped(self, params: dict[str, Any], event: str, what: str) -> list[str]:
         relation = self.logs_relation()
         if relation is None:
             return []
-        rows = self.engine.query(sql.dropped_query(relation), params)
+        rows = self.engine.query(sql.dropped_query(relation, event), params)
         count, processes, reasons = rows[0] if rows else (0, 0, [])
         if not count:
             return []
         processes = int(processes)
         return [
-            f"incomplete: {int(count):,} spans of this window did not reach the store "
+            f"incomplete: {int(count):,} {what} of this window did not reach the store "
             f"({', '.join(reasons)}; {processes} process{'es' if processes != 1 else ''}): "
             "the counts here miss them"
         ]

@@ -287,9 +287,10 @@ FROM (
 GROUP BY RequestId"""
 
 
-def dropped_query(logs: str) -> str:
-    """(spans, processes, reasons) of the drop reports overlapping the window: spans that did
-    not reach the store (`inferwatch.store.drops`) while the window's were being written."""
+def dropped_query(logs: str, event: str = semconv.EVENT_SPANS_DROPPED) -> str:
+    """(count, processes, reasons) of the ``event`` drop reports overlapping the window: spans
+    (or log records) that did not reach the store (`inferwatch.store.drops`) while the window's
+    were being written."""
     attribute = "LogAttributes['{}']".format
     return f"""
 SELECT
@@ -297,7 +298,7 @@ SELECT
     uniqExact({attribute(semconv.SERVICE_INSTANCE_ID)}),
     arraySort(groupUniqArray({attribute(semconv.ATTR_DROPPED_REASON)}))
 FROM {logs}
-WHERE EventName = '{semconv.EVENT_SPANS_DROPPED}'
+WHERE EventName = '{event}'
   AND Timestamp >= fromUnixTimestamp64Nano({{since_ns:Int64}})
   AND toInt64OrZero({attribute(semconv.ATTR_DROPPED_FIRST)}) <= {{until_ns:Int64}}"""
 
