@@ -1,4 +1,5 @@
-"""matplotlib figures as inline SVG, for HTML reports that work offline (drift, incidents).
+"""matplotlib figures as inline SVG, and the page around them: HTML reports that work offline
+(drift, incidents).
 
 >>> svg(lambda fig: fig.subplots().plot([1, 2, 3]), salt="plot-1")
 '<svg ...'
@@ -6,6 +7,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import warnings
 from collections.abc import Callable
@@ -48,3 +50,16 @@ def svg(draw: Callable[[Any], None], salt: str) -> str:
         fig.savefig(out, format="svg", metadata=no_metadata)
     text = out.getvalue()
     return text[text.index("<svg") :]  # drop the XML declaration and DOCTYPE: inline in HTML
+
+
+def page(title: str, css: str, body: str) -> str:
+    """One self-contained HTML page: ``body`` (escaped by the caller) under ``title``. Its
+    Content-Security-Policy lets nothing be fetched and no script run; styles are inline."""
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+        "style-src 'unsafe-inline'; img-src data:\">"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{css}</style></head><body>\n"
+        f"{body}\n</body></html>\n"
+    )

@@ -132,17 +132,14 @@ def render_html(
         f"<dt>{e(side)}</dt><dd>{e(label)}: {p.n_rows:,} rows, {len(p.columns)} columns</dd>"
         for side, label, p in zip(("baseline", "current"), labels, (baseline, current), strict=True)
     )
-    return (
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-        "style-src 'unsafe-inline'; img-src data:\">"
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{e(title)}</title><style>{_CSS}</style></head><body>\n"
+    return figures.page(
+        title,
+        _CSS,
         f'<header><h1>{e(title)}</h1><p class="verdict {state}">{e(verdict(report))}</p>'
         f"<dl>{sides}</dl></header>\n"
         f"<section><h2>Tests</h2>{_tests_table(report)}</section>\n"
         f"<section><h2>Features</h2>\n{''.join(sections)}</section>\n"
-        f"<footer>{_LEGEND}</footer></body></html>\n"
+        f"<footer>{_LEGEND}</footer>",
     )
 
 

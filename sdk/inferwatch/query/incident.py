@@ -129,19 +129,23 @@ class Incident:
             "notes": self.notes,
         }
 
+    def slice_table(self) -> tuple[list[str], list[dict[str, Any]]]:
+        """(columns, rows) of the ranked slices, each with when its outcome rose."""
+        columns = ["slice", "size", "outcomes", "rate", "baseline_rate", "lift", "q_value"]
+        rows = [{**s.row, "started_at": s.change.started_at or "no change"} for s in self.slices]
+        return [*columns, "started_at"], rows
+
     def __str__(self) -> str:
         from inferwatch.query.render import table
 
         rate = f" ({self.outcomes / self.requests:.2%})" if self.requests else ""
-        slices = [{**s.row, "started_at": s.change.started_at or "no change"} for s in self.slices]
-        slice_columns = ["slice", "size", "outcomes", "rate", "baseline_rate", "lift"]
         parts = [
             f"incident: {self.outcome}, {self.since} .. {self.until} in buckets of "
             f"{self.every_s:g} s: {self.requests} requests, {self.outcomes} {self.outcome}{rate}",
             f"\n1. when did it start? {self.started_at or 'no start found'}",
             f"   all requests: {self.change.verdict}",
             "\n2. where?",
-            table([*slice_columns, "q_value", "started_at"], slices, []),
+            table(*self.slice_table(), []),
             "\n3. what do the logs of those requests say?",
             table(self.top_messages.columns, self.top_messages.rows, self.top_messages.notes),
             "\n4. examples",

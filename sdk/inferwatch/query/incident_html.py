@@ -57,15 +57,11 @@ def render_html(report: Incident) -> str:
         f'<div class="plot">{_plot(s.timeline, s.change, report.outcome, i + 1)}</div>'
         for i, s in enumerate(report.slices)
     )
-    slice_rows = [
-        {**s.row, "started_at": s.change.started_at or "no change"} for s in report.slices
-    ]
-    slice_columns = ["slice", "size", "outcomes", "rate", "baseline_rate", "lift", "q_value"]
     parts = [
         f"<h2>1. When did it start?</h2><p>All requests: {e(report.change.verdict)}</p>",
         f'<div class="plot">{_plot(report.overall, report.change, report.outcome, 0)}</div>',
         "<h2>2. Where?</h2>",
-        _table([*slice_columns, "started_at"], slice_rows, []),
+        _table(*report.slice_table(), []),
         slices,
         "<h2>3. What do the logs of those requests say?</h2>",
         _table(report.top_messages.columns, report.top_messages.rows, report.top_messages.notes),
@@ -78,16 +74,12 @@ def render_html(report: Incident) -> str:
         "<ul class=notes>" + "".join(f"<li>{e(n)}</li>" for n in report.notes) + "</ul>",
     ]
     calm = "" if started else " calm"
-    return (
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-        "style-src 'unsafe-inline'; img-src data:\">"
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{e(title)}</title><style>{_CSS}</style></head><body>\n"
+    header = (
         f'<header><h1>{e(title)}</h1><p class="verdict{calm}">{e(verdict)}: '
         f"{report.requests:,} requests, {report.outcomes:,} {e(report.outcome)}, buckets of "
-        f"{report.every_s:g} s</p></header>\n" + "\n".join(parts) + "\n</body></html>\n"
+        f"{report.every_s:g} s</p></header>\n"
     )
+    return figures.page(title, _CSS, header + "\n".join(parts))
 
 
 def _table(columns: Sequence[str], rows: Sequence[dict[str, Any]], notes: Sequence[str]) -> str:
