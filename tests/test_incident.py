@@ -12,6 +12,7 @@ bucket of the planted start, the log search and counts return exactly the plante
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -228,6 +229,26 @@ def test_no_logs_stored_is_said(tmp_path: Path) -> None:
     result = spans.logs(since="1h")
     assert result.rows == [] and "no log records stored at all" in result.notes
     assert spans.examples(since="1h").rows == []
+
+
+def test_logs_of_sampled_out_traces_are_said(tmp_path: Path) -> None:
+    iw.configure(service_name="sampled", store=tmp_path / "s", metric_readers=[], sampling_ratio=0)
+    log = logging.getLogger("sampled")
+
+    @iw.monitor(model="m")
+    def predict(x: int) -> int:
+        log.warning("scoring %d", x)
+        return x
+
+    for i in range(5):
+        predict(i)
+    iw.shutdown()
+    spans = iw.query.open(tmp_path / "s")
+    assert len(spans.logs(since="1h", contains="scoring").rows) == 5  # searched all the same
+    joined = spans.logs(since="1h", model="m")
+    assert joined.rows == []
+    note = "5 log records of the window belong to traces that were sampled out (no span stored)"
+    assert any(n.startswith(note) for n in joined.notes), joined.notes
 
 
 def test_the_commands(incident: Incident, capsys: pytest.CaptureFixture[str]) -> None:

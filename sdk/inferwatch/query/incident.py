@@ -341,7 +341,7 @@ def _top_messages(
         )  # fmt: skip
     found = [r for r in found if r["in_slice"]]
     found.sort(key=lambda r: (r["share_in_slice"] <= r["share_outside"], -r["in_slice"]))
-    notes += spans.log_gaps(bound)
+    notes += spans.log_gaps(bound) + spans.unsampled(bound)
     if not inside:
         notes.append("the slice's requests have no log record stored")
     return Result(list(MESSAGE_COLUMNS), found[:limit], notes)

@@ -9,12 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inferwatch import semconv
 from inferwatch.durations import FORMS, parse_duration
 from inferwatch.query import sql
 from inferwatch.query.engines import Engine
+
+if TYPE_CHECKING:
+    from inferwatch.query.incident import Incident
 
 MISSING = "(missing)"
 _TIME_FORMS = f"a duration ago like {FORMS}; an ISO 8601 time; or a datetime"
@@ -197,7 +200,7 @@ class Spans:
 
         return examples(self, since=since, **options)
 
-    def incident(self, since: str | datetime | float | None = "1h", **options: Any) -> Any:
+    def incident(self, since: str | datetime | float | None = "1h", **options: Any) -> Incident:
         """When it started, where, what the logs say, examples, and the inputs: one report.
 
         >>> report = spans.incident(since="1h", outcome="error"); print(report)
@@ -255,6 +258,25 @@ class Spans:
         log records stored, a window that starts before the oldest one."""
         dropped = self._dropped(params, semconv.EVENT_LOGS_DROPPED, "log records")
         return dropped + self.horizon(params, logs=True)
+
+    def unsampled(self, params: dict[str, Any]) -> list[str]:
+        """A note on the window's log records whose trace was sampled out (their trace flags
+        say so): no span of theirs is stored, so no join to requests can reach them."""
+        relation = self.logs_relation()
+        if relation is None:
+            return []
+        text = (
+            "SELECT countIf(TraceId != '' AND bitAnd(TraceFlags, 1) = 0) "
+            f"FROM {relation} WHERE {sql.TIME_WINDOW}"
+        )
+        rows = self.engine.query(text, params)
+        count = int(rows[0][0]) if rows else 0
+        if not count:
+            return []
+        return [
+            f"{count:,} log records of the window belong to traces that were sampled out (no "
+            "span stored): the requests they belong to cannot be told, so they are left out"
+        ]
 
     def gaps(self, params: dict[str, Any]) -> list[str]:
         """Notes on what the window's results miss: spans reported dropped before the store
