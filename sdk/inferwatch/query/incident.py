@@ -202,8 +202,9 @@ def incident(
     if every is None:
         every = default_every(params["since_ns"], params["until_ns"])
     base = dict(where or {})
-    window: dict[str, Any] = {"every": every, "model": model, "outcome": outcome, "alpha": alpha}
-    window["slow_ms"] = slow_ms
+    window: dict[str, Any] = {
+        "every": every, "model": model, "outcome": outcome, "alpha": alpha, "slow_ms": slow_ms,
+    }  # fmt: skip
     overall = timeline(spans, [], start, end, where=base, **window)
     nothing = ChangePoint(None, None, None, None, 0, None, None, "no inference spans in the window")
     change = overall.changes.get((), nothing)
@@ -234,12 +235,7 @@ def incident(
         spans, start, end, where=chosen, model=model, outcome=outcome, slow_ms=slow_ms,
         limit=examples,
     )  # fmt: skip
-    split = None
-    if started_at is not None:
-        split = next(
-            (i for i, s in enumerate(overall.starts) if s == started_at),
-            None,
-        )
+    split = overall.starts.index(started_at) if started_at in overall.starts else None
     inputs = _inputs(spans, start, end, chosen, model, overall, split, what)
     drift_events = spans.logs(
         start, until=end, event=semconv.EVENT_DRIFT_DETECTED,
@@ -268,7 +264,10 @@ def incident(
 
 
 def _moment(time_ns: int) -> datetime:
-    return datetime.fromtimestamp(time_ns // 1000 / 1e6, timezone.utc)
+    """A time in ns as a datetime, to the microsecond (exactly: no float in between)."""
+    micros = time_ns // 1000
+    moment = datetime.fromtimestamp(micros // 1_000_000, timezone.utc)
+    return moment.replace(microsecond=micros % 1_000_000)
 
 
 def _count_column(outcome: str) -> str:
