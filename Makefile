@@ -70,6 +70,7 @@ bench: $(BIN)/.bench-installed
 	$(BIN)/python benchmarks/bench_threads.py
 	$(BIN)/python benchmarks/bench_signals.py
 	$(BIN)/python benchmarks/bench_query.py
+	$(BIN)/python benchmarks/bench_logs.py
 	$(BIN)/python benchmarks/bench_drift.py
 	$(BIN)/python benchmarks/bench_validation.py
 	$(BIN)/python benchmarks/bench_feedback.py

@@ -76,11 +76,15 @@ def _attribute(key: str, value: str) -> str:
 
 def generate(directory: Path, n: int, seed: int = 0) -> dict[str, int]:
     """Write n inference spans as OTLP JSON lines; returns what was planted."""
+    return write_spans(directory, draw(n, seed))
+
+
+def draw(n: int, seed: int = 0) -> dict[str, Any]:
+    """The spans' values: tag columns (value indexes), durations, start times, planted faults."""
     rng = np.random.default_rng(seed)
     columns = {
         tag: rng.choice(len(values), size=n, p=WEIGHTS.get(tag)) for tag, values in TAGS.items()
     }
-    fragments = {tag: [_attribute(tag, v) for v in values] for tag, values in TAGS.items()}
     planted = (columns["ml.model.version"] == 2) & (columns["device"] == 1)
     nan = planted & (rng.random(n) < 0.3)
     background = np.where(columns["plan"] == 0, 0.012, 0.004)  # free plan: a little worse
@@ -90,6 +94,15 @@ def generate(directory: Path, n: int, seed: int = 0) -> dict[str, int]:
     nan_count = np.where(nan, rng.integers(1, 9, n), 0)
     now = time.time_ns()
     start = now - rng.integers(1, WINDOW_S * 1_000_000_000, n)
+    return {"n": n, "columns": columns, "planted": planted, "error": error, "start": start,
+            "duration": duration, "nan_count": nan_count}  # fmt: skip
+
+
+def write_spans(directory: Path, drawn: dict[str, Any]) -> dict[str, int]:
+    """Write the drawn spans as OTLP JSON lines, in SEGMENTS closed segments."""
+    n, columns, error, planted = drawn["n"], drawn["columns"], drawn["error"], drawn["planted"]
+    start, duration, nan_count = drawn["start"], drawn["duration"], drawn["nan_count"]
+    fragments = {tag: [_attribute(tag, v) for v in values] for tag, values in TAGS.items()}
     resource = (
         '{"resourceSpans":[{"resource":{"attributes":['
         '{"key":"service.name","value":{"stringValue":"fraud-api"}},'
@@ -200,16 +213,22 @@ def check(result: Any, expected: pd.DataFrame, by: list[str]) -> str:
     return "same counts" if got == want else f"MISMATCH: {len(got)} vs {len(want)} groups"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(
+    bench: Callable[[Path, int, int], None] | None = None,
+    doc: str = __doc__,
+    distributions: tuple[str, ...] = DISTRIBUTIONS,
+) -> None:
+    """Parse ``--spans --repeats --keep``, then ``bench(directory, spans, repeats)`` (``run``)
+    in a temporary directory, or in ``--keep``'s, kept."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--spans", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each warm query")
     parser.add_argument("--keep", type=Path, help="generate the store here and keep it")
     args = parser.parse_args()
-    print_environment(DISTRIBUTIONS)
-    directory = args.keep or Path(tempfile.mkdtemp(prefix="inferwatch-bench-query-"))
+    print_environment(distributions)
+    directory = args.keep or Path(tempfile.mkdtemp(prefix="inferwatch-bench-"))
     try:
-        run(directory, args.spans, args.repeats)
+        (bench or run)(directory, args.spans, args.repeats)
     finally:
         if args.keep is None:
             shutil.rmtree(directory, ignore_errors=True)

@@ -1,12 +1,14 @@
 """Quick start: a small fraud model under `@iw.monitor`, simulated traffic, a planted problem.
 
 Run with `make demo` (or `python examples/quickstart.py`). Traffic comes from three regions and
-two cohorts; one region (ap-south) sends NaN-laden feature rows, which the model rejects, and
-every region's `amount` has quietly shifted since training (drift, no error at all), and for the
-`new` cohort the true outcome now follows another rule (concept drift: no error, no input shift —
-only the delayed labels, sent back with `iw.feedback`, reveal it). The script prints what
-inferwatch emitted, where the errors concentrate, where the wrong predictions concentrate, and
-what drifted.
+two cohorts over a few seconds (an hour of traffic, compressed); 40% of the way in, one region
+(ap-south) starts sending NaN-laden feature rows, which the model rejects with a warning in its
+log; every region's `amount` has quietly shifted since training (drift, no error at all), and for
+the `new` cohort the true outcome now follows another rule (concept drift: no error, no input
+shift — only the delayed labels, sent back with `iw.feedback`, reveal it). The script prints what
+inferwatch emitted, the incident report (when the errors started, where, what the logs say, a
+few failing requests, whether the inputs changed), where the errors and the wrong predictions
+concentrate, and what drifted.
 
 With no OTLP endpoint, spans and logs go to the embedded local store (OTLP JSON lines under
 .inferwatch/demo/), which the script then slices with chDB, the in-process ClickHouse engine.
@@ -16,9 +18,11 @@ Set OTEL_EXPORTER_OTLP_ENDPOINT to ship the telemetry to a collector instead.
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 import time
 from contextlib import suppress
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +33,12 @@ import inferwatch as iw
 FEATURES = ["amount", "age", "merchant_risk", "hour", "n_tx_24h", "distance", "device", "tenure"]
 REGIONS = {"eu": 0.0, "us": 0.0, "ap-south": 0.3}  # region -> share of rows with NaNs
 AMOUNT = FEATURES.index("amount")
+INCIDENT_AT = 0.4  # the share of the traffic served before ap-south's rows start losing values
+# The service's own log lines: exported as OTel log records (with trace and request ids, tags),
+# not printed (the NullHandler keeps Python's last-resort handler off the console).
+log = logging.getLogger("fraud-api")
+log.setLevel(logging.INFO)
+log.addHandler(logging.NullHandler())
 
 
 class FraudModel:
@@ -47,8 +57,11 @@ class FraudModel:
 
     @iw.monitor(model="fraud", version="3.1", features=FEATURES, class_names=["legit", "fraud"])
     def predict(self, X: np.ndarray) -> np.ndarray:
-        if np.isnan(X).any():
+        missing = int(np.isnan(X).sum())
+        if missing:
+            log.warning("feature vector incomplete: %d values missing, request rejected", missing)
             raise ValueError("input contains NaN")
+        log.info("scored %d rows", len(X))
         return (X @ self.w > 0).astype(np.int64)  # class indices, named by class_names
 
     def truth(self, X: np.ndarray, cohort: str, rng: np.random.Generator) -> list[str]:
@@ -61,16 +74,20 @@ class FraudModel:
 Served = list[tuple[str, str, np.ndarray]]
 
 
-def simulate(model: FraudModel, requests: int, rng: np.random.Generator) -> Served:
-    """Serve the traffic; return (request id, cohort, rows) per request served."""
+def simulate(model: FraudModel, requests: int, seconds: float, rng: np.random.Generator) -> Served:
+    """Serve the traffic, spread over ``seconds``; return (request id, cohort, rows) per request."""
     regions = list(REGIONS)
     served = []
+    started = time.monotonic()
     for i in range(requests):
+        pause = started + i * seconds / requests - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
         region = regions[rng.integers(len(regions))]
         cohort = "new" if rng.random() < 0.3 else "returning"
         X = rng.normal(size=(int(rng.integers(1, 5)), len(FEATURES)))
         X[:, AMOUNT] += 0.3  # the silent failure: amounts arrive in another currency
-        if rng.random() < REGIONS[region]:
+        if i >= INCIDENT_AT * requests and rng.random() < REGIONS[region]:
             X[:, rng.integers(len(FEATURES))] = np.nan  # the loud one: a feature goes missing
         request_id = f"req-{i:05d}"
         served.append((request_id, cohort, X))
@@ -107,9 +124,21 @@ def check_drift(model: FraudModel, served: Served) -> None:
     print(iw.drift.compare(model.baseline, current))
 
 
-def investigate(store: Path) -> None:
-    """What the on-call engineer runs: slice the stored spans, then let bubble-up explain."""
+def investigate(store: Path, since: datetime, until: datetime) -> None:
+    """What the on-call engineer runs: the incident report, then the slices behind it."""
     spans = iw.query.open(store)
+    since_text, until_text = (t.isoformat(timespec="milliseconds") for t in (since, until))
+    window = f"--since {since_text} --until {until_text}"
+    print(f"\nthe incident, question by question:  inferwatch incident --store {store} {window}")
+    report = spans.incident(since=since, until=until)
+    print(report)
+    try:
+        from inferwatch.query.incident_html import write_html
+
+        write_html(store.parent / "incident.html", report)
+        print(f"(the same report as a page: {store.parent / 'incident.html'})")
+    except ImportError:  # matplotlib, an optional dependency
+        pass
     print("\nwhere do the errors come from?  iw.query.open().slice(by=['region', 'cohort'])")
     print(spans.slice(by=["region", "cohort"], since="1h"))
     print("\nwhich tag values explain them?  iw.query.open().bubble_up(outcome='error')")
@@ -122,6 +151,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seconds", type=float, default=3.0, help="traffic spread over this")
     parser.add_argument("--store", type=Path, default=Path(".inferwatch") / "demo")
     args = parser.parse_args()
 
@@ -139,8 +169,9 @@ def main() -> None:
     print(f"inferwatch configured: service=fraud-api, traces and logs go to {where}")
     rng = np.random.default_rng(args.seed)
     model = FraudModel(rng)
+    began = datetime.now(timezone.utc)
     started = time.perf_counter()
-    served = simulate(model, args.requests, rng)
+    served = simulate(model, args.requests, args.seconds, rng)
     elapsed = time.perf_counter() - started
     print(f"served {args.requests} requests in {elapsed:.2f}s")
     send_labels(model, served, rng)
@@ -148,7 +179,7 @@ def main() -> None:
     print(f"internal errors swallowed by inferwatch: {sum(iw.internal_errors().values())}")
     iw.shutdown()  # flushes and closes the store segments
     if settings.endpoint is None:
-        investigate(args.store)
+        investigate(args.store, began, datetime.now(timezone.utc))
     check_drift(model, served)
 
 

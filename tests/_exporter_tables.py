@@ -57,28 +57,32 @@ def exporter_tables(
         {"ts": s["start_ns"], "TraceId": s["trace_id"], "SpanId": s["span_id"],
          "SpanName": s["name"], "Duration": s["end_ns"] - s["start_ns"],
          "StatusCode": ["Unset", "Ok", "Error"][s["status_code"]],
+         "StatusMessage": s["status_message"],
          "SpanAttributes": {k: exported(v) for k, v in s["attributes"].items()}}
         for s in iter_spans(store)
     ]  # fmt: skip
     insert(spans, f"{database}.otel_traces",
            "ts Int64, TraceId String, SpanId String, SpanName String, Duration UInt64, "
-           "StatusCode String, SpanAttributes Map(String, String)",
+           "StatusCode String, StatusMessage String, SpanAttributes Map(String, String)",
            "(Timestamp, TraceId, SpanId, ParentSpanId, TraceState, SpanName, SpanKind, "
            "ServiceName, ScopeName, ScopeVersion, SpanAttributes, Duration, StatusCode, "
            f"StatusMessage) SELECT fromUnixTimestamp64Nano(ts), TraceId, SpanId, '', '', "
            f"SpanName, 'Internal', '{service}', 'inferwatch', '0.1.0', SpanAttributes, Duration, "
-           "StatusCode, ''", tmp)  # fmt: skip
+           "StatusCode, StatusMessage", tmp)  # fmt: skip
     logs = [
         {"ts": r["time_ns"] or r["observed_time_ns"], "TraceId": r["trace_id"] or "",
          "SpanId": r["span_id"] or "", "EventName": r["event_name"], "Body": str(r["body"]),
+         "TraceFlags": r["flags"] & 0xFF, "SeverityText": r["severity_text"],
+         "SeverityNumber": r["severity_number"],
          "LogAttributes": {k: exported(v) for k, v in r["attributes"].items()}}
         for r in iter_logs(store)
     ]  # fmt: skip
     insert(logs, f"{database}.otel_logs",
            "ts Int64, TraceId String, SpanId String, EventName String, Body String, "
+           "TraceFlags UInt8, SeverityText String, SeverityNumber UInt8, "
            "LogAttributes Map(String, String)",
            "(Timestamp, TraceId, SpanId, TraceFlags, SeverityText, SeverityNumber, ServiceName, "
            f"Body, ScopeName, LogAttributes, EventName) SELECT fromUnixTimestamp64Nano(ts), "
-           f"TraceId, SpanId, 1, 'INFO', 9, '{service}', Body, 'inferwatch', LogAttributes, "
-           "EventName", tmp)  # fmt: skip
+           f"TraceId, SpanId, TraceFlags, SeverityText, SeverityNumber, '{service}', Body, "
+           "'inferwatch', LogAttributes, EventName", tmp)  # fmt: skip
     return ChdbTableEngine(f"{database}.otel_traces", f"{database}.otel_logs")

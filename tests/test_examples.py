@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,19 @@ def test_quickstart_finds_the_planted_problem(tmp_path: Path) -> None:
     out = result.stdout
     assert "internal errors swallowed by inferwatch: 0" in out
     assert "ml.inference.duration" in out and "ml.input.nan_count" in out
+    # The incident report: a start, ap-south first, the service's warning first among its logs,
+    # and its inputs with NaNs only since the start.
+    report = out.split("the incident, question by question:")[1].split("where do the errors")[0]
+    assert re.search(r"1\. when did it start\? 20\d\d-", report), report
+    where = report.split("2. where?")[1].split("3. what")[0]
+    first = next(line for line in where.splitlines() if "region=" in line)
+    assert first.split("\u2502")[0].strip() == "region=ap-south"
+    logs = report.split("3. what do the logs of those requests say?")[1].split("4. examples")[0]
+    first = next(line for line in logs.splitlines() if "\u2502" in line)
+    assert first.strip().startswith("feature vector incomplete: <n> values missing")
+    inputs = report.split("5. did the inputs drift?")[1]
+    assert "the share of inputs with NaNs rose since the start" in inputs
+    assert "<svg" in (tmp_path / "incident.html").read_text()
     # The slice, read back from the local store: ap-south carries every error.
     table = out.split("where do the errors come from?")[1].split("which tag values")[0]
     rows = [

@@ -8,12 +8,14 @@
   ``outliers`` over that window; a window without drops carries no such note.
 * A disk that refuses writes: the spans of the failed writes are reported once it takes writes
   again.
+* Log records the same way (``inferwatch.logs.dropped``), named in the notes of log searches.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +49,10 @@ def stored(store: Path) -> int:
     return sum(1 for s in iter_spans(store) if s["attributes"].get("ml.model.name") == "burst")
 
 
-def reported(store: Path) -> dict[str, int]:
+def reported(store: Path, event: str = semconv.EVENT_SPANS_DROPPED) -> dict[str, int]:
     found: dict[str, int] = {}
     for record in iter_logs(store):
-        if record["event_name"] == semconv.EVENT_SPANS_DROPPED:
+        if record["event_name"] == event:
             attributes = record["attributes"]
             reason = attributes[semconv.ATTR_DROPPED_REASON]
             found[reason] = found.get(reason, 0) + int(attributes[semconv.ATTR_DROPPED_COUNT])
@@ -128,3 +130,24 @@ def test_a_refused_write_is_reported_once_the_disk_takes_writes_again(
     lost = reported(tmp_path)
     assert set(lost) == {"write_failed"} and lost["write_failed"] >= 1
     assert stored(tmp_path) + lost["write_failed"] == 600
+
+
+def test_every_log_record_dropped_is_counted_and_named_in_log_searches(tmp_path: Path) -> None:
+    iw.configure(
+        service_name="chatty", store=str(tmp_path), max_queue_size=16, max_export_batch_size=16
+    )
+    log = logging.getLogger("chatty")
+    try:
+        for i in range(5_000):
+            with iw.context(region="eu"):
+                log.warning("line %d", i)
+    finally:
+        iw.shutdown()
+    dropped = reported(tmp_path, semconv.EVENT_LOGS_DROPPED)
+    kept = sum(1 for r in iter_logs(tmp_path) if str(r["body"]).startswith("line "))
+    assert set(dropped) == {"queue_full"} and dropped["queue_full"] > 0
+    assert kept + dropped["queue_full"] == 5_000
+    result = iw.query.open(tmp_path).logs(since="1h", where={"region": "eu"}, limit=10_000)
+    assert len(result.rows) == kept
+    note = f"incomplete: {dropped['queue_full']:,} log records of this window did not reach the "
+    assert any(n.startswith(note + "store (queue_full; 1 process)") for n in result.notes)

@@ -78,6 +78,8 @@ ML_PREDICTION_SIGN: Final = "ml.prediction.sign"
 """On `ml.prediction.value` points of negative predictions only: "negative"."""
 
 # -- Log events (the OTel log record's event name) -----------------------------------------------
+OTEL_EVENT_NAME: Final = "otel.event.name"
+"""The `logging` extra (and attribute of older SDKs' records) that names a record's event."""
 EVENT_INPUT_LONG: Final = "ml.input.long"
 EVENT_INPUT_ALL_NAN_ROWS: Final = "ml.input.all_nan_rows"
 EVENT_PREDICTION_OUT_OF_RANGE: Final = "ml.prediction.out_of_range"
@@ -238,6 +240,8 @@ EVENT_RANKING_LOW_COVERAGE: Final = "ml.ranking.low_coverage"
 # (section: store)
 EVENT_SPANS_DROPPED: Final = "inferwatch.spans.dropped"
 """Log event written to the store by a process whose spans did not all reach it."""
+EVENT_LOGS_DROPPED: Final = "inferwatch.logs.dropped"
+"""The same for log records: the count is of log records."""
 ATTR_DROPPED_COUNT: Final = "inferwatch.dropped.count"
 """How many spans the report covers (dropped between its first and last time)."""
 ATTR_DROPPED_FIRST: Final = "inferwatch.dropped.first_time_unix_nano"

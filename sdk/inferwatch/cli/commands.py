@@ -3,6 +3,9 @@
     inferwatch slice --by region,cohort --since 1h
     inferwatch bubble-up --outcome error --since 1h
     inferwatch outliers --since 10m --by duration
+    inferwatch slice --by region --since 1h --every 1m
+    inferwatch logs --since 1h --where region=eu --severity warning --contains timeout
+    inferwatch incident --since 1h --outcome error --html incident.html
     inferwatch profile train.parquet -o baseline.iwp
     inferwatch drift baseline.iwp today.parquet --html drift.html
     inferwatch labels join .inferwatch --once --endpoint http://collector:4318
@@ -34,6 +37,7 @@ from typing import Any, NoReturn
 
 from inferwatch import query
 from inferwatch.cli import drift as drift_cli
+from inferwatch.cli import incident as incident_cli
 from inferwatch.cli import labels as labels_cli
 from inferwatch.cli.argtypes import integer, names, number
 from inferwatch.query import Result, Spans, render
@@ -89,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         action="extend",
         default=[],
-        help="keep spans whose tag has this value (repeatable; all must match)",
+        help="keep spans (log records) whose tag has this value (repeatable; all must match)",
     )
     common.add_argument("--model", metavar="NAME", help="keep spans of this model only")
     common.add_argument("--format", choices=FORMATS, default="table", help="output (table)")
@@ -114,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--since", default="1h", metavar="TIME", help=since.format("1h"))
     _outcome_arguments(sub)
     sub.add_argument("--limit", type=_positive_int, metavar="N", help="rows at most (1000)")
+    sub.add_argument(
+        "--every",
+        metavar="DURATION",
+        help="a timeline: one row per bucket of this width (1m, 250ms) and combination, and "
+        "when each combination's outcome rate rose",
+    )
 
     sub = commands.add_parser(
         "bubble-up",
@@ -151,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--since", default="10m", metavar="TIME", help=since.format("10m"))
     sub.add_argument("--by", choices=list(RANKINGS), default="duration", help="rank by (duration)")
     sub.add_argument("--limit", type=_positive_int, default=20, metavar="N", help="rows (20)")
+    incident_cli.add_commands(commands, common, since)
     drift_cli.add_commands(commands)
     labels_cli.add_commands(commands)
     return parser
@@ -247,6 +258,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         options["where"] = where
     if args.model is not None:
         options["model"] = args.model
+    if args.command in ("logs", "incident"):
+        return {**options, **incident_cli.options(args)}
     if args.command in ("slice", "bubble-up"):
         options["outcome"] = args.outcome
         if args.slow_ms is not None:
@@ -257,6 +270,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         options["by"] = args.by
         if args.limit is not None:
             options["limit"] = args.limit
+        if args.every is not None:
+            options["every"] = args.every
     elif args.command == "bubble-up":
         given = {
             "max_order": args.max_order,
@@ -277,13 +292,18 @@ def _run(args: argparse.Namespace, options: dict[str, Any]) -> int:
         "slice": spans.slice,
         "bubble-up": spans.bubble_up,
         "outliers": spans.outliers,
+        "logs": spans.logs,
     }
-    method = methods[args.command]
-    if args.command == "bubble-up":
+    if args.command in ("bubble-up", "incident"):
         importlib.import_module("inferwatch.query.bubble")  # fail here, not mid-spinner
-    with _progress(spans, args.command):
-        result = method(**options)
-    _write(result, args.format)
+    if args.command == "incident":
+        with _progress(spans, args.command):
+            text = incident_cli.run_incident(spans, args, options)
+        _emit(text, ())
+    else:
+        with _progress(spans, args.command):
+            result = methods[args.command](**options)
+        _write(result, args.format)
     skipped = getattr(getattr(spans.engine, "stats", None), "skipped_lines", 0)
     if skipped:
         print(f"note: skipped {skipped} malformed or torn lines in the store", file=sys.stderr)

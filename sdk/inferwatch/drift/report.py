@@ -17,17 +17,15 @@ helpers do not.
 from __future__ import annotations
 
 import html
-import io
 import math
 import re
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from inferwatch import errors
+from inferwatch import errors, figures
 from inferwatch.drift.compare import ColumnDrift, DriftReport
 from inferwatch.drift.profile import ColumnProfile, Profile
 
@@ -134,17 +132,14 @@ def render_html(
         f"<dt>{e(side)}</dt><dd>{e(label)}: {p.n_rows:,} rows, {len(p.columns)} columns</dd>"
         for side, label, p in zip(("baseline", "current"), labels, (baseline, current), strict=True)
     )
-    return (
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-        "style-src 'unsafe-inline'; img-src data:\">"
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{e(title)}</title><style>{_CSS}</style></head><body>\n"
+    return figures.page(
+        title,
+        _CSS,
         f'<header><h1>{e(title)}</h1><p class="verdict {state}">{e(verdict(report))}</p>'
         f"<dl>{sides}</dl></header>\n"
         f"<section><h2>Tests</h2>{_tests_table(report)}</section>\n"
         f"<section><h2>Features</h2>\n{''.join(sections)}</section>\n"
-        f"<footer>{_LEGEND}</footer></body></html>\n"
+        f"<footer>{_LEGEND}</footer>",
     )
 
 
@@ -261,26 +256,7 @@ def _plot(
 
 
 def _svg(index: int, draw: Any) -> str:
-    import matplotlib
-    from matplotlib.figure import Figure
-
-    settings: Any = {
-        "svg.fonttype": "none",  # real text: small, selectable, any script the browser knows
-        "svg.hashsalt": f"inferwatch-{index}",  # ids unique per plot, stable across runs
-        "text.parse_math": False,  # a "$" in a category is text, not TeX
-        "font.size": 9,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-    }
-    with matplotlib.rc_context(settings), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
-        fig = Figure()
-        draw(fig)
-        out = io.StringIO()
-        no_metadata = {"Date": None, "Creator": None, "Format": None, "Type": None}
-        fig.savefig(out, format="svg", metadata=no_metadata)
-    svg = out.getvalue()
-    return svg[svg.index("<svg") :]  # drop the XML declaration and DOCTYPE: inline in HTML
+    return figures.svg(draw, salt=f"inferwatch-{index}")
 
 
 def _numeric_figure(fig: Any, sides: Sequence[tuple[str, ColumnProfile]]) -> None:

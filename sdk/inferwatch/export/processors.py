@@ -9,6 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.context import Context
+from opentelemetry.sdk._logs import ReadWriteLogRecord
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
@@ -45,32 +47,67 @@ class CountedBatchSpanProcessor(BatchSpanProcessor):
         self, exporter: Any, on_drop: Callable[[], None] | None = None, **options: Any
     ) -> None:
         super().__init__(exporter, **options)
-        self._on_drop = on_drop
-        self._locked: _LockedQueue | None = None
-        inner = getattr(self, "_batch_processor", None)  # the SDK's shared batch processor
-        queue = getattr(inner, "_queue", None)
-        if isinstance(queue, deque) and queue.maxlen is not None and not queue:
-            self._locked = inner._queue = _LockedQueue(queue.maxlen)  # type: ignore[union-attr]
-        else:
-            errors.log_internal_error(
-                "export.batch", RuntimeError("unknown SDK batch queue: drops counted by the SDK")
-            )
+        self._counter = _DropCounter(self, on_drop)
 
     def on_end(self, span: ReadableSpan) -> None:
-        queue = self._locked
+        # (the SDK's emit: under the lock, its "full" check cannot go stale)
+        self._counter.add(lambda: super(CountedBatchSpanProcessor, self).on_end(span),
+                          span.context.trace_flags.sampled)  # fmt: skip
+
+
+class CountedBatchLogRecordProcessor(BatchLogRecordProcessor):
+    """The SDK's batch log processor, with every record its full queue drops counted exactly
+    (as `CountedBatchSpanProcessor` does for spans): ``on_drop`` is called once per record."""
+
+    def __init__(
+        self, exporter: Any, on_drop: Callable[[], None] | None = None, **options: Any
+    ) -> None:
+        super().__init__(exporter, **options)
+        self._counter = _DropCounter(self, on_drop)
+
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        self._counter.add(lambda: super(CountedBatchLogRecordProcessor, self).on_emit(log_record))
+
+
+class _DropCounter:
+    """Adds to a batch processor's queue under the queue's lock, and calls ``on_drop`` for each
+    item the full queue dropped (not after shutdown, when the SDK drops everything)."""
+
+    def __init__(self, processor: Any, on_drop: Callable[[], None] | None) -> None:
+        self._processor = processor
+        self._on_drop = on_drop
+        self._queue = _locked_queue(processor)
+
+    def add(self, emit: Callable[[], None], counts: bool = True) -> None:
+        queue = self._queue
         if queue is None:
-            super().on_end(span)
+            emit()
             return
         with queue.guard.lock:
             full = len(queue) == queue.maxlen
-            super().on_end(span)  # the SDK's emit: its "full" check cannot go stale now
+            emit()
         if (
             full
+            and counts
             and self._on_drop is not None
-            and span.context.trace_flags.sampled
-            and not getattr(self._batch_processor, "_shutdown", False)
+            and not getattr(self._processor._batch_processor, "_shutdown", False)
         ):
             self._on_drop()
+
+
+def _locked_queue(processor: Any) -> _LockedQueue | None:
+    """Put a `_LockedQueue` in place of the SDK batch processor's queue (None, said once in the
+    log, if the SDK's internals are not what they were)."""
+    inner = getattr(processor, "_batch_processor", None)  # the SDK's shared batch processor
+    queue = getattr(inner, "_queue", None)
+    if isinstance(queue, deque) and queue.maxlen is not None and not queue:
+        locked = _LockedQueue(queue.maxlen)
+        inner._queue = locked  # type: ignore[union-attr]
+        return locked
+    errors.log_internal_error(
+        "export.batch", RuntimeError("unknown SDK batch queue: drops counted by the SDK")
+    )
+    return None
 
 
 class _LockedQueue(deque):  # type: ignore[type-arg]

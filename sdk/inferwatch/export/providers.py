@@ -32,8 +32,13 @@ from opentelemetry.util import types
 
 from inferwatch import errors
 from inferwatch.export.otlp import otlp_exporter
-from inferwatch.export.processors import CountedBatchSpanProcessor, ScopeSpanProcessor
+from inferwatch.export.processors import (
+    CountedBatchLogRecordProcessor,
+    CountedBatchSpanProcessor,
+    ScopeSpanProcessor,
+)
 from inferwatch.export.settings import Settings, resource
+from inferwatch.semconv import EVENT_LOGS_DROPPED
 from inferwatch.store import StoreLogExporter, StoreSpanExporter
 from inferwatch.store.drops import QUEUE_FULL, DropReports
 
@@ -281,12 +286,20 @@ class Build:
         else:
             provider = LoggerProvider(resource=self.resource, shutdown_on_exit=False)
             exporter = otlp_exporter(self.settings, "logs", meter_provider)
-            if exporter is None and self.settings.store is not None:
-                exporter = StoreLogExporter(self.settings.store)
+            options = {**self._batch_options("logs"), "meter_provider": meter_provider}
+            batch: BatchLogRecordProcessor | None = None
             if exporter is not None:
-                batch = BatchLogRecordProcessor(
-                    exporter, **self._batch_options("logs"), meter_provider=meter_provider
+                batch = BatchLogRecordProcessor(exporter, **options)
+            elif self.settings.store is not None:  # records it drops are counted in the store
+                reports = DropReports(
+                    self.settings.store, self.resource, EVENT_LOGS_DROPPED, "log records"
                 )
+                batch = CountedBatchLogRecordProcessor(
+                    StoreLogExporter(self.settings.store, drops=reports),
+                    on_drop=lambda: reports.count(1, QUEUE_FULL),
+                    **options,
+                )
+            if batch is not None:
                 provider.add_log_record_processor(batch)
                 self.batch_processors.append(batch)
             self.owned.append(provider)

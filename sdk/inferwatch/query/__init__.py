@@ -4,6 +4,8 @@
 >>> spans = iw.query.open("collector-output/")    # any directory of OTLP JSON files
 >>> spans = iw.query.open("clickhouse://ch:8123/otel")
 >>> spans.slice(by=["region", "cohort"], since="1h")
+>>> spans.logs(since="1h", severity="warning", by=["region"])    # the log records, counted
+>>> print(spans.incident(since="1h"))    # when it started, where, what the logs say, examples
 """
 
 from __future__ import annotations

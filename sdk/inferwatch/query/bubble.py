@@ -387,12 +387,12 @@ def _significance(
     from scipy import stats
 
     n, e = totals.requests, totals.outcomes
-    p_values = _one_sided([(s.outcomes, s.size, e - s.outcomes, n - s.size) for s in slices])
+    p_values = one_sided([(s.outcomes, s.size, e - s.outcomes, n - s.size) for s in slices])
     # A refinement must also be over-represented within each slice it refines (against that
     # slice's other requests): the null is rejected only if every one of these tests rejects it.
     pairs = [(i, a) for i, s in enumerate(slices) for a in _ancestors(s, scanned)]
     if pairs:
-        within = _one_sided(
+        within = one_sided(
             [
                 (
                     slices[i].outcomes,
@@ -409,7 +409,7 @@ def _significance(
         s.p_value, s.q_value = float(p), float(q)
 
 
-def _one_sided(tables: Sequence[tuple[int, int, int, int]]) -> Any:
+def one_sided(tables: Sequence[tuple[int, int, int, int]]) -> Any:
     """p-values of "hits/size > other_hits/other_size" for (hits, size, other_hits, other_size).
 
     Fisher's exact test when a cell of the 2x2 table is under 5, else the two-proportion z-test

@@ -207,8 +207,32 @@ _SPANS_DDL = (
 )
 
 
+_LOGS_DDL = (
+    "Timestamp DateTime64(9), TraceId String, SpanId String, TraceFlags UInt8, "
+    "SeverityText LowCardinality(String), SeverityNumber UInt8, "
+    "ServiceName LowCardinality(String), Body String, "
+    "ResourceAttributes Map(LowCardinality(String), String), ScopeName String, "
+    "LogAttributes Map(LowCardinality(String), String), EventName LowCardinality(String)"
+)
+LOGS_PREFIX = "logs"
+"""Log files are the store's ``logs-*`` segments and other OTLP/JSON files named ``logs*``."""
+
+
 def _trace_segment(path: Path) -> bool:
     return "log" not in path.name.split("-")[0]
+
+
+def _log_segment(path: Path) -> bool:
+    return path.name.startswith(LOGS_PREFIX)
+
+
+def _valid_log_lines(path: Path) -> str:
+    """OTLP/JSON log rows of the lines of a file that are whole JSON (torn ones skipped)."""
+    schema = f"Tuple({sql.OTLP_JSON_LOGS_SCHEMA})"
+    return (
+        f"(SELECT JSONExtract(line, '{schema}').1 AS resourceLogs "
+        f"FROM {file_table(path, 'LineAsString')} WHERE isValidJSON(line))"
+    )
 
 
 class ChdbEngine:
@@ -237,19 +261,26 @@ class ChdbEngine:
             self.directory,
         )
         self.stats = self._spans.stats
-        self.logs_stats = IngestStats()
+        self._logs = SegmentTable(
+            self._session,
+            f"{self._database}.logs",
+            _LOGS_DDL,
+            "Timestamp",
+            sql.LOG_COLUMNS,
+            lambda path: sql.otlp_json_logs(_valid_log_lines(path)),
+            _log_segment,
+            self.directory,
+        )
+        self.logs_stats = self._logs.stats
         """What was read of the log segments (by `logs_relation`)."""
 
     def relation(self) -> str:
         return self._spans.relation()
 
     def logs_relation(self) -> str:
-        """The store's ``ml.feedback`` log records: delayed labels (`inferwatch.query.labels`)."""
-        from inferwatch.query.labels import StoreLabels  # it builds on this module
-
-        labels = StoreLabels(self._session, self._database, self.directory)
-        self.logs_stats = labels.stats
-        return labels.relation()
+        """The store's log records with the otel_logs columns (`sql.LOG_COLUMNS`): the
+        application's lines, inferwatch's events, delayed labels, reports of dropped spans."""
+        return self._logs.relation()
 
     def query(self, text: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         return _chdb_rows(self._session, f"{text}\nSETTINGS {_LENIENT}, {_NUMBERS}", params)

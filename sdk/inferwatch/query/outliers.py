@@ -12,10 +12,11 @@ log lines) is one copy-paste away. The SQL reads the same ``otel_traces`` column
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from inferwatch import semconv
+from inferwatch.query.spans import iso_time
 
 if TYPE_CHECKING:
     from inferwatch.query.spans import Result, Spans
@@ -139,13 +140,10 @@ def _record(row: tuple[Any, ...]) -> dict[str, Any]:
         nan_count,
         tags,
     ) = row
-    time_ns = int(time_ns)
-    moment = datetime.fromtimestamp(time_ns // 1_000_000_000, timezone.utc)
-    stamp = moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{time_ns % 1_000_000_000 // 1_000_000:03d}Z"
     if isinstance(input_length, float) and input_length.is_integer():
         input_length = int(input_length)
     return {
-        "time": stamp,
+        "time": iso_time(int(time_ns)),
         "trace_id": trace_id,
         "request_id": request_id or None,
         "model": model or None,

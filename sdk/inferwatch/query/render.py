@@ -9,13 +9,15 @@ from collections.abc import Sequence
 from typing import Any
 
 
-def _cell(value: Any) -> str:
+def cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
         return f"{value:.3f}" if abs(value) < 1e6 else f"{value:.3g}"
     if isinstance(value, dict):
         return ", ".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, list):
+        return "\n".join(cell(v) for v in value)
     return str(value)
 
 
@@ -28,7 +30,7 @@ def table(columns: Sequence[str], rows: Sequence[dict[str, Any]], notes: Sequenc
         numeric = any(isinstance(r.get(column), int | float) for r in rows[:20])
         out.add_column(column, justify="right" if numeric else "left")
     for row in rows:
-        out.add_row(*(_cell(row.get(c)) for c in columns))
+        out.add_row(*(cell(row.get(c)) for c in columns))
     console = Console(file=io.StringIO(), width=200, color_system=None)
     console.print(out)
     for note in notes:
@@ -45,5 +47,5 @@ def to_csv(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
     writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({c: _cell(row.get(c)) for c in columns})
+        writer.writerow({c: cell(row.get(c)) for c in columns})
     return out.getvalue()

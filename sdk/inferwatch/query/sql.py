@@ -41,11 +41,14 @@ def _scalar(v: str) -> str:
     )
 
 
-_VALUE = (
-    "assumeNotNull(if(empty(a.value.arrayValue.values), "
-    f"{_scalar('a.value')}, "
-    f"toJSONString(arrayMap(v -> assumeNotNull({_scalar('v')}), a.value.arrayValue.values))))"
-)
+def _value_text(v: str) -> str:
+    return (
+        f"assumeNotNull(if(empty({v}.arrayValue.values), {_scalar(v)}, "
+        f"toJSONString(arrayMap(x -> assumeNotNull({_scalar('x')}), {v}.arrayValue.values))))"
+    )
+
+
+_VALUE = _value_text("a.value")
 
 
 def _attribute_map(path: str) -> str:
@@ -101,17 +104,39 @@ def tag(i: int) -> str:
     )
 
 
-def window_filter(n_where: int, model: bool) -> str:
-    """Inference spans in [since, until), with equality filters ``{wk<i>} = {wv<i>}``."""
-    clauses = [
-        "Timestamp >= fromUnixTimestamp64Nano({since_ns:Int64})",
-        "Timestamp < fromUnixTimestamp64Nano({until_ns:Int64})",
-        "mapContains(SpanAttributes, 'ml.model.name')",
+def tag_filters(column: str, present: Sequence[bool], prefix: str = "w") -> list[str]:
+    """Clauses ``column[{<prefix>k<i>}] = {<prefix>v<i>}``, or, where ``present[i]`` is false,
+    "the record lacks key ``{<prefix>k<i>}``"."""
+    return [
+        f"{column}[{{{prefix}k{i}:String}}] = {{{prefix}v{i}:String}}"
+        if here
+        else f"NOT mapContains({column}, {{{prefix}k{i}:String}})"
+        for i, here in enumerate(present)
     ]
-    clauses += [f"SpanAttributes[{{wk{i}:String}}] = {{wv{i}:String}}" for i in range(n_where)]
+
+
+TIME_WINDOW = (
+    "Timestamp >= fromUnixTimestamp64Nano({since_ns:Int64}) "
+    "AND Timestamp < fromUnixTimestamp64Nano({until_ns:Int64})"
+)
+
+
+def window_filter(present: Sequence[bool], model: bool, prefix: str = "w") -> str:
+    """Inference spans in [since, until), with tag filters (`tag_filters`) and the model."""
+    clauses = [TIME_WINDOW, "mapContains(SpanAttributes, 'ml.model.name')"]
+    clauses += tag_filters("SpanAttributes", present, prefix)
     if model:
         clauses.append("SpanAttributes['ml.model.name'] = {model:String}")
     return " AND ".join(clauses)
+
+
+def _measures(outcome: str) -> str:
+    """A slice's columns after its tags: requests, errors, outcomes, latency_ns, nan_requests."""
+    return f"""count() AS requests,
+    countIf(StatusCode = 'Error') AS errors,
+    countIf({OUTCOMES[outcome]}) AS outcomes,
+    quantiles(0.5, 0.95, 0.99)(Duration) AS latency_ns,
+    countIf(toInt64OrZero(SpanAttributes['ml.input.nan_count']) > 0) AS nan_requests"""
 
 
 def slice_query(relation: str, n_by: int, outcome: str, where: str) -> str:
@@ -120,16 +145,26 @@ def slice_query(relation: str, n_by: int, outcome: str, where: str) -> str:
     return f"""
 SELECT
     {groups + "," if groups else ""}
-    count() AS requests,
-    countIf(StatusCode = 'Error') AS errors,
-    countIf({OUTCOMES[outcome]}) AS outcomes,
-    quantiles(0.5, 0.95, 0.99)(Duration) AS latency_ns,
-    countIf(toInt64OrZero(SpanAttributes['ml.input.nan_count']) > 0) AS nan_requests
+    {_measures(outcome)}
 FROM {relation}
 WHERE {where}
 GROUP BY {group_by}
 ORDER BY outcomes DESC, requests DESC
 LIMIT {{limit:UInt32}}"""
+
+
+def timeline_query(relation: str, n_by: int, outcome: str, where: str) -> str:
+    """`slice_query` per time bucket: bucket ``b`` holds [origin + b * every, + every)."""
+    bucket = "intDiv(toUnixTimestamp64Nano(Timestamp) - {origin_ns:Int64}, {every_ns:Int64})"
+    groups = "".join(f", {tag(i)} AS g{i}" for i in range(n_by))
+    group_by = "".join(f", g{i}" for i in range(n_by))
+    return f"""
+SELECT
+    {bucket} AS bucket{groups},
+    {_measures(outcome)}
+FROM {relation}
+WHERE {where}
+GROUP BY bucket{group_by}"""
 
 
 def quantile_query(relation: str, where: str) -> str:
@@ -183,37 +218,48 @@ GROUP BY GROUPING SETS ({grouping})
 HAVING size >= {{min_support:UInt64}}"""
 
 
-# -- delayed labels: `ml.feedback` log records joined to spans --------------------------------
-# The logs as the ClickHouse exporter's otel_logs table has them (the columns used here).
-LOG_COLUMNS = "Timestamp, EventName, LogAttributes"
+# -- log records, as the ClickHouse exporter's otel_logs table has them -------------------------
+LOG_COLUMNS = (
+    "Timestamp, TraceId, SpanId, TraceFlags, SeverityText, SeverityNumber, ServiceName, Body, "
+    "ResourceAttributes, ScopeName, LogAttributes, EventName"
+)
+"""The otel_logs columns the queries use (a store's log segments give the same, in this order)."""
 _LOG = (
-    "Tuple(timeUnixNano String, observedTimeUnixNano String, eventName String, "
-    f"attributes {_ATTRIBUTES})"
+    "Tuple(timeUnixNano String, observedTimeUnixNano String, severityNumber UInt8, "
+    f"severityText String, body {_ANY_VALUE}, attributes {_ATTRIBUTES}, traceId String, "
+    "spanId String, flags UInt32, eventName String)"
 )
 OTLP_JSON_LOGS_SCHEMA = (
-    f"resourceLogs Array(Tuple(scopeLogs Array(Tuple(logRecords Array({_LOG})))))"
+    f"resourceLogs Array(Tuple(resource Tuple(attributes {_ATTRIBUTES}), "
+    f"scopeLogs Array(Tuple(scope Tuple(name String, version String), logRecords Array({_LOG})))))"
 )
 
 
-STORE_EVENTS = (semconv.EVENT_FEEDBACK, semconv.EVENT_SPANS_DROPPED)
-"""The log events queries read from the store: delayed labels, and reports of dropped spans."""
-
-
-def otlp_json_events(file_expression: str) -> str:
-    """SELECT `LOG_COLUMNS` of the `STORE_EVENTS` records of ``file(...)`` OTLP/JSON logs."""
+def otlp_json_logs(file_expression: str) -> str:
+    """SELECT `LOG_COLUMNS` from ``file(...)`` rows of OTLP/JSON logs (the exporter's values:
+    the body as text, a record without a time at its observed time)."""
     return f"""
 SELECT
     fromUnixTimestamp64Nano(toInt64OrZero(if(toInt64OrZero(lr.timeUnixNano) > 0,
         lr.timeUnixNano, lr.observedTimeUnixNano))) AS Timestamp,
-    lr.eventName AS EventName,
-    {_attribute_map("lr.attributes")} AS LogAttributes
+    lr.traceId AS TraceId,
+    lr.spanId AS SpanId,
+    toUInt8(bitAnd(lr.flags, 255)) AS TraceFlags,
+    lr.severityText AS SeverityText,
+    lr.severityNumber AS SeverityNumber,
+    ResourceAttributes['service.name'] AS ServiceName,
+    {_value_text("lr.body")} AS Body,
+    {_attribute_map("rl.resource.attributes")} AS ResourceAttributes,
+    sl.scope.name AS ScopeName,
+    {_attribute_map("lr.attributes")} AS LogAttributes,
+    lr.eventName AS EventName
 FROM {file_expression}
 ARRAY JOIN resourceLogs AS rl
 ARRAY JOIN rl.scopeLogs AS sl
-ARRAY JOIN sl.logRecords AS lr
-WHERE lr.eventName IN ({", ".join(f"'{name}'" for name in STORE_EVENTS)})"""
+ARRAY JOIN sl.logRecords AS lr"""
 
 
+# -- delayed labels: `ml.feedback` log records joined to spans --------------------------------
 def labels_query(logs: str) -> str:
     """Per request id, the first label of each model: [(model, (correct, label))].
 
@@ -241,9 +287,10 @@ FROM (
 GROUP BY RequestId"""
 
 
-def dropped_query(logs: str) -> str:
-    """(spans, processes, reasons) of the drop reports overlapping the window: spans that did
-    not reach the store (`inferwatch.store.drops`) while the window's were being written."""
+def dropped_query(logs: str, event: str = semconv.EVENT_SPANS_DROPPED) -> str:
+    """(count, processes, reasons) of the ``event`` drop reports overlapping the window: spans
+    (or log records) that did not reach the store (`inferwatch.store.drops`) while the window's
+    were being written."""
     attribute = "LogAttributes['{}']".format
     return f"""
 SELECT
@@ -251,7 +298,7 @@ SELECT
     uniqExact({attribute(semconv.SERVICE_INSTANCE_ID)}),
     arraySort(groupUniqArray({attribute(semconv.ATTR_DROPPED_REASON)}))
 FROM {logs}
-WHERE EventName = '{semconv.EVENT_SPANS_DROPPED}'
+WHERE EventName = '{event}'
   AND Timestamp >= fromUnixTimestamp64Nano({{since_ns:Int64}})
   AND toInt64OrZero({attribute(semconv.ATTR_DROPPED_FIRST)}) <= {{until_ns:Int64}}"""
 

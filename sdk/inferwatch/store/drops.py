@@ -1,5 +1,8 @@
 """Spans that did not reach the store, reported in the store: what a query over them must say.
 
+Log records that did not reach it are counted and reported the same way, as
+``inferwatch.logs.dropped`` events (`iw.query`'s log searches name them).
+
 A span can fail to reach the local store two ways: its batch processor's queue was full (the
 writer fell behind a burst; counted exactly by `export.processors.CountedBatchSpanProcessor`) or
 the disk refused the write (counted by the `StoreSpanExporter`). Either way `DropReports` has it,
@@ -35,11 +38,19 @@ _REPORTS: weakref.WeakSet[DropReports] = weakref.WeakSet()
 
 
 class DropReports:
-    """Counts spans lost on the way to a store directory; writes the counts into it."""
+    """Counts spans (or log records) lost on the way to a store directory; writes the counts
+    into it as ``event`` records."""
 
-    def __init__(self, directory: str | os.PathLike[str], resource: Any) -> None:
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        resource: Any,
+        event: str = semconv.EVENT_SPANS_DROPPED,
+        what: str = "spans",
+    ) -> None:
         self._directory = directory
         self._resource = resource
+        self.event, self.what = event, what
         self._lock = threading.Lock()
         self._pending: dict[str, list[int]] = {}  # reason -> [count, first ns, last ns]
         self._writer: SegmentWriter | None = None
@@ -99,11 +110,10 @@ class DropReports:
         instance = self._resource.attributes.get(semconv.SERVICE_INSTANCE_ID)
         if instance is not None:
             attributes[semconv.SERVICE_INSTANCE_ID] = instance
-        body = f"{count} spans did not reach the store ({reason})"
+        body = f"{count} {self.what} did not reach the store ({reason})"
         line = encode_event_json(
-            self._resource, semconv.INSTRUMENTATION_NAME, last, semconv.EVENT_SPANS_DROPPED,
-            body, attributes,
-        )  # fmt: skip
+            self._resource, semconv.INSTRUMENTATION_NAME, last, self.event, body, attributes
+        )
         self._writer.write_line(line)
 
     def _after_fork_in_child(self) -> None:

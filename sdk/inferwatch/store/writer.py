@@ -373,6 +373,20 @@ class _StoreExporter:
         self.exported = 0  # records written
         self.failed = 0  # records not written
         self.failed_exports = 0  # export calls that failed
+        self.drops: DropReports | None = None
+        """Where records that could not be written are counted and reported (`store.drops`)."""
+
+    def _export(self, records: Sequence[Any]) -> bool:
+        """Write ``records``; count those the disk refused in the drop reports."""
+        written = self._write(records)
+        drops = self.drops
+        if drops is not None:
+            if records:
+                drops.seen(records[0].resource)
+            if not written:
+                drops.count(len(records), WRITE_FAILED)
+            drops.write()
+        return written
 
     def _write(self, records: Sequence[Any]) -> bool:
         if self._shutdown:
@@ -402,6 +416,8 @@ class _StoreExporter:
             self.writer.close()
         except Exception as exc:
             errors.log_internal_error("store.shutdown", exc)
+        if self.drops is not None:
+            self.drops.close()
 
     def _flush(self) -> bool:
         try:
@@ -430,7 +446,6 @@ class StoreSpanExporter(_StoreExporter, SpanExporter):
     ) -> None:
         super().__init__(directory, "traces", writer, encoding, writer_options)
         self.drops = drops
-        """Where spans that could not be written are counted and reported (`store.drops`)."""
 
     def _encode(self, records: Sequence[Any]) -> bytes:
         if self.encoding == "protobuf":
@@ -438,20 +453,11 @@ class StoreSpanExporter(_StoreExporter, SpanExporter):
         return encode_spans_json(records, self._grouper)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        written = self._write(spans)
-        drops = self.drops
-        if drops is not None:
-            if spans:
-                drops.seen(spans[0].resource)
-            if not written:
-                drops.count(len(spans), WRITE_FAILED)
-            drops.write()
+        written = self._export(spans)
         return SpanExportResult.SUCCESS if written else SpanExportResult.FAILURE
 
     def shutdown(self) -> None:
         self._shutdown_writer()
-        if self.drops is not None:
-            self.drops.close()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self._flush()
@@ -469,9 +475,11 @@ class StoreLogExporter(_StoreExporter, LogRecordExporter):
         *,
         writer: SegmentWriter | None = None,
         encoding: Encoding = "direct",
+        drops: DropReports | None = None,
         **writer_options: Any,
     ) -> None:
         super().__init__(directory, "logs", writer, encoding, writer_options)
+        self.drops = drops
 
     def _encode(self, records: Sequence[Any]) -> bytes:
         if self.encoding == "protobuf":
@@ -479,7 +487,7 @@ class StoreLogExporter(_StoreExporter, LogRecordExporter):
         return encode_logs_json(records, self._grouper)
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        ok = self._write(batch)
+        ok = self._export(batch)
         return LogRecordExportResult.SUCCESS if ok else LogRecordExportResult.FAILURE
 
     def shutdown(self) -> None:
