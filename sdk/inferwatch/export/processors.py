@@ -47,12 +47,10 @@ class CountedBatchSpanProcessor(BatchSpanProcessor):
         self, exporter: Any, on_drop: Callable[[], None] | None = None, **options: Any
     ) -> None:
         super().__init__(exporter, **options)
-        self._counter = _DropCounter(self, on_drop)
+        self._counter = _DropCounter(self, BatchSpanProcessor.on_end, on_drop)
 
     def on_end(self, span: ReadableSpan) -> None:
-        # (the SDK's emit: under the lock, its "full" check cannot go stale)
-        self._counter.add(lambda: super(CountedBatchSpanProcessor, self).on_end(span),
-                          span.context.trace_flags.sampled)  # fmt: skip
+        self._counter.add(span, span.context.trace_flags.sampled)
 
 
 class CountedBatchLogRecordProcessor(BatchLogRecordProcessor):
@@ -63,29 +61,36 @@ class CountedBatchLogRecordProcessor(BatchLogRecordProcessor):
         self, exporter: Any, on_drop: Callable[[], None] | None = None, **options: Any
     ) -> None:
         super().__init__(exporter, **options)
-        self._counter = _DropCounter(self, on_drop)
+        self._counter = _DropCounter(self, BatchLogRecordProcessor.on_emit, on_drop)
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
-        self._counter.add(lambda: super(CountedBatchLogRecordProcessor, self).on_emit(log_record))
+        self._counter.add(log_record)
 
 
 class _DropCounter:
-    """Adds to a batch processor's queue under the queue's lock, and calls ``on_drop`` for each
+    """Adds to a batch processor's queue with the SDK's ``emit`` (its ``on_end`` / ``on_emit``)
+    under the queue's lock, so its "full" check cannot go stale, and calls ``on_drop`` for each
     item the full queue dropped (not after shutdown, when the SDK drops everything)."""
 
-    def __init__(self, processor: Any, on_drop: Callable[[], None] | None) -> None:
+    def __init__(
+        self,
+        processor: Any,
+        emit: Callable[[Any, Any], None],
+        on_drop: Callable[[], None] | None,
+    ) -> None:
         self._processor = processor
+        self._emit = emit
         self._on_drop = on_drop
         self._queue = _locked_queue(processor)
 
-    def add(self, emit: Callable[[], None], counts: bool = True) -> None:
+    def add(self, item: Any, counts: bool = True) -> None:
         queue = self._queue
         if queue is None:
-            emit()
+            self._emit(self._processor, item)
             return
         with queue.guard.lock:
             full = len(queue) == queue.maxlen
-            emit()
+            self._emit(self._processor, item)
         if (
             full
             and counts
