@@ -24,6 +24,7 @@ import pytest
 from opentelemetry import trace
 
 import inferwatch as iw
+from inferwatch import semconv
 from inferwatch.store import iter_spans, parse_segment_name
 from tests._otlp import FaultyReceiver
 from tests.conftest import Captured
@@ -350,6 +351,43 @@ def _exit_code_or_deadlock(pid: int) -> int:
             os.waitpid(pid, 0)
             pytest.fail("the child deadlocked on a lock inherited from the parent")
         time.sleep(0.02)
+
+
+@needs_fork
+def test_a_forked_child_reports_its_own_calls_of_a_function_the_parent_called(
+    telemetry: Captured,
+) -> None:
+    """A pre-fork server calls the model in the parent (a warm-up) and forks: each worker's
+    durations, NaN counts and prediction values are its own calls only, though the parent had
+    already bound the model's series."""
+
+    @iw.monitor(model="warm")
+    def warm(x: list[float]) -> float:
+        return 0.5
+
+    def totals() -> tuple[int, float, int]:
+        durations = telemetry.points(semconv.METRIC_INFERENCE_DURATION)
+        nans = telemetry.points(semconv.METRIC_INPUT_NAN_COUNT)
+        values = telemetry.points(semconv.METRIC_PREDICTION_VALUE)
+        return (
+            sum(p.count for a, p in durations if a.get("ml.model.name") == "warm"),
+            sum(p.value for a, p in nans if a.get("ml.model.name") == "warm"),
+            sum(p.count for a, p in values if a.get("ml.model.name") == "warm"),
+        )
+
+    with iw.context(request_id="parent", region="eu"):
+        for _ in range(5):
+            warm([1.0, float("nan")])
+    assert totals() == (5, 5, 5)
+
+    def child() -> bool:
+        with iw.context(request_id="child", region="eu"):
+            for _ in range(2):
+                warm([float("nan"), float("nan")])
+        return totals() == (2, 4, 2)
+
+    assert _fork_holding([], child) == 0
+    assert totals() == (5, 5, 5)  # the parent's own, untouched by the child
 
 
 def test_counter_and_rate_limiter_locks_held_at_fork_are_free_in_the_child(

@@ -15,6 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 _owners: weakref.WeakSet[Any] = weakref.WeakSet()
+generation = 0
+"""How many forks this process is from the one that imported inferwatch: what was bound to
+series before a fork (they start from zero in the child) is bound again after it."""
 
 
 def renew_lock_after_fork(owner: Any) -> None:
@@ -29,6 +32,8 @@ def on_fork_in_child(hook: Callable[[], object]) -> None:
 
 
 def _after_fork_in_child() -> None:
+    global generation
+    generation += 1
     for owner in list(_owners):
         owner._lock = threading.Lock()
 

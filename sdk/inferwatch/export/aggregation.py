@@ -97,16 +97,50 @@ class _Interval:
 
 
 class _Series:
-    __slots__ = ("attributes", "intervals", "lock")
+    """One attribute set of a histogram: what `AggregatedHistogram.bind` hands out."""
 
-    def __init__(self, attributes: dict[str, AttributeValue], intervals: list[_Interval]) -> None:
+    __slots__ = ("attributes", "histogram", "intervals", "lock")
+
+    def __init__(
+        self,
+        histogram: AggregatedHistogram,
+        attributes: dict[str, AttributeValue],
+        intervals: list[_Interval],
+    ) -> None:
+        self.histogram = histogram
         self.attributes = attributes
         self.intervals = intervals
         self.lock = threading.Lock()
 
+    def record(self, amount: float, context: Context | None = None) -> None:
+        if amount < 0:  # as the SDK: a histogram takes no negative value
+            return
+        index = bisect_left(self.histogram.boundaries, amount)
+        with self.lock:
+            for interval in self.intervals:
+                interval.count += 1
+                interval.sum += amount
+                if amount < interval.min:
+                    interval.min = amount
+                if amount > interval.max:
+                    interval.max = amount
+                interval.buckets[index] += 1
+                seen = interval.seen
+                if seen is not None and context is not None:
+                    seen[index] += 1
+                    if random.random() * seen[index] < 1.0:  # uniform among the interval's
+                        self.histogram.offer(interval, index, amount, self.attributes, context)
+
+
+class BoundRecording(Protocol):
+    """A histogram's attribute set, bound once: ``record(value, context=None)``."""
+
+    def record(self, amount: float, context: Context | None = None) -> None: ...
+
 
 class Recording(Protocol):
-    """A histogram as the hot path uses it: an SDK one, or an `AggregatedHistogram`."""
+    """A histogram as the hot path uses it: an SDK one (`bind` wraps it), or an
+    `AggregatedHistogram`."""
 
     def record(
         self,
@@ -114,6 +148,8 @@ class Recording(Protocol):
         attributes: Mapping[str, Any] | None = None,
         context: Context | None = None,
     ) -> None: ...
+
+    def bind(self, attributes: Mapping[str, AttributeValue]) -> BoundRecording: ...
 
 
 class AggregatedHistogram:
@@ -127,8 +163,8 @@ class AggregatedHistogram:
         self._bridge = bridge
         self.spec = spec
         self.name = spec.name
-        self._boundaries = tuple(spec.buckets or ())
-        self._n_buckets = len(self._boundaries) + 1
+        self.boundaries = tuple(spec.buckets or ())
+        self._n_buckets = len(self.boundaries) + 1
         self._exemplars = exemplars
         self._series: dict[_Key, _Series] = {}
         self._lock = threading.Lock()  # creating a series; recording takes the series' own
@@ -140,36 +176,27 @@ class AggregatedHistogram:
         attributes: Mapping[str, Any] | None = None,
         context: Context | None = None,
     ) -> None:
-        if amount < 0:  # as the SDK: a histogram takes no negative value
-            return
-        key: _Key = tuple(attributes.items()) if attributes else ()
+        self.bind(attributes or {}).record(amount, context)
+
+    def bind(self, attributes: Mapping[str, AttributeValue]) -> _Series:
+        """The series of ``attributes`` (the overflow series past the cardinality limit), to
+        record into without looking it up again. A forked child starts new series: a series
+        bound in the parent no longer reaches the child's readers."""
+        key: _Key = tuple(attributes.items())
         series = self._series.get(key)
         if series is None:
-            series = self._new_series(key, attributes or {})
-        index = bisect_left(self._boundaries, amount)
-        with series.lock:
-            for interval in series.intervals:
-                interval.count += 1
-                interval.sum += amount
-                if amount < interval.min:
-                    interval.min = amount
-                if amount > interval.max:
-                    interval.max = amount
-                interval.buckets[index] += 1
-                seen = interval.seen
-                if seen is not None and context is not None:
-                    seen[index] += 1
-                    if random.random() * seen[index] < 1.0:  # uniform among the interval's
-                        self._offer(interval, index, amount, attributes, context)
+            series = self._new_series(key, attributes)
+        return series
 
-    def _offer(
+    def offer(
         self,
         interval: _Interval,
         index: int,
         amount: float,
-        attributes: Mapping[str, AttributeValue] | None,
+        attributes: Mapping[str, AttributeValue],
         context: Context,
     ) -> None:
+        """Keep ``amount`` as the bucket's exemplar if the exemplar filter takes it."""
         now = time_ns()
         if not self._bridge.exemplar_filter.should_sample(amount, now, attributes, context):
             return
@@ -197,7 +224,7 @@ class AggregatedHistogram:
         intervals = [
             _Interval(self._n_buckets, self._exemplars) for _ in range(self._bridge.n_readers)
         ]
-        return _Series(attributes, intervals)
+        return _Series(self, attributes, intervals)
 
     def collect(self, reader: int, delta: bool, now: int, since: int) -> Metric | None:
         """This histogram's points for reader number ``reader`` (None: nothing to report)."""
@@ -252,7 +279,7 @@ def _point(
             count=count,
             sum=sum_,
             bucket_counts=tuple(buckets),
-            explicit_bounds=histogram._boundaries,
+            explicit_bounds=histogram.boundaries,
             min=min_,
             max=max_,
         )
@@ -263,6 +290,8 @@ def _point(
     interval.total_sum += sum_
     interval.total_min = min(interval.total_min, min_)
     interval.total_max = max(interval.total_max, max_)
+    if not sum(buckets):  # bound, never recorded: the SDK has no such attribute set
+        return None
     return HistogramDataPoint(
         attributes=series.attributes,
         exemplars=exemplars,
@@ -271,7 +300,7 @@ def _point(
         count=sum(interval.total_buckets),
         sum=interval.total_sum,
         bucket_counts=tuple(interval.total_buckets),
-        explicit_bounds=histogram._boundaries,
+        explicit_bounds=histogram.boundaries,
         min=interval.total_min,
         max=interval.total_max,
     )

@@ -30,6 +30,7 @@ class LocalCounter:
 
     >>> nan_count = LocalCounter(meter, semconv.METRIC_INPUT_NAN_COUNT)
     >>> nan_count.add(3, {"ml.model.name": "fraud", "ml.feature": "amount"})
+    >>> nan_count.bind({"ml.model.name": "fraud"}).add(1)   # the set looked up once
 
     ``name`` is an ObservableCounter of `semconv.INSTRUMENTS`, which gives its unit and
     description.
@@ -38,26 +39,48 @@ class LocalCounter:
     def __init__(self, meter: metrics.Meter, name: str) -> None:
         self._lock = threading.Lock()
         renew_lock_after_fork(self)
-        self._totals: dict[tuple[tuple[str, AttributeValue], ...], float] = {}
+        self._totals: dict[tuple[tuple[str, AttributeValue], ...], Total] = {}
         _counters.add(self)
         instruments.observable_counter(meter, name, [self._observe])
 
     def add(self, amount: float, attributes: Mapping[str, AttributeValue]) -> None:
+        self.bind(attributes).add(amount)
+
+    def bind(self, attributes: Mapping[str, AttributeValue]) -> Total:
+        """The total of ``attributes`` (the overflow total past the cardinality limit). A
+        forked child starts new totals: one bound in the parent no longer reaches its readers."""
         key = tuple(attributes.items())
+        total = self._totals.get(key)
+        if total is not None:
+            return total
         with self._lock:
             total = self._totals.get(key)
-            if total is not None:
-                self._totals[key] = total + amount
-            elif len(self._totals) < CARDINALITY_LIMIT:
-                self._totals[key] = amount
-            else:
-                overflow = tuple(OVERFLOW_ATTRIBUTES.items())
-                self._totals[overflow] = self._totals.get(overflow, 0) + amount
+            if total is None:
+                if len(self._totals) >= CARDINALITY_LIMIT:
+                    key = tuple(OVERFLOW_ATTRIBUTES.items())
+                    total = self._totals.get(key)
+                if total is None:
+                    total = self._totals[key] = Total(self)
+            return total
 
     def _observe(self, options: CallbackOptions) -> Iterable[Observation]:
         with self._lock:
-            totals = list(self._totals.items())
-        return [Observation(total, dict(key)) for key, total in totals]
+            totals = [(key, total.value) for key, total in self._totals.items()]
+        return [Observation(value, dict(key)) for key, value in totals]
+
+
+class Total:
+    """One attribute set's running total of a `LocalCounter`: ``add(amount)``."""
+
+    __slots__ = ("_counter", "value")
+
+    def __init__(self, counter: LocalCounter) -> None:
+        self._counter = counter
+        self.value: float = 0
+
+    def add(self, amount: float) -> None:
+        with self._counter._lock:
+            self.value += amount
 
 
 _counters: weakref.WeakSet[LocalCounter] = weakref.WeakSet()

@@ -11,12 +11,15 @@ apart.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from opentelemetry import metrics
+from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackT
 
 from inferwatch import semconv
+from inferwatch.attributes import AttributeValue
 from inferwatch.export import aggregation
 from inferwatch.semconv import InstrumentSpec, InstrumentType
 
@@ -46,12 +49,48 @@ def histogram(meter: metrics.Meter, name: str) -> aggregation.Recording:
     bridge = aggregation.bridge_of(meter)
     if bridge is not None:  # inferwatch's own meter: aggregated in the process
         return bridge.histogram(found)
-    return meter.create_histogram(
-        name,
-        unit=found.unit,
-        description=found.description,
-        explicit_bucket_boundaries_advisory=found.buckets,
+    return _ApiHistogram(
+        meter.create_histogram(
+            name,
+            unit=found.unit,
+            description=found.description,
+            explicit_bucket_boundaries_advisory=found.buckets,
+        )
     )
+
+
+class _ApiHistogram:
+    """A histogram of a provider that is not the SDK's (none configured yet: the API's proxy),
+    with the `bind` of an aggregated one."""
+
+    __slots__ = ("_histogram",)
+
+    def __init__(self, histogram: metrics.Histogram) -> None:
+        self._histogram = histogram
+
+    def record(
+        self,
+        amount: float,
+        attributes: Mapping[str, Any] | None = None,
+        context: Context | None = None,
+    ) -> None:
+        self._histogram.record(amount, attributes, context=context)
+
+    def bind(self, attributes: Mapping[str, AttributeValue]) -> _ApiBound:
+        return _ApiBound(self._histogram, attributes)
+
+
+class _ApiBound:
+    __slots__ = ("_attributes", "_histogram")
+
+    def __init__(
+        self, histogram: metrics.Histogram, attributes: Mapping[str, AttributeValue]
+    ) -> None:
+        self._histogram = histogram
+        self._attributes = attributes
+
+    def record(self, amount: float, context: Context | None = None) -> None:
+        self._histogram.record(amount, self._attributes, context=context)
 
 
 def counter(meter: metrics.Meter, name: str) -> metrics.Counter:

@@ -8,11 +8,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from opentelemetry import metrics, trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.metrics import MeterProvider
 
 from inferwatch import errors, semconv
+from inferwatch.attributes import AttributeValue
 from inferwatch.export import aggregation, instruments
-from inferwatch.export.counters import LocalCounter
+from inferwatch.export.counters import LocalCounter, Total
 from inferwatch.version import __version__
 
 OTHER_CLASS = "__other__"
@@ -35,6 +37,75 @@ class ClassNames:
             known.add(label)
             return label
         return OTHER_CLASS
+
+
+class MetricSet:
+    """One attribute set of an inference's core metrics, bound to their series once: what a
+    call records without looking its attributes up again (`ModelSpec` keeps one per model and
+    metric tags). Series are bound on first use, so a set never recorded exports nothing.
+    """
+
+    __slots__ = (
+        "_classes",
+        "_input_length",
+        "_nan_count",
+        "_negative_value",
+        "_prediction_value",
+        "_state",
+        "attributes",
+        "duration",
+    )
+
+    def __init__(self, state: State, attributes: dict[str, AttributeValue]) -> None:
+        self._state = state
+        self.attributes = attributes
+        self.duration = state.duration.bind(attributes)
+        self._prediction_value: aggregation.BoundRecording | None = None
+        self._negative_value: aggregation.BoundRecording | None = None
+        self._input_length: aggregation.BoundRecording | None = None
+        self._nan_count: Total | None = None
+        self._classes: dict[str, Total] = {}
+
+    def prediction_value(self, value: float) -> None:
+        """A predicted value into `ml.prediction.value` (a negative one as its magnitude, with
+        ``ml.prediction.sign``: OTel histograms take no negative values)."""
+        if value >= 0:
+            bound = self._prediction_value
+            if bound is None:
+                bound = self._prediction_value = self._state.prediction_value.bind(self.attributes)
+            bound.record(value, _NO_EXEMPLAR)
+            return
+        bound = self._negative_value
+        if bound is None:
+            negative = {**self.attributes, semconv.ML_PREDICTION_SIGN: "negative"}
+            bound = self._negative_value = self._state.prediction_value.bind(negative)
+        bound.record(-value, _NO_EXEMPLAR)
+
+    def input_length(self, length: float) -> None:
+        bound = self._input_length
+        if bound is None:
+            bound = self._input_length = self._state.input_length.bind(self.attributes)
+        bound.record(length, _NO_EXEMPLAR)
+
+    def nan_count(self, count: int) -> None:
+        total = self._nan_count
+        if total is None:
+            total = self._nan_count = self._state.nan_count.bind(self.attributes)
+        total.add(count)
+
+    def prediction_class(self, label: str, count: int) -> None:
+        """``count`` predictions of class ``label`` (already bounded by `State.class_label`)."""
+        total = self._classes.get(label)
+        if total is None:
+            attributes = {**self.attributes, semconv.ML_PREDICTION_CLASS: label}
+            total = self._classes[label] = self._state.prediction_count.bind(attributes)
+        total.add(count)
+
+
+# Exemplars (a trace id on a metric point) are worth their cost on latency, where "show me a slow
+# request" is the question; per-value histograms are recorded in an empty context instead.
+# (An empty Context is falsy and the SDK would fall back to the current one: name an invalid span.)
+_NO_EXEMPLAR = trace.set_span_in_context(trace.INVALID_SPAN, Context())
 
 
 class State:

@@ -19,11 +19,11 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
 
-from inferwatch import semconv
+from inferwatch import forks, semconv
 from inferwatch.attributes import AttributeValue, qualified_name
 from inferwatch.errors import contained, is_strict, log_internal_error
 from inferwatch.export import lifecycle, privacy
-from inferwatch.export.state import State, get_state
+from inferwatch.export.state import MetricSet, State, get_state
 from inferwatch.instrument import observers
 from inferwatch.instrument.context import (
     Scope,
@@ -42,10 +42,6 @@ if TYPE_CHECKING:
     from inferwatch.drift.profile import Profile
     from inferwatch.validation import Schema
 
-# Exemplars (a trace id on a metric point) are worth their cost on latency, where "show me a slow
-# request" is the question; per-value histograms are recorded in an empty context instead.
-# (An empty Context is falsy and the SDK would fall back to the current one: name an invalid span.)
-_NO_EXEMPLAR = trace.set_span_in_context(trace.INVALID_SPAN, Context())
 NO_INPUT: Any = object()
 """Marker: `Inference.start` was given no input to summarise."""
 _MAX_CACHED_ATTRIBUTE_SETS = 4096
@@ -64,7 +60,9 @@ class ModelSpec:
 
     __slots__ = (
         "_by_option",
-        "_metric_attrs",
+        "_generation",
+        "_last",
+        "_metrics",
         "_state",
         "checks",
         "class_names",
@@ -142,7 +140,10 @@ class ModelSpec:
             declared.append(self._build("ranking"))
         self._observe([o for o in declared if o is not None] + observers.build_defaults(self))
         self._state: State | None = None
-        self._metric_attrs: dict[tuple[Any, ...], dict[str, AttributeValue]] = {}
+        self._generation = forks.generation
+        self._metrics: dict[tuple[Any, ...], MetricSet] = {}
+        self._last: tuple[Any, State, int, MetricSet] | None = None
+        """The scope's tags, configuration and fork generation of the last set handed out."""
 
     def _build(self, option: str) -> Observer | None:
         observer = self._by_option[option] = observers.build(option, self)
@@ -176,26 +177,43 @@ class ModelSpec:
         """The model's live drift windows (``predict.drift``), or None without a baseline."""
         return self.exposed().get("drift")
 
-    def metric_attributes(
-        self, state: State, tags: Any, error_type: str | None = None
-    ) -> dict[str, AttributeValue]:
-        """Attributes for this model's metrics: model, version, low-cardinality tags, error."""
-        if state is not self._state:  # reconfigured: metric tags may differ
-            self._metric_attrs = {}
+    def metrics(self, state: State, tags: Any, error_type: str | None = None) -> MetricSet:
+        """This model's metrics for a scope's tags: model, version, low-cardinality tags, error.
+
+        One set per distinct attributes, bound once; the last one is handed out again for the
+        same tags without building its key (the calls of one request scope).
+        """
+        last = self._last
+        if (
+            last is not None
+            and last[0] is tags
+            and last[1] is state
+            and last[2] == forks.generation
+            and error_type is None
+        ):
+            return last[3]
+        if state is not self._state or self._generation != forks.generation:
+            # Reconfigured (metric tags may differ), or a forked child (new series).
+            self._metrics = {}
             self._state = state
-        values = tuple(tags.get(k) for k in state.metric_tags) if state.metric_tags else ()
+            self._generation = forks.generation
+        metric_tags = state.metric_tags
+        values = tuple(map(tags.get, metric_tags)) if metric_tags else ()
         key = (values, error_type)
-        attrs = self._metric_attrs.get(key)
-        if attrs is None:
+        found = self._metrics.get(key)
+        if found is None:
             attrs = dict(self.span_attributes)
-            for name, value in zip(state.metric_tags, values, strict=True):
+            for name, value in zip(metric_tags, values, strict=True):
                 if value is not None:
                     attrs[name] = value
             if error_type is not None:
                 attrs[semconv.ERROR_TYPE] = error_type
-            if len(self._metric_attrs) < _MAX_CACHED_ATTRIBUTE_SETS:
-                self._metric_attrs[key] = attrs
-        return attrs
+            found = MetricSet(state, attrs)
+            if len(self._metrics) < _MAX_CACHED_ATTRIBUTE_SETS:
+                self._metrics[key] = found
+        if error_type is None:
+            self._last = (tags, state, forks.generation, found)
+        return found
 
 
 class Inference:
@@ -207,8 +225,8 @@ class Inference:
 
     __slots__ = (
         "_context",
-        "_metric_attrs",
         "_metric_tags",
+        "_metrics",
         "_otel_token",
         "_own_scope",
         "_scope_token",
@@ -230,7 +248,7 @@ class Inference:
         self._state: State | None = None
         self._tags: Any = {}
         self._metric_tags: dict[str, AttributeValue] | None = None
-        self._metric_attrs: dict[str, AttributeValue] | None = None
+        self._metrics: MetricSet | None = None
         self._otel_token: object | None = None
         self._context: Context | None = None
         self._scope_token: Token[Scope | None] | None = None
@@ -311,9 +329,7 @@ class Inference:
                 error_type = qualified_name(type(exc))
                 _record_error(span, exc, error_type)
             span.end()
-            state.duration.record(
-                duration, self.metric_attributes(error_type), context=self._context
-            )
+            self.metrics(error_type).duration.record(duration, self._context)
         except Exception as error:
             contained.error("inference.finish", error)
         if strict_error is not None:
@@ -340,17 +356,21 @@ class Inference:
         if tokens[1] is not None:
             exit_scope(tokens[1])
 
+    def metrics(self, error_type: str | None = None) -> MetricSet:
+        """This inference's metric set: model, version, declared tags (and error)."""
+        if error_type is None and self._metrics is not None:
+            return self._metrics
+        assert self._state is not None
+        found = self._spec.metrics(self._state, self._tags, error_type)
+        if self._metric_tags:
+            found = MetricSet(self._state, {**found.attributes, **self._metric_tags})
+        if error_type is None:
+            self._metrics = found
+        return found
+
     def metric_attributes(self, error_type: str | None = None) -> dict[str, AttributeValue]:
         """This inference's metric attributes: model, version, declared tags (and error)."""
-        if error_type is None and self._metric_attrs is not None:
-            return self._metric_attrs
-        assert self._state is not None
-        attrs = self._spec.metric_attributes(self._state, self._tags, error_type)
-        if self._metric_tags:
-            attrs = {**attrs, **self._metric_tags}
-        if error_type is None:
-            self._metric_attrs = attrs
-        return attrs
+        return self.metrics(error_type).attributes
 
     # -- what the user records ---------------------------------------------------------------
 
@@ -394,15 +414,16 @@ class Inference:
             return None
 
     def _record_input_metrics(self, state: State, summary: InputSummary) -> None:
-        attrs = self.metric_attributes()
+        metrics = self.metrics()
         if summary.nan_by_feature:
+            attrs = metrics.attributes
             for feature, count in summary.nan_by_feature.items():
                 state.nan_count.add(count, {**attrs, semconv.ML_FEATURE: feature})
         elif summary.nan_count:
-            state.nan_count.add(summary.nan_count, attrs)
+            metrics.nan_count(summary.nan_count)
         if summary.lengths:
             for length in sample(summary.lengths):
-                state.input_length.record(length, attrs, context=_NO_EXEMPLAR)
+                metrics.input_length(length)
 
     def record_prediction(self, y: Any) -> PredictionSummary | None:
         """Summarise a prediction: values into a histogram, classes into a counter.
@@ -422,18 +443,11 @@ class Inference:
                 y, spec.prediction_kind, spec.class_names, spec.checks.prediction_range
             )
             _set_attributes(self.span, summary.attributes())
-            attrs = self.metric_attributes()
-            negative_attrs = None
+            metrics = self.metrics()
             for value in summary.values:
-                if value >= 0:
-                    state.prediction_value.record(value, attrs, context=_NO_EXEMPLAR)
-                else:  # OTel histograms drop negative values: record the magnitude, flagged
-                    if negative_attrs is None:
-                        negative_attrs = {**attrs, semconv.ML_PREDICTION_SIGN: "negative"}
-                    state.prediction_value.record(-value, negative_attrs, context=_NO_EXEMPLAR)
+                metrics.prediction_value(value)
             for label, count in summary.classes:
-                label = state.class_label(spec.model, label)
-                state.prediction_count.add(count, {**attrs, semconv.ML_PREDICTION_CLASS: label})
+                metrics.prediction_class(state.class_label(spec.model, label), count)
             for observer in spec.prediction_observers:
                 try:
                     observer.on_prediction(self, y, summary)
@@ -479,7 +493,7 @@ class Inference:
                 declared = {k: v for k, v in cleaned.items() if k in self._state.metric_tags}
                 if declared:
                     self._metric_tags = {**(self._metric_tags or {}), **declared}
-                    self._metric_attrs = None
+                    self._metrics = None
 
     def stage(self, name: str) -> Stage:
         """A timed child span for one step: ``with rec.stage("postprocess"): ...``."""
