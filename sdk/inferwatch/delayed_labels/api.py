@@ -311,9 +311,9 @@ def _join(state: State, index: PredictionIndex, entry: Entry, label: Any, at_s: 
         __version__,
         attributes,
         at_s,
-        entry.context.trace_id,
-        entry.context.span_id,
-        entry.context.trace_flags,
+        entry.trace_id,
+        entry.span_id,
+        entry.trace_flags,
     )
     if status == semconv.LABEL_JOINED:
         feedback_instruments().delay.record(delay, group.attributes)

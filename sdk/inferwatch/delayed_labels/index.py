@@ -1,14 +1,20 @@
 """The serving process's memory of recent predictions, by request id, for delayed labels.
 
-Each remembered prediction is an `Entry`: the request id, the model's metric group, when it was
-served, what was predicted (a class name, a value, or a batch's array), and the inference span's
-trace and span ids. Entries live in a dict (look-up by request id) and in a FIFO deque (age
-order), so remembering, expiring and evicting are each O(1): the deque's head is the oldest.
+Each remembered prediction is one plain tuple of plain values (its metric group's number, when it
+was served, what was predicted — a class name, a value, or a batch's array — how many, the
+inference span's trace id, span id and flags, and whether it is labelled): the garbage collector
+untracks such tuples, so a full index of a hundred thousand predictions adds nothing to the
+collections a serving process pays for (objects would: each full collection would walk them all).
+Predictions live in a dict (look-up by request id: the request's predictions, one per model) and
+in a FIFO deque of (served at, request id, group) (age order), so remembering, expiring and
+evicting are each O(1): the deque's head is the oldest. `lookup` hands a label its predictions
+as `Entry` objects, made then.
 
-Bounds: an entry leaves after ``ttl_s`` (expiry) or when ``max_predictions`` are held (eviction of
-the oldest, counted when it had no label yet). The request ids of the last entries to leave are
-kept a while longer (a quarter of ``max_predictions``) so that a label arriving after its
-prediction left is told apart ("expired") from one for a request never seen ("unknown").
+Bounds: a prediction leaves after ``ttl_s`` (expiry) or when ``max_predictions`` are held (eviction
+of the oldest), or when a newer prediction of the same request and model replaces it; one leaving
+without a label by eviction or replacement is counted. The request ids of the last predictions to
+leave are kept a while longer (a quarter of ``max_predictions``) so that a label arriving after
+its prediction left is told apart ("expired") from one for a request never seen ("unknown").
 
 Counts per serving window (`WindowScores`) are kept per metric group (model, version, metric
 tags) for the last ``windows`` windows of ``window_s`` seconds; an older window is dropped with
@@ -24,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 from opentelemetry.trace import SpanContext
@@ -42,8 +48,17 @@ Predicted = str | float | tuple[np.ndarray, int]
 MAX_GROUPS = 4096
 _MAX_INTERNED = 1024
 
-# An entry's state: not labelled yet, or labelled (kept so a second label is a duplicate).
-_OPEN, _LABELLED = 0, 1
+# A remembered prediction: (group number, served at, predicted, n, trace id, span id, trace
+# flags, labelled), each a plain value (see the module docstring).
+_Stored = tuple[int, float, Predicted, int, int, int, int, bool]
+_GROUP: Final = 0
+_SERVED_AT: Final = 1
+_PREDICTED: Final = 2
+_N: Final = 3
+_TRACE_ID: Final = 4
+_SPAN_ID: Final = 5
+_FLAGS: Final = 6
+_LABELLED: Final = 7
 
 
 @functools.lru_cache(maxsize=1024)
@@ -64,11 +79,13 @@ class Group:
         "latest",
         "latest_scores",
         "model",
+        "number",
         "spec",
         "windows",
     )
 
-    def __init__(self, attributes: dict[str, AttributeValue], spec: Any) -> None:
+    def __init__(self, number: int, attributes: dict[str, AttributeValue], spec: Any) -> None:
+        self.number = number
         self.attributes = attributes
         self.spec = spec
         self.model: str = spec.model
@@ -77,7 +94,7 @@ class Group:
         self.latest_scores: WindowScores | None = None
         """The counts of window `latest`, where nearly every prediction is counted."""
         self.evicted = 0
-        """Predictions of this group evicted before their label arrived (cumulative)."""
+        """Predictions of this group evicted or replaced before their label (cumulative)."""
         self._names: dict[str, str] = {}
 
     def intern(self, name: str) -> str:
@@ -91,29 +108,29 @@ class Group:
 
 
 class Entry:
-    """One remembered prediction (or batch of predictions) of one request and model."""
+    """One remembered prediction (or batch of predictions) of one request and model, as a
+    label sees it (`PredictionIndex.lookup`)."""
 
-    __slots__ = ("context", "group", "n", "other", "predicted", "request_id", "served_at", "state")
+    __slots__ = (
+        "group",
+        "n",
+        "predicted",
+        "request_id",
+        "served_at",
+        "span_id",
+        "trace_flags",
+        "trace_id",
+    )
 
-    def __init__(
-        self,
-        request_id: str,
-        group: Group,
-        served_at: float,
-        predicted: Predicted,
-        n: int,
-        context: SpanContext,
-    ) -> None:
+    def __init__(self, request_id: str, group: Group, stored: _Stored) -> None:
         self.request_id = request_id
         self.group = group
-        self.served_at = served_at
-        self.predicted = predicted
-        self.n = n
-        self.context = context
-        """The inference span's context: its trace and span ids link the label's record."""
-        self.state = _OPEN
-        self.other: Entry | None = None
-        """The same request's prediction by another model (rare: a chain of one or two)."""
+        self.served_at = stored[_SERVED_AT]
+        self.predicted = stored[_PREDICTED]
+        self.n = stored[_N]
+        self.trace_id = stored[_TRACE_ID]
+        self.span_id = stored[_SPAN_ID]
+        self.trace_flags = stored[_FLAGS]
 
     @property
     def regression(self) -> bool:
@@ -140,12 +157,15 @@ class PredictionIndex:
         self.clock = clock
         self._lock = threading.Lock()
         renew_lock_after_fork(self)  # a label or the metric reader may hold it at fork time
-        self._entries: dict[str, Entry] = {}
-        self._order: deque[Entry] = deque()
+        self._entries: dict[str, tuple[_Stored, ...]] = {}
+        """Request id -> its predictions still held, one per model."""
+        self._order: deque[tuple[float, str, int]] = deque()
+        """(served at, request id, group number) of each prediction, oldest first."""
         self._gone: dict[str, None] = {}
         self._gone_order: deque[str] = deque()
         self._gone_max = max_predictions // 4
         self._groups: dict[tuple[tuple[str, AttributeValue], ...], Group] = {}
+        self._numbered: list[Group] = []
         self._by_id: dict[int, tuple[dict[str, AttributeValue], Group]] = {}
         self.unjoined: dict[str, int] = {}
 
@@ -178,16 +198,18 @@ class PredictionIndex:
             group.spec = spec
             if type(predicted) is str:
                 predicted = group.intern(predicted)
-            entry = Entry(request_id, group, now, predicted, n, context)
+            number = group.number
+            stored: _Stored = (
+                number, now, predicted, n,
+                context.trace_id, context.span_id, int(context.trace_flags), False,
+            )  # fmt: skip
             order = self._order
-            if order and order[0].served_at < now - self.ttl_s:
+            if order and order[0][0] < now - self.ttl_s:
                 self._expire(now)
             entries = self._entries
-            head = entries.get(request_id)
-            if head is not None:
-                entry.other = _without(head, group.model)
-            entries[request_id] = entry
-            order.append(entry)
+            held = entries.get(request_id)
+            entries[request_id] = (stored,) if held is None else self._replace(held, stored)
+            order.append((now, request_id, number))
             if len(order) > self.max_predictions:
                 self._drop(order.popleft(), evicted=True)
             scores = group.latest_scores if window == group.latest else group.windows.get(window)
@@ -196,13 +218,29 @@ class PredictionIndex:
             scores.served += n
         return True
 
+    def _replace(self, held: tuple[_Stored, ...], stored: _Stored) -> tuple[_Stored, ...]:
+        """The request's predictions with ``stored`` in place of its model's older one (an open
+        one replaced counts as evicted: its label can no longer join it)."""
+        groups = self._numbered
+        model = groups[stored[_GROUP]].model
+        kept = []
+        for old in held:
+            if groups[old[_GROUP]].model == model:
+                if not old[_LABELLED]:
+                    groups[old[_GROUP]].evicted += 1
+            else:
+                kept.append(old)
+        kept.append(stored)
+        return tuple(kept)
+
     def _group(self, attributes: dict[str, AttributeValue], spec: Any) -> Group | None:
         key = tuple(attributes.items())
         group = self._groups.get(key)
         if group is None:
             if len(self._groups) >= MAX_GROUPS:
                 return None
-            group = self._groups[key] = Group(dict(attributes), spec)
+            group = self._groups[key] = Group(len(self._numbered), dict(attributes), spec)
+            self._numbered.append(group)
         if len(self._by_id) >= MAX_GROUPS:
             self._by_id.clear()
         self._by_id[id(attributes)] = (attributes, group)  # holding it keeps the id unique
@@ -224,27 +262,26 @@ class PredictionIndex:
 
     def _expire(self, now: float) -> None:
         order, deadline = self._order, now - self.ttl_s
-        while order and order[0].served_at < deadline:
+        while order and order[0][0] < deadline:
             self._drop(order.popleft(), evicted=False)
 
-    def _drop(self, entry: Entry, evicted: bool) -> None:
-        """Take an entry that left the deque out of the dict; remember its id for a while."""
-        request_id = entry.request_id
-        head = self._entries.get(request_id)
-        if head is entry:
-            if entry.other is None:
-                del self._entries[request_id]
-                self._bury(request_id)
-            else:
-                self._entries[request_id] = entry.other
-        elif head is not None:  # further down the chain, or already replaced
-            previous = head
-            while previous.other is not None and previous.other is not entry:
-                previous = previous.other
-            if previous.other is entry:
-                previous.other = entry.other
-        if evicted and entry.state == _OPEN:
-            entry.group.evicted += 1
+    def _drop(self, left: tuple[float, str, int], evicted: bool) -> None:
+        """Take a prediction that left the deque out of the dict (unless a newer one of its
+        model replaced it); remember its request id for a while."""
+        served_at, request_id, number = left
+        held = self._entries.get(request_id)
+        if held is None:
+            return
+        for i, stored in enumerate(held):
+            if stored[_GROUP] == number and stored[_SERVED_AT] == served_at:
+                if evicted and not stored[_LABELLED]:
+                    self._numbered[number].evicted += 1
+                if len(held) == 1:
+                    del self._entries[request_id]
+                    self._bury(request_id)
+                else:
+                    self._entries[request_id] = held[:i] + held[i + 1 :]
+                return
 
     def _bury(self, request_id: str) -> None:
         if self._gone_max == 0:
@@ -265,22 +302,22 @@ class PredictionIndex:
         """
         with self._lock:
             self._expire(now)
-            entry = self._entries.get(request_id)
-            if entry is None:
+            held = self._entries.get(request_id)
+            if held is None:
                 return (
                     semconv.LABEL_EXPIRED if request_id in self._gone else semconv.LABEL_UNKNOWN
                 ), []
             found: list[Entry] = []
             status = semconv.LABEL_UNKNOWN
-            while entry is not None:
-                if model is None or entry.group.model == model:
-                    if entry.state == _LABELLED:
+            for stored in held:
+                group = self._numbered[stored[_GROUP]]
+                if model is None or group.model == model:
+                    if stored[_LABELLED]:
                         status = semconv.LABEL_DUPLICATE
-                    elif now - entry.served_at > self.ttl_s:
+                    elif now - stored[_SERVED_AT] > self.ttl_s:
                         status = semconv.LABEL_EXPIRED
                     else:
-                        found.append(entry)
-                entry = entry.other
+                        found.append(Entry(request_id, group, stored))
             return (semconv.LABEL_JOINED, found) if found else (status, [])
 
     def commit(
@@ -294,9 +331,8 @@ class PredictionIndex:
         """Count a checked label into its window: "joined", else "duplicate" or "expired"."""
         window = math.floor(entry.served_at / self.window_s)
         with self._lock:
-            if entry.state == _LABELLED:  # another thread labelled it first
+            if not self._mark_labelled(entry):  # another thread labelled it first
                 return semconv.LABEL_DUPLICATE
-            entry.state = _LABELLED
             scores = entry.group.windows.get(window)
             if scores is None:  # the window was dropped with its counts
                 return semconv.LABEL_EXPIRED
@@ -306,6 +342,19 @@ class PredictionIndex:
             if errors is not None:
                 scores.add_errors(errors)
         return semconv.LABEL_JOINED
+
+    def _mark_labelled(self, entry: Entry) -> bool:
+        """Mark the entry's prediction labelled (called locked); False if it already was. One
+        that left the index since `lookup` is gone: its label still counts."""
+        held = self._entries.get(entry.request_id, ())
+        for i, stored in enumerate(held):
+            if stored[_GROUP] == entry.group.number and stored[_SERVED_AT] == entry.served_at:
+                if stored[_LABELLED]:
+                    return False
+                labelled = (*stored[:_LABELLED], True)
+                self._entries[entry.request_id] = (*held[:i], labelled, *held[i + 1 :])
+                return True
+        return True
 
     def count_unjoined(self, status: str) -> None:
         with self._lock:
@@ -329,19 +378,6 @@ class PredictionIndex:
         with self._lock:
             evicted = {key: g.evicted for key, g in self._groups.items() if g.evicted}
             return evicted, dict(self.unjoined)
-
-
-def _without(head: Entry, model: str) -> Entry | None:
-    """The chain from ``head`` minus the entry of ``model`` (a newer prediction replaces it)."""
-    if head.group.model == model:
-        return head.other
-    previous = head
-    while previous.other is not None:
-        if previous.other.group.model == model:
-            previous.other = previous.other.other
-            break
-        previous = previous.other
-    return head
 
 
 DEFAULT_TTL_S = 86400.0
