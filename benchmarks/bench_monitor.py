@@ -25,7 +25,13 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import (
+    InMemoryMetricReader,
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
@@ -37,6 +43,8 @@ from _common import (
     fmt_us,
     measure,
     paired_ratios,
+    per_call_times,
+    percentile,
     print_environment,
     print_table,
     verdict,
@@ -45,6 +53,9 @@ from _common import (
 TARGET = 2.0
 BASELINE = "bare OTel span (baseline)"
 HEADLINE = "iw.monitor, everything on"
+APP_PROVIDERS = "iw.monitor, the application's own providers"
+PERCENTILE_CALLS = 20_000
+"""Calls per case timed one by one for the p50 / p99 table."""
 PER_REQUEST = "  + `with iw.context(request_id, 2 tags)` per call"
 MARKER = "BENCH-RESULT "
 DISTRIBUTIONS = (
@@ -182,10 +193,14 @@ def worker_inferwatch(
         cases["undecorated predict()"] = functools.partial(predict, x)
     with iw.context(request_id="req-1", region="eu", cohort="b"):
         results = measure(cases, repeats, min_time)
+        times = per_call_times({BASELINE: cases[BASELINE], label: cases[label]}, PERCENTILE_CALLS)
     base_provider.force_flush()
     points = _duration_points(metric_reader) if reader else None
     iw.shutdown()
     base_provider.shutdown()
+    results[BASELINE].calls += PERCENTILE_CALLS
+    results[label].calls += PERCENTILE_CALLS
+    _percentiles(results, times)
     expected = sum(results[c].calls for c in iw_cases)
     checks = [
         _span_check("baseline", base_exporter, results[BASELINE].calls),
@@ -193,6 +208,81 @@ def worker_inferwatch(
     ]
     if points is not None:
         checks.append(f"inferwatch: {points:,} of {expected:,} durations in the metric reader")
+    return results, checks
+
+
+def _percentiles(results: dict[str, Result], times: dict[str, list[float]]) -> None:
+    """Keep the p50 and p99 of each case's single calls with its result."""
+    for label, values in times.items():
+        results[label].percentiles = (percentile(values, 0.5), percentile(values, 0.99))
+
+
+class DiscardingMetricExporter(MetricExporter):
+    """Keeps only the last export's `ml.inference.duration` count (cumulative)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.durations = 0
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        for resource in metrics_data.resource_metrics:
+            for scope in resource.scope_metrics:
+                for metric in scope.metrics:
+                    if metric.name == "ml.inference.duration":
+                        points = metric.data.data_points
+                        self.durations = sum(p.count for p in points)  # type: ignore[union-attr]
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        return None
+
+
+def worker_app_providers(repeats: int, min_time: float) -> tuple[dict[str, Result], list[str]]:
+    """The application's own TracerProvider (a BatchSpanProcessor into a discarding exporter)
+    and MeterProvider (a PeriodicExportingMetricReader into a discarding exporter), set before
+    `iw.configure`, which reuses them; the baseline span on a provider of its own as elsewhere."""
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    import inferwatch as iw
+
+    x = make_input()
+    base, base_provider, base_exporter = baseline_case(x)
+    exporter = DiscardingExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(tracer_provider)
+    metric_exporter = DiscardingMetricExporter()
+    metric_reader = PeriodicExportingMetricReader(metric_exporter, export_interval_millis=1000)
+    meter_provider = MeterProvider(metric_readers=[metric_reader])
+    metrics.set_meter_provider(meter_provider)
+    iw.configure(service_name="bench", metric_tags=["region"], store=False)
+    full = iw.monitor(model="bench", version="1")(predict)
+    cases: dict[str, Callable[[], object]] = {
+        BASELINE: base,
+        APP_PROVIDERS: functools.partial(full, x),
+    }
+    with iw.context(request_id="req-1", region="eu", cohort="b"):
+        results = measure(cases, repeats, min_time)
+        times = per_call_times(cases, PERCENTILE_CALLS)
+    iw.shutdown()
+    tracer_provider.shutdown()
+    meter_provider.shutdown()
+    base_provider.shutdown()
+    for label in cases:
+        results[label].calls += PERCENTILE_CALLS
+    _percentiles(results, times)
+    expected = results[APP_PROVIDERS].calls
+    checks = [
+        _span_check("baseline", base_exporter, results[BASELINE].calls),
+        _span_check("inferwatch", exporter, expected),
+        f"inferwatch: {metric_exporter.durations:,} of {expected:,} durations exported",
+    ]
     return results, checks
 
 
@@ -294,6 +384,10 @@ WORKERS: dict[str, tuple[str, Callable[[int, float], tuple[dict[str, Result], li
             exemplars=False,
         ),
     ),
+    "inferwatch-app-providers": (
+        "inferwatch, the application's own TracerProvider and MeterProvider",
+        worker_app_providers,
+    ),
     "logfire": ("Pydantic Logfire", worker_logfire),
     "openinference": ("OpenInference", worker_openinference),
 }
@@ -302,7 +396,10 @@ WORKERS: dict[str, tuple[str, Callable[[int, float], tuple[dict[str, Result], li
 def run_worker(name: str, repeats: int, min_time: float) -> None:
     results, checks = WORKERS[name][1](repeats, min_time)
     payload = {
-        "results": {k: {"per_call": r.per_call, "calls": r.calls} for k, r in results.items()},
+        "results": {
+            k: {"per_call": r.per_call, "calls": r.calls, "percentiles": r.percentiles}
+            for k, r in results.items()
+        },
         "checks": checks,
     }
     print(MARKER + json.dumps(payload), flush=True)
@@ -321,7 +418,7 @@ def spawn(name: str, repeats: int, min_time: float) -> tuple[dict[str, Result], 
         raise SystemExit(f"worker {name!r} failed (exit code {proc.returncode})")
     payload = json.loads(lines[-1][len(MARKER) :])
     results = {
-        label: Result(label, data["per_call"], data["calls"])
+        label: Result(label, data["per_call"], data["calls"], data["percentiles"])
         for label, data in payload["results"].items()
     }
     return results, payload["checks"]
@@ -383,11 +480,39 @@ def main() -> None:
         mark = f"  {verdict(ratio, TARGET)}" if label.startswith("iw.monitor") else ""
         print(f"  {label:<{width}}  {ratio:5.2f}  (paired {fmt_ratio(ratios)}){mark}")
     print()
+    print_percentiles(results_by_worker)
     print_breakdown(results_by_worker)
     print("Checks")
     for check in checks:
         print(f"  {check}")
     print(f"\nTotal wall time {time.perf_counter() - started:.1f} s")
+
+
+def print_percentiles(by_worker: dict[str, dict[str, Result]]) -> None:
+    """p50 and p99 of single calls, against the baseline's of the same process."""
+    rows = []
+    for worker, results in by_worker.items():
+        base = results[BASELINE].percentiles
+        if base is None:
+            continue
+        for label, result in results.items():
+            if label == BASELINE or result.percentiles is None:
+                continue
+            p50, p99 = result.percentiles
+            rows.append(
+                [
+                    f"{label} [{worker}]",
+                    fmt_us(base[0]),
+                    fmt_us(p50),
+                    f"{p50 / base[0]:.2f}",
+                    fmt_us(base[1]),
+                    fmt_us(p99),
+                    f"{p99 / base[1]:.2f}",
+                ]
+            )
+    print(f"Single calls, {PERCENTILE_CALLS:,} per case (us; ratio to the bare span's)")
+    print_table(["case", "bare p50", "p50", "ratio", "bare p99", "p99", "ratio"], rows)
+    print()
 
 
 def print_breakdown(by_worker: dict[str, dict[str, Result]]) -> None:
