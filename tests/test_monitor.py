@@ -266,6 +266,20 @@ def test_inference_context_manager_with_stage_and_tags(telemetry: Captured) -> N
     assert stage_attrs["ml.stage.name"] == "postprocess"
 
 
+def test_stage_spans_carry_the_request_id_and_tags(telemetry: Captured) -> None:
+    """A stage is part of its request: slicing stage spans by tag must find them."""
+    with iw.context(request_id="r-7", region="eu"), iw.inference(model="m") as rec:
+        with rec.stage("fetch"):
+            pass
+    with iw.inference(model="m") as rec:  # outside a scope: the inference's own request id
+        with rec.stage("score"):
+            pass
+    fetch = telemetry.span("stage fetch").attributes or {}
+    assert (fetch["ml.request.id"], fetch["region"]) == ("r-7", "eu")
+    score = telemetry.span("stage score").attributes or {}
+    assert score["ml.request.id"] == rec.request_id
+
+
 async def test_inference_async_context_manager_records_error(telemetry: Captured) -> None:
     with pytest.raises(ZeroDivisionError):
         async with iw.inference(model="m") as rec:

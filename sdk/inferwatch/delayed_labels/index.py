@@ -208,7 +208,14 @@ class PredictionIndex:
                 self._expire(now)
             entries = self._entries
             held = entries.get(request_id)
-            entries[request_id] = (stored,) if held is None else self._replace(held, stored)
+            if held is None:
+                entries[request_id] = (stored,)
+            elif len(held) == 1 and held[0][_GROUP] == number:  # the request's model again
+                if not held[0][_LABELLED]:
+                    group.evicted += 1
+                entries[request_id] = (stored,)
+            else:
+                entries[request_id] = self._replace(held, stored)
             order.append((now, request_id, number))
             if len(order) > self.max_predictions:
                 self._drop(order.popleft(), evicted=True)

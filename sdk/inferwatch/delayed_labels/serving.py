@@ -25,7 +25,7 @@ class FeedbackObserver(Observer):
 
     def on_prediction(self, rec: Inference, y: Any, summary: PredictionSummary) -> None:
         remember_prediction(
-            rec.request_id, rec.span, self.spec, rec.metric_attributes(), summary, y
+            rec.request_id, rec.span, self.spec, rec.metrics().attributes, summary, y
         )
 
 

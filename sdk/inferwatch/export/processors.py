@@ -23,8 +23,13 @@ class ScopeSpanProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         scope = current_scope()
-        # inferwatch's own spans carry the scope from their start already.
-        if scope is not None and semconv.ML_REQUEST_ID not in (span.attributes or ()):
+        if scope is None:
+            return
+        # inferwatch's own spans carry the scope from their start already (told apart by their
+        # tracer first: cheaper than a look into the attributes, on every inference).
+        if span.instrumentation_scope.name == semconv.INSTRUMENTATION_NAME:  # type: ignore[union-attr]
+            return
+        if semconv.ML_REQUEST_ID not in (span.attributes or ()):
             span.set_attributes(scope.attributes)
 
     def on_end(self, span: ReadableSpan) -> None:

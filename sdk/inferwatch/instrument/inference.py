@@ -541,10 +541,14 @@ class Stage:
         with contained("stage.start"):
             state = self._inference._state
             if state is not None:
+                scope = current_scope()  # stamped here: the scope processor skips our spans
                 self._span = state.tracer.start_span(
                     semconv.SPAN_STAGE.format(stage=self._name),
                     context=trace.set_span_in_context(self._inference.span),
-                    attributes={semconv.ML_STAGE_NAME: self._name},
+                    attributes={
+                        **(scope.attributes if scope is not None else {}),
+                        semconv.ML_STAGE_NAME: self._name,
+                    },
                 )
                 self._token = otel_context.attach(trace.set_span_in_context(self._span))
         self._start = time.perf_counter()

@@ -124,8 +124,8 @@ class DataChecks(Observer):
         summary: InputSummary | None,
         attributes: dict[str, AttributeValue],
     ) -> FollowUp | None:
-        if summary is None:
-            return None
+        if summary is None or not (summary.nan_full_rows or summary.lengths):
+            return None  # nothing to check: the common case, without a call
         findings = self.inspect_input(summary)
         if not findings:
             return None

@@ -10,13 +10,18 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from inferwatch import semconv
 from inferwatch.attributes import AttributeValue, valid_text
+
+try:  # the C function behind np.count_nonzero, without its Python dispatch (a request's row)
+    from numpy._core.multiarray import count_nonzero as _count_nonzero
+except ImportError:  # numpy < 2
+    _count_nonzero = np.count_nonzero
 
 
 @dataclass(slots=True)
@@ -29,17 +34,11 @@ class InputSummary:
     """Only features with at least one NaN (or missing value)."""
     length: float | None = None
     length_max: int | None = None
-    lengths: list[int] = field(default_factory=list)
+    lengths: Sequence[int] = ()
     """Per-item lengths (texts, token lists); the histogram takes a sample of them."""
     unsupported: int = 0
     nan_full_rows: int = 0
     """Rows (items) whose every value is NaN or missing."""
-
-    def __post_init__(self) -> None:
-        # Names from request data (record keys) become metric attribute values: valid UTF-8.
-        by_feature = self.nan_by_feature
-        if by_feature and not all(name.isascii() for name in by_feature):
-            self.nan_by_feature = {valid_text(name): n for name, n in by_feature.items()}
 
     def attributes(self) -> dict[str, AttributeValue]:
         """Span attributes; values implied by others (per-row maxima of one row) are left out."""
@@ -73,6 +72,8 @@ def summarize_input(x: Any, features: Sequence[str] | None = None) -> InputSumma
     {'b': 1}
     """
     if isinstance(x, np.ndarray):
+        if x.ndim == 2 and x.size <= _SMALL and x.dtype.kind == "f":
+            return _small_rows(x, features)
         return _array_input(x, features, "ndarray")
     if isinstance(x, str | bytes):
         return InputSummary(type(x).__name__, 1, 0, 0, None, float(len(x)), len(x), [len(x)])
@@ -104,7 +105,7 @@ def _array_input(x: np.ndarray, features: Sequence[str] | None, kind: str) -> In
     else:
         batch, length = 1, (shape[0] if ndim == 1 else 1)
     # Feature matrices have a fixed width: only integer arrays (token ids) feed the histogram.
-    lengths = [length] if dtype_kind in "iu" else []
+    lengths = [length] if dtype_kind in "iu" else ()
     summary = InputSummary(kind, batch, 0, 0, None, float(length), length, lengths)
     if dtype_kind not in "fc":
         if dtype_kind not in "iub":
@@ -112,7 +113,7 @@ def _array_input(x: np.ndarray, features: Sequence[str] | None, kind: str) -> In
         return summary
     if dtype_kind == "f" and x.size <= _SMALL:
         nan = np.isnan(x)
-        total = int(np.count_nonzero(nan))
+        total = int(_count_nonzero(nan))
         if total:
             _small_nans(summary, x, nan, total, features)
         return summary
@@ -167,6 +168,23 @@ _SMALL = 256
 """Arrays up to this size are counted with one mask and one count, and the positions of their
 NaNs read only when a row or a feature needs them: a request's row or two, where each numpy
 call costs more than the arithmetic it does."""
+
+
+def _small_rows(x: np.ndarray, features: Sequence[str] | None) -> InputSummary:
+    """`_array_input` of a request's few rows of floats (2-D, at most `_SMALL` values), with
+    nothing it need not do: one mask, one count, positions only if there are NaNs."""
+    batch, width = x.shape
+    nan = np.isnan(x)
+    total = int(_count_nonzero(nan))
+    if batch == 1 and features is None:  # one row, no names: its NaNs are all there is to say
+        full = int(total == width) if total else 0
+        return InputSummary(
+            "ndarray", 1, total, int(total > 0), None, float(width), width, (), 0, full
+        )
+    summary = InputSummary("ndarray", batch, 0, 0, None, float(width), width)
+    if total:
+        _small_nans(summary, x, nan, total, features)
+    return summary
 
 
 def _small_nans(
@@ -274,10 +292,20 @@ def _records_input(records: Sequence[Any], kind: str) -> InputSummary:
         len(records),
         total,
         nan_rows,
-        dict(by_feature) or None,
+        _valid_names(by_feature),
         unsupported=unsupported,
         nan_full_rows=full_rows,
     )
+
+
+def _valid_names(by_feature: Mapping[str, int]) -> dict[str, int] | None:
+    """Counts by names from request data (record keys), which become metric attribute values:
+    valid UTF-8 (None when empty)."""
+    if not by_feature:
+        return None
+    if all(name.isascii() for name in by_feature):
+        return dict(by_feature)
+    return {valid_text(name): n for name, n in by_feature.items()}
 
 
 def _mapping_input(x: Mapping[Any, Any]) -> InputSummary:
@@ -291,7 +319,7 @@ def _mapping_input(x: Mapping[Any, Any]) -> InputSummary:
     if x and None not in columns.values() and len(sizes) == 1:
         by_feature = {str(k): c[1] for k, c in columns.items() if c is not None and c[1]}
         total = sum(by_feature.values())
-        return InputSummary("dict", sizes.pop(), total, None, by_feature or None)
+        return InputSummary("dict", sizes.pop(), total, None, _valid_names(by_feature))
     by_feature = {}
     lengths: list[int] = []
     unsupported = 0
@@ -306,7 +334,7 @@ def _mapping_input(x: Mapping[Any, Any]) -> InputSummary:
             unsupported += 1
     total = sum(by_feature.values())
     summary = InputSummary(
-        "dict", 1, total, int(total > 0), by_feature or None, unsupported=unsupported
+        "dict", 1, total, int(total > 0), _valid_names(by_feature), unsupported=unsupported
     )
     if lengths:
         summary.length, summary.length_max = sum(lengths) / len(lengths), max(lengths)
@@ -388,7 +416,7 @@ def _tensor_input(x: Any, features: Sequence[str] | None) -> InputSummary:
         if ndim == 2 and features is not None and len(features) == shape[1]:
             per_feature = nan.sum(dim=0).tolist()
             summary.nan_by_feature = {
-                str(f): int(n) for f, n in zip(features, per_feature, strict=True) if n
+                valid_text(str(f)): int(n) for f, n in zip(features, per_feature, strict=True) if n
             }
     else:
         summary.nan_rows = 1
