@@ -47,6 +47,7 @@ class MetricSet:
 
     __slots__ = (
         "_classes",
+        "_features",
         "_input_length",
         "_nan_count",
         "_negative_value",
@@ -65,6 +66,7 @@ class MetricSet:
         self._input_length: aggregation.BoundRecording | None = None
         self._nan_count: Total | None = None
         self._classes: dict[str, Total] = {}
+        self._features: dict[str, Total] = {}
 
     def prediction_value(self, value: float) -> None:
         """A predicted value into `ml.prediction.value` (a negative one as its magnitude, with
@@ -93,6 +95,15 @@ class MetricSet:
             total = self._nan_count = self._state.nan_count.bind(self.attributes)
         total.add(count)
 
+    def feature_nan_count(self, feature: str, count: int) -> None:
+        """``count`` NaNs (or missing values) in ``feature``."""
+        total = self._features.get(feature)
+        if total is None:
+            total = self._state.nan_count.bind({**self.attributes, semconv.ML_FEATURE: feature})
+            if len(self._features) < _MAX_BOUND_FEATURES:  # names may come from request data
+                self._features[feature] = total
+        total.add(count)
+
     def prediction_class(self, label: str, count: int) -> None:
         """``count`` predictions of class ``label`` (already bounded by `State.class_label`)."""
         total = self._classes.get(label)
@@ -102,6 +113,7 @@ class MetricSet:
         total.add(count)
 
 
+_MAX_BOUND_FEATURES = 1024
 # Exemplars (a trace id on a metric point) are worth their cost on latency, where "show me a slow
 # request" is the question; per-value histograms are recorded in an empty context instead.
 # (An empty Context is falsy and the SDK would fall back to the current one: name an invalid span.)

@@ -297,7 +297,7 @@ class Inference:
             if activate:
                 self._otel_token = otel_context.attach(self._context)
             if summary is not None:
-                self._record_input_metrics(state, summary)
+                self._record_input_metrics(summary)
             for follow_up in follow_ups:
                 follow_up()
         except Exception as exc:
@@ -384,7 +384,7 @@ class Inference:
             attributes = summary.attributes()
             follow_ups = self._observe_input(x, summary, attributes)
             self.span.set_attributes(attributes)
-            self._record_input_metrics(state, summary)
+            self._record_input_metrics(summary)
             for follow_up in follow_ups:
                 follow_up()
             return summary
@@ -413,12 +413,11 @@ class Inference:
             contained.error("inference.record_input", exc)
             return None
 
-    def _record_input_metrics(self, state: State, summary: InputSummary) -> None:
+    def _record_input_metrics(self, summary: InputSummary) -> None:
         metrics = self.metrics()
         if summary.nan_by_feature:
-            attrs = metrics.attributes
             for feature, count in summary.nan_by_feature.items():
-                state.nan_count.add(count, {**attrs, semconv.ML_FEATURE: feature})
+                metrics.feature_nan_count(feature, count)
         elif summary.nan_count:
             metrics.nan_count(summary.nan_count)
         if summary.lengths:
