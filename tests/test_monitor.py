@@ -268,12 +268,15 @@ def test_inference_context_manager_with_stage_and_tags(telemetry: Captured) -> N
 
 def test_stage_spans_carry_the_request_id_and_tags(telemetry: Captured) -> None:
     """A stage is part of its request: slicing stage spans by tag must find them."""
-    with iw.context(request_id="r-7", region="eu"), iw.inference(model="m") as rec:
-        with rec.stage("fetch"):
-            pass
-    with iw.inference(model="m") as rec:  # outside a scope: the inference's own request id
-        with rec.stage("score"):
-            pass
+    with (
+        iw.context(request_id="r-7", region="eu"),
+        iw.inference(model="m") as rec,
+        rec.stage("fetch"),
+    ):
+        pass
+    # Outside a scope: the inference's own request id.
+    with iw.inference(model="m") as rec, rec.stage("score"):
+        pass
     fetch = telemetry.span("stage fetch").attributes or {}
     assert (fetch["ml.request.id"], fetch["region"]) == ("r-7", "eu")
     score = telemetry.span("stage score").attributes or {}

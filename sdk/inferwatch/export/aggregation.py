@@ -139,8 +139,8 @@ class BoundRecording(Protocol):
 
 
 class Recording(Protocol):
-    """A histogram as the hot path uses it: an SDK one (`bind` wraps it), or an
-    `AggregatedHistogram`."""
+    """A histogram as the hot path uses it: an `AggregatedHistogram`, or the API's histogram of
+    a provider that is not the SDK's, given a `bind` by `inferwatch.export.instruments`."""
 
     def record(
         self,
