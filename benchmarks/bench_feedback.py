@@ -101,14 +101,18 @@ def per_call(loop: Callable[[], None], calls: int) -> float:
 
 def fill(index: PredictionIndex, spec: ModelSpec, attributes: dict, ids: list[str]) -> None:
     for i, request_id in enumerate(ids):
-        index.remember(request_id, spec, attributes, CLASSES[i % 3], 1,
-                       random.getrandbits(128), random.getrandbits(64), 1)  # fmt: skip
+        index.remember(request_id, spec, attributes, CLASSES[i % 3], 1, fake_context())
+
+
+def fake_context() -> trace.SpanContext:
+    """A sampled span's context with fresh ids, as a server's spans would have."""
+    return trace.SpanContext(
+        random.getrandbits(128), random.getrandbits(64), False, trace.TraceFlags(1)
+    )
 
 
 def fake_span() -> trace.Span:
-    context = trace.SpanContext(random.getrandbits(128), random.getrandbits(64), False,
-                                trace.TraceFlags(1))  # fmt: skip
-    return trace.NonRecordingSpan(context)
+    return trace.NonRecordingSpan(fake_context())
 
 
 def ranked_list(i: int) -> RecordedList:
@@ -126,7 +130,7 @@ def fill_lists(ids: list[str]) -> None:
 def label_costs(calls: int, repeats: int) -> dict[str, Result]:
     state = get_state()
     spec = ModelSpec("fraud", "3.1")
-    attributes = spec.metric_attributes(state, {"region": "eu"})
+    attributes = spec.metrics(state, {"region": "eu"}).attributes
     counter = metrics.get_meter("bench").create_counter("bench.baseline")
     logger = state.logger_provider.get_logger("bench")  # type: ignore[union-attr]
     table = {f"x-{i}": i for i in range(calls)}
@@ -212,18 +216,15 @@ def hot_path(repeats: int, min_time: float) -> dict[str, Result]:
 def memory() -> list[list[str]]:
     state = get_state()
     spec = ModelSpec("fraud", "3.1", class_names=CLASSES)
-    attributes = spec.metric_attributes(state, {"region": "eu"})
+    attributes = spec.metrics(state, {"region": "eu"}).attributes
     batch = (np.zeros(32, dtype=np.int64), INDICES)
     cases: dict[str, Callable[[PredictionIndex, str], None]] = {
         "one class (str)": lambda index, rid: index.remember(
-            rid, spec, attributes, CLASSES[len(rid) % 3], 1, random.getrandbits(128),
-            random.getrandbits(64), 1),
+            rid, spec, attributes, CLASSES[len(rid) % 3], 1, fake_context()),
         "one value (float)": lambda index, rid: index.remember(
-            rid, spec, attributes, random.random(), 1, random.getrandbits(128),
-            random.getrandbits(64), 1),
+            rid, spec, attributes, random.random(), 1, fake_context()),
         "a batch of 32 (argmax indices)": lambda index, rid: index.remember(
-            rid, spec, attributes, (batch[0].copy(), INDICES), 32, random.getrandbits(128),
-            random.getrandbits(64), 1),
+            rid, spec, attributes, (batch[0].copy(), INDICES), 32, fake_context()),
     }  # fmt: skip
     rows = []
     set_index(PredictionIndex(86400.0, MEMORY_PREDICTIONS, 3600.0, 24))

@@ -2,13 +2,13 @@
 
 Each remembered prediction is one plain tuple of plain values (its metric group's number, when it
 was served, what was predicted — a class name, a value, or a batch's array — how many, the
-inference span's trace id, span id and flags, and whether it is labelled): the garbage collector
-untracks such tuples, so a full index of a hundred thousand predictions adds nothing to the
-collections a serving process pays for (objects would: each full collection would walk them all).
-Predictions live in a dict (look-up by request id: the request's predictions, one per model) and
-in a FIFO deque of (served at, request id, group) (age order), so remembering, expiring and
-evicting are each O(1): the deque's head is the oldest. `lookup` hands a label its predictions
-as `Entry` objects, made then.
+inference span's trace id, span id and flags, whether it is labelled, and the request id): the
+garbage collector untracks such tuples, so a full index of a hundred thousand predictions adds
+nothing to the collections a serving process pays for (objects would: each full collection would
+walk them all). The tuples live in a dict (look-up by request id: the request's prediction, or a
+tuple of them when several models served it) and in a FIFO deque (age order), so remembering,
+expiring and evicting are each O(1): the deque's head is the oldest. `lookup` hands a label its
+predictions as `Entry` objects, made then.
 
 Bounds: a prediction leaves after ``ttl_s`` (expiry) or when ``max_predictions`` are held (eviction
 of the oldest), or when a newer prediction of the same request and model replaces it; one leaving
@@ -49,8 +49,10 @@ MAX_GROUPS = 4096
 _MAX_INTERNED = 1024
 
 # A remembered prediction: (group number, served at, predicted, n, trace id, span id, trace
-# flags, labelled), each a plain value (see the module docstring).
-_Stored = tuple[int, float, Predicted, int, int, int, int, bool]
+# flags, labelled, request id), each a plain value (see the module docstring).
+_Stored = tuple[int, float, Predicted, int, int, int, int, bool, str]
+_Held = _Stored | tuple[_Stored, ...]
+"""A request's prediction, or its predictions by several models."""
 _GROUP: Final = 0
 _SERVED_AT: Final = 1
 _PREDICTED: Final = 2
@@ -59,6 +61,15 @@ _TRACE_ID: Final = 4
 _SPAN_ID: Final = 5
 _FLAGS: Final = 6
 _LABELLED: Final = 7
+_REQUEST_ID: Final = 8
+
+
+def _as_tuple(held: _Held) -> tuple[_Stored, ...]:
+    return held if type(held[0]) is tuple else (held,)  # type: ignore[return-value]
+
+
+def _from_tuple(predictions: tuple[_Stored, ...]) -> _Held:
+    return predictions[0] if len(predictions) == 1 else predictions
 
 
 @functools.lru_cache(maxsize=1024)
@@ -157,10 +168,10 @@ class PredictionIndex:
         self.clock = clock
         self._lock = threading.Lock()
         renew_lock_after_fork(self)  # a label or the metric reader may hold it at fork time
-        self._entries: dict[str, tuple[_Stored, ...]] = {}
-        """Request id -> its predictions still held, one per model."""
-        self._order: deque[tuple[float, str, int]] = deque()
-        """(served at, request id, group number) of each prediction, oldest first."""
+        self._entries: dict[str, _Held] = {}
+        """Request id -> its prediction(s) still held, one per model."""
+        self._order: deque[_Stored] = deque()
+        """Every prediction remembered (as it was then), oldest first."""
         self._gone: dict[str, None] = {}
         self._gone_order: deque[str] = deque()
         self._gone_max = max_predictions // 4
@@ -201,22 +212,22 @@ class PredictionIndex:
             number = group.number
             stored: _Stored = (
                 number, now, predicted, n,
-                context.trace_id, context.span_id, int(context.trace_flags), False,
+                context.trace_id, context.span_id, int(context.trace_flags), False, request_id,
             )  # fmt: skip
             order = self._order
-            if order and order[0][0] < now - self.ttl_s:
+            if order and order[0][_SERVED_AT] < now - self.ttl_s:
                 self._expire(now)
             entries = self._entries
             held = entries.get(request_id)
             if held is None:
-                entries[request_id] = (stored,)
-            elif len(held) == 1 and held[0][_GROUP] == number:  # the request's model again
-                if not held[0][_LABELLED]:
+                entries[request_id] = stored
+            elif held[_GROUP] == number:  # the request's model again (a group is one model)
+                if not held[_LABELLED]:
                     group.evicted += 1
-                entries[request_id] = (stored,)
+                entries[request_id] = stored
             else:
-                entries[request_id] = self._replace(held, stored)
-            order.append((now, request_id, number))
+                entries[request_id] = self._replace(_as_tuple(held), stored)
+            order.append(stored)
             if len(order) > self.max_predictions:
                 self._drop(order.popleft(), evicted=True)
             scores = group.latest_scores if window == group.latest else group.windows.get(window)
@@ -225,7 +236,7 @@ class PredictionIndex:
             scores.served += n
         return True
 
-    def _replace(self, held: tuple[_Stored, ...], stored: _Stored) -> tuple[_Stored, ...]:
+    def _replace(self, held: tuple[_Stored, ...], stored: _Stored) -> _Held:
         """The request's predictions with ``stored`` in place of its model's older one (an open
         one replaced counts as evicted: its label can no longer join it)."""
         groups = self._numbered
@@ -238,7 +249,7 @@ class PredictionIndex:
             else:
                 kept.append(old)
         kept.append(stored)
-        return tuple(kept)
+        return _from_tuple(tuple(kept))
 
     def _group(self, attributes: dict[str, AttributeValue], spec: Any) -> Group | None:
         key = tuple(attributes.items())
@@ -269,25 +280,27 @@ class PredictionIndex:
 
     def _expire(self, now: float) -> None:
         order, deadline = self._order, now - self.ttl_s
-        while order and order[0][0] < deadline:
+        while order and order[0][_SERVED_AT] < deadline:
             self._drop(order.popleft(), evicted=False)
 
-    def _drop(self, left: tuple[float, str, int], evicted: bool) -> None:
+    def _drop(self, left: _Stored, evicted: bool) -> None:
         """Take a prediction that left the deque out of the dict (unless a newer one of its
         model replaced it); remember its request id for a while."""
-        served_at, request_id, number = left
+        request_id, number, served_at = left[_REQUEST_ID], left[_GROUP], left[_SERVED_AT]
         held = self._entries.get(request_id)
         if held is None:
             return
-        for i, stored in enumerate(held):
+        predictions = _as_tuple(held)
+        for i, stored in enumerate(predictions):
             if stored[_GROUP] == number and stored[_SERVED_AT] == served_at:
+                # (the dict's copy: it says whether a label came)
                 if evicted and not stored[_LABELLED]:
                     self._numbered[number].evicted += 1
-                if len(held) == 1:
+                if len(predictions) == 1:
                     del self._entries[request_id]
                     self._bury(request_id)
                 else:
-                    self._entries[request_id] = held[:i] + held[i + 1 :]
+                    self._entries[request_id] = _from_tuple(predictions[:i] + predictions[i + 1 :])
                 return
 
     def _bury(self, request_id: str) -> None:
@@ -316,7 +329,7 @@ class PredictionIndex:
                 ), []
             found: list[Entry] = []
             status = semconv.LABEL_UNKNOWN
-            for stored in held:
+            for stored in _as_tuple(held):
                 group = self._numbered[stored[_GROUP]]
                 if model is None or group.model == model:
                     if stored[_LABELLED]:
@@ -353,13 +366,15 @@ class PredictionIndex:
     def _mark_labelled(self, entry: Entry) -> bool:
         """Mark the entry's prediction labelled (called locked); False if it already was. One
         that left the index since `lookup` is gone: its label still counts."""
-        held = self._entries.get(entry.request_id, ())
-        for i, stored in enumerate(held):
+        held = self._entries.get(entry.request_id)
+        predictions = () if held is None else _as_tuple(held)
+        for i, stored in enumerate(predictions):
             if stored[_GROUP] == entry.group.number and stored[_SERVED_AT] == entry.served_at:
                 if stored[_LABELLED]:
                     return False
-                labelled = (*stored[:_LABELLED], True)
-                self._entries[entry.request_id] = (*held[:i], labelled, *held[i + 1 :])
+                labelled = (*stored[:_LABELLED], True, stored[_REQUEST_ID])
+                marked = (*predictions[:i], labelled, *predictions[i + 1 :])
+                self._entries[entry.request_id] = _from_tuple(marked)
                 return True
         return True
 
