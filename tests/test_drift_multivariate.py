@@ -57,11 +57,15 @@ def test_embeddings_shifted_along_one_direction_are_found() -> None:
         base = Profile.build({"emb": _embeddings(rng, 2000, 0.0, direction)}, seed=trial)
         same = Profile.build({"emb": _embeddings(rng, 2000, 0.0, direction)}, seed=50 + trial)
         moved = Profile.build({"emb": _embeddings(rng, 2000, 0.1, direction)}, seed=90 + trial)
-        col = compare(base, moved)["emb"]
+        report = compare(base, moved)
+        col = report["emb"]
         assert (col.kind, col.test, col.method) == ("vector", "mmd", "permutation")
         found += col.drifted
         alarms += compare(base, same)["emb"].drifted
     assert found == 6 and alarms <= 1
+    page = render_html(report, base, moved)  # the feature's plot: its sampled vectors
+    article = page.split('id="feature-0"')[1]
+    assert article.count("<svg") == 1 and "along principal component" in article
 
 
 def test_vector_features_from_arrays_dataframes_and_merges() -> None:

@@ -6,25 +6,28 @@
 * **exact**: when every finite value of both sides is known — the profile's row sample holds
   all its rows, or the KLL sketch has not compacted yet — the test is scipy's ``ks_2samp`` on
   those values: the test a user would run on the raw data.
-* **sketch**: otherwise, D is taken between the two sides' CDFs at 512 points (the pooled
+* **sketch**: otherwise, D is taken between the two sides' CDFs at 256 points (the pooled
   quantiles), each side the mean of its two independent KLL sketches (or its exact values).
-  Under the null, D is the supremum of a Brownian bridge (the sampling error) plus the
-  sketches' own rank error. Half the difference of a column's two sketches has the same
+  Under the null, D is the largest deviation of a Brownian bridge (the sampling error) plus
+  the sketches' own rank error. Half the difference of a column's two sketches has the same
   distribution as the error of their mean (both are half a sum of two independent, symmetric
-  errors), so the null is simulated: 2,000 bridges at the same points plus that half
+  errors), so the null is simulated: 1,000 bridges at the same points plus that half
   difference with random signs. The p-value is the share of simulations at least as large as
-  D; below 0.5% (fewer than 10 exceedances) it is read off a Kolmogorov tail scaled to the
-  simulations' 99th percentile, so that strong drifts keep p-values small enough for
-  Benjamini–Hochberg over many tests. Profiles feed the sketches their values in a random
-  order, which makes the sketch error a sum of many independent compaction errors.
+  D; below 1% (fewer than 10 exceedances) it is read off a Kolmogorov tail scaled to the
+  simulations' 95th percentile, so that strong drifts keep p-values small enough for
+  Benjamini–Hochberg over many tests. The simulations are drawn anew for each comparison,
+  from a seed made of the compared CDFs (a fixed set of bridges would shift every
+  comparison's false-alarm rate the same way; a seed from the data keeps a report
+  reproducible). Profiles feed the sketches their values in a random order, which makes the
+  sketch error a sum of many independent compaction errors.
 * **sketch, bounded**: a side without a second sketch (a profile of format 1) falls back to
   the old conservative test: D shrunk by both sketches' a-priori rank-error bound.
 """
 
 from __future__ import annotations
 
-import functools
 import math
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,11 +36,10 @@ import numpy as np
 
 from inferwatch.drift.profile import ColumnProfile
 
-GRID = 512
-SIMULATIONS = 2000
+GRID = 256
+SIMULATIONS = 1000
 _TAIL_COUNT = 10
-_TAIL_QUANTILE = 0.99
-_SEED = 20261207
+_TAIL_QUANTILE = 0.95
 
 
 @dataclass(frozen=True)
@@ -62,11 +64,14 @@ def ks_test(
         result = ks_2samp(a.values, b.values)
         return KSResult(float(result.statistic), float(result.pvalue), "exact")
     points, index = _grid(a, b)
-    d = float(np.max(np.abs(a.cdf(points) - b.cdf(points)))) if len(points) else 0.0
+    fa, fb = a.cdf(points), b.cdf(points)
+    d = float(np.max(np.abs(fa - fb))) if len(points) else 0.0
     if a.unknown_error or b.unknown_error:
         eps = a.error_bound() + b.error_bound()
         return KSResult(d, ks_pvalue(max(0.0, d - eps), a.n, b.n), "sketch, bounded")
-    null = _null(index, a.half_difference(points), b.half_difference(points), a.n, b.n)
+    seed = zlib.crc32(np.concatenate([fa, fb, [a.n, b.n]]).tobytes())
+    errors = (a.half_difference(points), b.half_difference(points))
+    null = _null(index, *errors, a.n, b.n, np.random.default_rng(seed))
     return KSResult(d, _p_value(d, null), "sketch")
 
 
@@ -127,24 +132,30 @@ def _pooled(a: _Side, b: _Side, points: np.ndarray) -> np.ndarray:
     return np.asarray((a.n * a.cdf(points) + b.n * b.cdf(points)) / (a.n + b.n))
 
 
-@functools.cache
-def _bridges() -> np.ndarray:
+_RANKS = (np.arange(GRID) + 0.5) / GRID
+_STEPS = np.sqrt(np.diff(np.concatenate([[0.0], _RANKS, [1.0]])))
+
+
+def _bridges(rng: np.random.Generator) -> np.ndarray:
     """SIMULATIONS Brownian bridges at the grid's ranks (i + 0.5) / GRID, float32."""
-    rng = np.random.default_rng(_SEED)
-    t = (np.arange(GRID) + 0.5) / GRID
-    steps = np.diff(np.concatenate([[0.0], t, [1.0]]))
-    walk = np.cumsum(rng.standard_normal((SIMULATIONS, GRID + 1)) * np.sqrt(steps), axis=1)
-    bridges: np.ndarray = (walk[:, :GRID] - t * walk[:, GRID:]).astype(np.float32)
+    walk = rng.standard_normal((SIMULATIONS, GRID + 1), dtype=np.float32)
+    walk *= _STEPS.astype(np.float32)
+    np.cumsum(walk, axis=1, out=walk)
+    bridges: np.ndarray = walk[:, :GRID] - _RANKS.astype(np.float32) * walk[:, GRID:]
     return bridges
 
 
 def _null(
-    index: np.ndarray, error_a: np.ndarray, error_b: np.ndarray, n1: int, n2: int
+    index: np.ndarray,
+    error_a: np.ndarray,
+    error_b: np.ndarray,
+    n1: int,
+    n2: int,
+    rng: np.random.Generator,
 ) -> np.ndarray:
     """SIMULATIONS draws of D under the null: the sampling bridge plus the sketch error."""
-    rng = np.random.default_rng(_SEED + 1)
     signs = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=(SIMULATIONS, 2))
-    draws = np.take(_bridges(), index, axis=1)
+    draws = np.take(_bridges(rng), index, axis=1)
     draws *= np.float32(math.sqrt(1 / n1 + 1 / n2))
     for sign, error in zip(signs.T, (error_a, error_b), strict=True):
         if error.any():

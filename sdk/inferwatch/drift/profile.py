@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,8 @@ _HEADER = struct.Struct("<8sHI")  # magic, format version, JSON metadata length
 _ABSENT = "\x00inferwatch-absent\x00"
 
 Kind = Literal["numeric", "categorical", "vector"]
+_RUN = 256  # values the sketches read as one sorted run (see ColumnProfile.add_numeric)
+_TRANSPOSE_ROWS = 8192
 TARGETS = (DRIFT_PREDICTION, DRIFT_LABEL)
 """Reserved column names: predictions and labels, profiled apart from the features."""
 _META_KEYS = (
@@ -156,10 +159,10 @@ class ColumnProfile:
     def add_numeric(self, values: np.ndarray, order: np.ndarray | None = None) -> None:
         """Add a float64 array (NaN = null); ``order`` is a random permutation of its rows.
 
-        The sketches read the values in a random order (``order``, or one drawn here): their
-        error is then a sum of many independent compaction errors, nearly Gaussian whatever the
-        order the data came in, which is what the drift test's null distribution assumes. A
-        sorted stream would give fewer, larger error terms.
+        The sketches read the values in a random order (``order``, or one drawn here), sorted
+        in runs of 256: their error is then a sum of many independent compaction errors,
+        nearly Gaussian whatever the order the data came in, which is what the drift test's
+        null distribution assumes. A sorted stream would give fewer, larger error terms.
         """
         self.count += len(values)
         finite = np.isfinite(values)
@@ -172,9 +175,14 @@ class ColumnProfile:
             return
         if len(values) > self.kll.k:
             if order is None or len(order) != len(values):
-                order = np.random.default_rng().permutation(len(values))
+                order = np.random.default_rng(seed_of(values)).permutation(len(values))
             shuffled = values[order]
             sketched = shuffled[np.isfinite(shuffled)] if n != len(values) else shuffled
+            # Sorted runs of a random order: each run spans every value range as a random
+            # order does, and the sketches compact sorted runs about twice as fast.
+            whole = len(sketched) // _RUN * _RUN
+            sketched[:whole].reshape(-1, _RUN).sort(axis=1)
+            sketched[whole:].sort()
             values = values[finite] if n != len(values) else values
         else:  # the sketches stay exact: any order (a copy: writeable and contiguous)
             values = values[finite] if n != len(values) else values.copy()
@@ -183,8 +191,9 @@ class ColumnProfile:
         if self.kll_twin is not None:
             self.kll_twin.update(sketched)
         mean = float(values.sum()) / n  # in the given order: the same sums on every build
-        dev = values - mean
-        self._merge_moments(n, float(values.min()), float(values.max()), mean, float(dev @ dev))
+        lo, hi = float(values.min()), float(values.max())
+        dev = np.subtract(values, mean, out=sketched)  # the sketches are done with it
+        self._merge_moments(n, lo, hi, mean, float(dev @ dev))
 
     def add_vectors(self, values: np.ndarray) -> None:
         """Add a (rows, dim) float64 array of vectors (a row with a NaN = null)."""
@@ -355,20 +364,21 @@ class Profile:
         vector feature. ``predictions`` and ``labels`` (one per row) become the reserved
         columns ``"ml.prediction"`` and ``"ml.label"``, read as the module docstring says;
         ``class_names`` names class indices. ``sample_rows`` rows (0: none) are kept as a
-        uniform sample of the numeric and vector features; ``seed`` fixes which.
+        uniform sample of the numeric and vector features; ``seed`` fixes which (by default
+        they are drawn from a seed made of the data: the same data give the same profile).
         """
         if sample_rows < 0:
             raise ValueError(f"sample_rows must be >= 0, got {sample_rows}")
         forced = set(categorical or ())
         out: dict[str, ColumnProfile] = {}
         n_rows = 0
-        rows = _SampledRows(sample_rows, kll_k, np.random.default_rng(seed))
+        rows = _SampledRows(sample_rows, kll_k, seed)
         if data is not None:
             for name, kind, dtype, payload, n, mixed in _iter_columns(data, columns, forced):
                 n_rows = max(n_rows, n)
                 col = ColumnProfile.empty(name, kind, dtype, kll_k)
                 if kind == "numeric":
-                    col.add_numeric(payload, rows.order(n))
+                    col.add_numeric(payload, rows.order(payload))
                     rows.add(name, payload)
                 elif kind == "vector":
                     col.dim = payload.shape[1]
@@ -558,7 +568,7 @@ def _iter_columns(
             raise ValueError(f"{len(names)} column names for a {arr.shape[1]}-column array")
         if arr.dtype.kind in "iuf" and not forced:  # contiguous columns, a block at a time
             for j in range(0, arr.shape[1], 8):
-                block = np.ascontiguousarray(arr[:, j : j + 8].T, dtype=np.float64)
+                block = _transposed(arr, j, min(j + 8, arr.shape[1]))
                 for name, col in zip(names[j : j + 8], block, strict=True):
                     yield name, "numeric", str(arr.dtype), col, len(col), []
             return
@@ -567,6 +577,22 @@ def _iter_columns(
         if name not in source:
             raise KeyError(f"column {name!r} not in data")
         yield _column(name, source[name], name in forced)
+
+
+def seed_of(values: np.ndarray) -> int:
+    """A seed made of an array's length and its first and last rows: different windows of data
+    get independent draws, the same data the same ones."""
+    head, tail = np.ascontiguousarray(values[:1024]), np.ascontiguousarray(values[-1024:])
+    return zlib.crc32(tail.tobytes(), zlib.crc32(head.tobytes())) ^ len(values)
+
+
+def _transposed(arr: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Columns start:stop of a 2-D array as contiguous float64 rows, copied a few thousand
+    rows at a time: both sides stay in cache (three times faster than one strided copy)."""
+    out = np.empty((stop - start, arr.shape[0]))
+    for i in range(0, arr.shape[0], _TRANSPOSE_ROWS):
+        out[:, i : i + _TRANSPOSE_ROWS] = arr[i : i + _TRANSPOSE_ROWS, start:stop].T
+    return out
 
 
 def _column(name: str, values: Any, force_cat: bool) -> tuple[str, Kind, str, Any, int, list[str]]:
@@ -668,10 +694,12 @@ def _categorical(series: Any, pd: Any) -> tuple[tuple[list[tuple[str, int]], int
 class _SampledRows:
     """What Profile.build keeps of its rows: the row sample, and one random order for the
     sketches, both drawn for the first numeric or vector column (columns of another length
-    are profiled but not sampled)."""
+    are profiled but not sampled). The draws come from ``seed``, or else from the data
+    themselves, so that the same data give the same profile."""
 
-    def __init__(self, size: int, kll_k: int, rng: np.random.Generator) -> None:
-        self.size, self.kll_k, self.rng = size, kll_k, rng
+    def __init__(self, size: int, kll_k: int, seed: int | None) -> None:
+        self.size, self.kll_k, self.seed = size, kll_k, seed
+        self._rng: np.random.Generator | None = None
         self.n: int | None = None
         self.keys = self.rows = np.empty(0)
         self._order: np.ndarray | None = None
@@ -679,12 +707,20 @@ class _SampledRows:
         self.vectors: dict[str, np.ndarray] = {}
         self.dims: dict[str, int] = {}
 
-    def order(self, n: int) -> np.ndarray | None:
-        """A random permutation of `n` rows, the same for every column of that length."""
+    def rng(self, values: np.ndarray) -> np.random.Generator:
+        if self._rng is None:
+            self._rng = np.random.default_rng(
+                self.seed if self.seed is not None else seed_of(values)
+            )
+        return self._rng
+
+    def order(self, values: np.ndarray) -> np.ndarray | None:
+        """A random permutation of the rows, the same for every column of that length."""
+        n = len(values)
         if n <= self.kll_k:
             return None
         if self._order is None or len(self._order) != n:
-            self._order = self.rng.permutation(n)
+            self._order = self.rng(values).permutation(n)
         return self._order
 
     def add(self, name: str, values: np.ndarray) -> None:
@@ -692,7 +728,7 @@ class _SampledRows:
             return
         if self.n is None:
             self.n = len(values)
-            self.keys, self.rows = RowSample.draw(self.n, self.size, self.rng)
+            self.keys, self.rows = RowSample.draw(self.n, self.size, self.rng(values))
         if len(values) != self.n:
             return
         if values.ndim == 2:

@@ -85,11 +85,21 @@ class RowSample:
     def draw(
         cls, n_rows: int, size: int, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(keys, row indices) of the sample of `n_rows` rows, in key order."""
-        keys = rng.random(n_rows)
-        rows = np.argpartition(keys, size - 1)[:size] if n_rows > size else np.arange(n_rows)
-        rows = rows[np.argsort(keys[rows], kind="stable")]
-        return keys[rows], rows
+        """(keys, row indices) of the sample of `n_rows` rows, in key order.
+
+        The same as giving every row a uniform key and keeping the `size` smallest, without
+        drawing a key per row: a uniform random subset of rows, in random order, gets the
+        smallest of `n_rows` uniform order statistics (cumulated exponential spacings).
+        """
+        size = min(size, n_rows)
+        rows = (
+            rng.choice(n_rows, size=size, replace=False)
+            if size < n_rows
+            else rng.permutation(n_rows)
+        )
+        spacings = np.cumsum(rng.standard_exponential(size))
+        total = spacings[-1] + rng.gamma(n_rows + 1 - size) if size else 1.0
+        return spacings / total, rows
 
     @classmethod
     def build(
