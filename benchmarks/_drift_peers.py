@@ -121,19 +121,21 @@ def nannyml_univariate(case: Case, a: np.ndarray, b: np.ndarray) -> bool:
     import nannyml as nml
 
     calculator = nml.UnivariateDriftCalculator(column_names=["x"], chunk_size=len(a) // CHUNKS)
-    calculator.fit(_frame(a, case.kind))
-    result = calculator.calculate(_frame(b, case.kind)).filter(period="analysis").to_df()
-    alerts = [c for c in result.columns if c[-1] == "alert"]
-    return bool(result[alerts].to_numpy().any())
+    return _nannyml_alerts(calculator, _frame(a, case.kind), _frame(b, case.kind))
 
 
 def nannyml_reconstruction(case: Case, a: np.ndarray, b: np.ndarray) -> bool:
     import nannyml as nml
 
-    base, current = _frame(a, case.kind), _frame(b, case.kind)
+    base = _frame(a, case.kind)
     calculator = nml.DataReconstructionDriftCalculator(
         column_names=list(base.columns), chunk_size=len(a) // CHUNKS
     )
+    return _nannyml_alerts(calculator, base, _frame(b, case.kind))
+
+
+def _nannyml_alerts(calculator: Any, base: pd.DataFrame, current: pd.DataFrame) -> bool:
+    """Fitted on the baseline's chunks: does any chunk of the current window raise an alert?"""
     calculator.fit(base)
     result = calculator.calculate(current).filter(period="analysis").to_df()
     alerts = [c for c in result.columns if c[-1] == "alert"]

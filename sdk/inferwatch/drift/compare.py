@@ -406,7 +406,7 @@ def _decide(
 ) -> None:
     """Benjamini–Hochberg over every p-value; a test drifts when its adjusted p-value is at most
     alpha and its effect at least min_effect."""
-    family: list[Any] = [c for c in results.values() if c.p_value is not None]
+    family: list[Tested] = [c for c in results.values() if c.p_value is not None]
     family += [t for c in results.values() for t in c.shares]
     if multivariate is not None and multivariate.p_value is not None:
         family.append(multivariate)
