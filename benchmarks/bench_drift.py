@@ -1,57 +1,63 @@
-"""Drift detection: `Profile.build` speed on 1M x 20, live windows, calibration of `compare`.
+"""Drift detection: speed, and calibration and power against the exact tests and the peers.
 
-    .venv/bin/python benchmarks/bench_drift.py                  # everything, ~3 min on 2 cores
-    .venv/bin/python benchmarks/bench_drift.py --skip-speed     # windows and calibration
-    .venv/bin/python benchmarks/bench_drift.py --skip-speed --skip-calibration   # windows, ~20 s
-    .venv/bin/python benchmarks/bench_drift.py --skip-speed --trials 1000 --only "categories, unch"
-                                                  # tighter rates for the cases whose label matches
+    .venv/bin/python benchmarks/bench_drift.py               # everything, ~1 h on 2 busy cores
+    .venv/bin/python benchmarks/bench_drift.py --only table  # one stage: speed, windows,
+                                                             # calibration, table, multivariate
+    .venv/bin/python benchmarks/bench_drift.py --only calibration --trials 1000
+
+The peers run in a virtual environment of their own — alibi-detect 0.13 and NannyML 0.13 pin
+numpy < 2 and pandas < 3, and Evidently 0.7 does not import on pandas 3 — made once with
+
+    python3.11 -m venv /work/peers-venv
+    /work/peers-venv/bin/pip install "alibi-detect[torch]" nannyml evidently "whylogs[viz]" scipy
+
+(`--peers-python` points elsewhere; without it the peers' rows say why they are missing). This
+script runs benchmarks/_drift_peers.py there as a subprocess, which draws the same trials from
+benchmarks/_drift_cases.py (a checksum of each case's first trial is compared), and reads its
+verdicts and times back as JSON.
 
 Speed: `Profile.build` on 1,000,000 rows x 20 float64 columns (standard normal, no NaN), given
-as a 2-D array with column names and as a DataFrame (target <= 1.0 s, min of 3). Timed in the
-same run, on the same array, round-robin: the exact numpy equivalents (`np.quantile` of every
-column at 100 points; mean, var, min, max and NaN counts per column) and, when it imports,
-whylogs `why.log(pandas=df).view()` (not warmed up: ~12 s a call; imported beforehand). A
-one-off check, untimed, compares the profile's quantiles with the exact ranks.
+as a 2-D array with column names and as a DataFrame (target <= 1.0 s, min of 3), against the
+exact numpy equivalents timed round-robin in the same process (`np.quantile` of every column at
+100 points; mean, var, min, max and NaN counts per column). A one-off check, untimed, compares
+the profile's quantiles with the exact ranks.
 
 Live windows (`DriftWindows`, the serving path): the hot-path cost of `add(X)` plus
-`add_predictions(P)` per call, for a batch of 1 and of 100 rows x 20 features with 3-class
-scores, against the least a buffer can do (append a reference to a list under a lock, twice);
-then the cost of `close_window()` on a window of 100,000 such rows (profile + tests of the
-window and the cumulative merge), and of the close that completes an hour roll-up (adds the
-hour's merge and its tests), against `Profile.build` of the same rows in one call.
+`add_predictions(P)` per call against a bare lock-and-append, and the cost of `close_window()`
+on 100,000 rows x 20 features (profile + tests of the window and the cumulative merge), of the
+close that completes an hour, against `Profile.build` of the same rows.
 
-Calibration: each case repeats ``--trials`` times (default 100), every trial with a fresh seed
-(``SeedSequence([--seed, case, trial])``). A trial draws a baseline and a current sample of one
-column, builds a `Profile` of each and asks `compare(baseline, current, alpha=0.05)` whether
-the column drifted. The same raw samples go to the exact tests: `scipy.stats.ks_2samp` for
-numeric columns and `scipy.stats.chi2_contingency` on the exact category counts for
-categorical ones. Categorical samples reach `Profile.build` as a pandas category Series.
-Evidently's default drift test was meant to run on the same trials (n <= 100k), but Evidently
-0.7 does not import on pandas 3, so the script only reports why; it has no Evidently runner.
+Calibration (inferwatch and the exact tests, ``--trials`` each, 200 by default): false alarms at
+n = 1k, 100k and 1M per side, numeric N(0, 1) and 50 Zipf-like categories; whether the 200
+p-values of each unchanged case are uniform (a KS test against U(0, 1)); power at 0.02 sigma
+(100k) and 0.01 sigma (1M). The exact tests: `scipy.stats.ks_2samp` on the raw values,
+`scipy.stats.chi2_contingency` on the exact counts.
 
-* false alarms (target <= 5%): both samples from the same distribution, at n = 1k, 100k and
-  1M per side; numeric N(0, 1), and 50 categories with fixed Zipf-like probabilities
-  (p_i proportional to 1/i);
-* power (target >= 95%): a 0.1 sigma mean shift at n = 100k per side;
-* for information, no target: smaller shifts (0.02 sigma at 100k, 0.01 sigma at 1M) and a
-  categorical shift, to show what the sketches cost against the exact tests.
+The issue's table (``--table-trials``, 20): the same six cases for inferwatch, the exact tests
+and the peers (see _drift_peers.py for how each is called). Multivariate (``--mv-trials``, 100
+for inferwatch, ``--table-trials`` for NannyML and the column-by-column exact tests,
+``--mmd-trials`` for alibi-detect's MMDDrift): 8 columns whose first two become correlated
+(0 -> 0.6) with unchanged marginals, n = 5,000 a side; 384-d embeddings shifted by 0.1 of their
+spread along one random direction, n = 2,000 a side (and, for information, by 0.1 of one
+coordinate's sigma, which no test can see at that size). Every method's time per comparison is
+printed: for inferwatch, both profiles built and compared.
 
-Rates come with a 95% Clopper-Pearson interval: over 100 trials a true rate of 5% is observed
-anywhere between about 1% and 11%, and a test exactly at alpha = 0.05 shows <= 5/100 only 62%
-of the time.
+Rates come with a 95% Clopper-Pearson interval.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import logging
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import SimpleNamespace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -59,29 +65,30 @@ import pandas as pd
 from scipy import stats
 
 from _common import fmt_ratio, fmt_us, measure, paired_ratios, print_environment, print_table
+from _drift_cases import (
+    ALPHA,
+    CALIBRATION,
+    CATEGORIES,
+    COLUMNS,
+    MULTIVARIATE,
+    SEED,
+    TABLE,
+    Case,
+    checksum,
+    draw,
+)
 
-DISTRIBUTIONS = ("inferwatch", "numpy", "pandas", "scipy", "datasketches", "whylogs", "evidently")
-ALPHA = 0.05
+DISTRIBUTIONS = ("inferwatch", "numpy", "pandas", "scipy", "datasketches")
 FALSE_ALARM_TARGET = 0.05
-POWER_TARGET = 0.95
+POWER_TARGET = 0.90
 BUILD_TARGET_S = 1.0
-EVIDENTLY_MAX_N = 100_000
-CATEGORIES = 50
-CATEGORY_P = (1 / np.arange(1, CATEGORIES + 1)) / (1 / np.arange(1, CATEGORIES + 1)).sum()
 LABELS = np.array([f"c{i:02d}" for i in range(CATEGORIES)])
-COLUMN = "x"
+NAMES = [f"f{i}" for i in range(COLUMNS)]
+PEERS_PYTHON = "/work/peers-venv/bin/python"
+STAGES = ("speed", "windows", "calibration", "table", "multivariate")
 
 
-def _try_import(name: str) -> tuple[Any, str]:
-    """(module, "") or (None, why it is not available)."""
-    try:
-        module = __import__(name)
-    except Exception as exc:  # ImportError, but also broken installs (AttributeError, ...)
-        return None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-    return module, ""
-
-
-# -- speed ---------------------------------------------------------------------------------------
+# -- speed ----------------------------------------------------------------------------------------
 
 
 def numpy_quantiles(x: np.ndarray) -> np.ndarray:
@@ -105,8 +112,7 @@ def timed_round_robin(
     times: dict[str, list[float]] = {label: [] for label in cases}
     labels = list(cases)
     for label in labels:  # warm-up: first-touch page faults, caches, lazy imports
-        if not label.startswith("whylogs"):  # ~13 s a call; imported already
-            cases[label]()
+        cases[label]()
     for r in range(repeats):
         shift = r % len(labels)
         for label in labels[shift:] + labels[:shift]:
@@ -154,9 +160,6 @@ def speed(rows: int, cols: int, repeats: int, drift: Any) -> list[str]:
     cases[quantiles] = lambda: numpy_quantiles(x)
     cases[moments] = lambda: numpy_moments(x)
     cases[exact] = lambda: (numpy_quantiles(x), numpy_moments(x))
-    whylogs, why_not = _try_import("whylogs")
-    if whylogs is not None:
-        cases["whylogs: why.log(pandas=df).view()"] = lambda: whylogs.log(pandas=frame).view()
     times = timed_round_robin(cases, repeats)
 
     headline = iw_array if drift is not None else None
@@ -170,8 +173,6 @@ def speed(rows: int, cols: int, repeats: int, drift: Any) -> list[str]:
         rows_out.append([label, f"{min(t):.3f}", f"{statistics.median(t):.3f}", ratio, target])
     print()
     print_table(["case", "min s", "median s", "x Profile.build(array)", "target"], rows_out)
-    if whylogs is None:
-        print(f"whylogs: not available ({why_not})")
     summary: list[str] = []
     if drift is not None:
         build = min(times[iw_array])
@@ -183,11 +184,6 @@ def speed(rows: int, cols: int, repeats: int, drift: Any) -> list[str]:
         ratios.append(
             ("Profile.build(DataFrame) / Profile.build(array)", min(times[iw_frame]) / build)
         )
-        ratios += [
-            (f"{label} / Profile.build(array)", min(t) / build)
-            for label, t in times.items()
-            if label.startswith("whylogs")
-        ]
         width = max(len(label) for label, _ in ratios)
         print("Ratios (min / min):")
         for label, ratio in ratios:
@@ -210,7 +206,7 @@ def speed(rows: int, cols: int, repeats: int, drift: Any) -> list[str]:
     return summary
 
 
-# -- live windows --------------------------------------------------------------------------------
+# -- live windows ---------------------------------------------------------------------------------
 
 
 def windows_speed(repeats: int) -> list[str]:
@@ -314,231 +310,273 @@ def build_profile(x: np.ndarray, names: list[str], scores: np.ndarray, classes: 
     return Profile.build(x, columns=names, predictions=scores, class_names=classes)
 
 
-# -- calibration ---------------------------------------------------------------------------------
+# -- trials: inferwatch and the exact tests -------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Case:
-    label: str
-    kind: str  # "numeric" | "categorical"
-    n: int
-    shift: float = 0.0
-    """numeric: mean shift of the current sample in sigma; categorical: probability mass moved
-    from the most frequent category to the least frequent one."""
-    goal: str = "false alarm"  # "false alarm" | "power" | "info"
+@dataclass
+class Trials:
+    """The verdicts (and p-values, seconds) of one method on the trials of one case."""
+
+    verdicts: list[Any] = field(default_factory=list)  # True / False / "possible"
+    p_values: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    methods: set[str] = field(default_factory=set)
+    error: str | None = None
 
     @property
-    def target(self) -> str:
-        if self.goal == "false alarm":
-            return f"<= {FALSE_ALARM_TARGET:.0%}"
-        if self.goal == "power":
-            return f">= {POWER_TARGET:.0%}"
-        return "(info)"
+    def found(self) -> int:
+        return sum(v is True for v in self.verdicts)
 
-    def met(self, rate: float) -> str:
-        if self.goal == "false alarm":
-            return "yes" if rate <= FALSE_ALARM_TARGET else "NO"
-        if self.goal == "power":
-            return "yes" if rate >= POWER_TARGET else "NO"
-        return ""
-
-    def significance(self, flags: list[bool]) -> str:
-        """One-sided binomial test of the observed count against the target rate."""
-        if not flags or self.goal == "info":
-            return ""
-        k, n = sum(flags), len(flags)
-        if self.goal == "false alarm":
-            p = stats.binomtest(k, n, FALSE_ALARM_TARGET, alternative="greater").pvalue
-            return f"above 5%: p={p:.2f}" + (" ABOVE" if p < 0.05 else "")
-        p = stats.binomtest(k, n, POWER_TARGET, alternative="less").pvalue
-        return f"below 95%: p={p:.2f}" + (" BELOW" if p < 0.05 else "")
+    def cell(self) -> str:
+        if self.error:
+            return "error"
+        if not self.verdicts:
+            return "—"
+        possible = sum(v == "possible" for v in self.verdicts)
+        extra = f" (+{possible})" if possible else ""
+        return f"{self.found}/{len(self.verdicts)}{extra}"
 
 
-CASES = [
-    Case("numeric N(0,1), unchanged, n=1k", "numeric", 1_000),
-    Case("numeric N(0,1), unchanged, n=100k", "numeric", 100_000),
-    Case("numeric N(0,1), unchanged, n=1M", "numeric", 1_000_000),
-    Case("50 categories, unchanged, n=1k", "categorical", 1_000),
-    Case("50 categories, unchanged, n=100k", "categorical", 100_000),
-    Case("50 categories, unchanged, n=1M", "categorical", 1_000_000),
-    Case("numeric, 0.1 sigma shift, n=100k", "numeric", 100_000, 0.1, "power"),
-    Case("numeric, 0.02 sigma shift, n=100k", "numeric", 100_000, 0.02, "info"),
-    Case("numeric, 0.01 sigma shift, n=1M", "numeric", 1_000_000, 0.01, "info"),
-    Case("50 categories, 0.2% of mass c00 -> c49, n=100k", "categorical", 100_000, 0.002, "info"),
-]
+def _category_series(codes: np.ndarray) -> pd.Series:
+    return pd.Series(pd.Categorical.from_codes(codes, categories=LABELS))
 
 
-@dataclass
-class Sample:
-    values: Any  # what the profiles and Evidently see
-    raw: np.ndarray  # numeric values, or category codes
-    counts: np.ndarray | None = None  # exact category counts
+def inferwatch_trial(case: Case, a: np.ndarray, b: np.ndarray, out: Trials) -> None:
+    """Both profiles built and compared; the verdict of the case's test."""
+    from inferwatch.drift import Profile, compare
 
-
-def draw(case: Case, rng: np.random.Generator, shifted: bool) -> Sample:
+    start = time.perf_counter()
     if case.kind == "numeric":
-        values = rng.standard_normal(case.n)
-        if shifted and case.shift:
-            values += case.shift
-        return Sample(values, values)
-    p = CATEGORY_P
-    if shifted and case.shift:
-        p = p.copy()
-        p[0] -= case.shift
-        p[-1] += case.shift
-    codes = rng.choice(CATEGORIES, size=case.n, p=p)
-    return Sample(
-        pd.Series(pd.Categorical.from_codes(codes, categories=LABELS)),
-        codes,
-        np.bincount(codes, minlength=CATEGORIES),
-    )
+        base, cur = Profile.build({"x": a}), Profile.build({"x": b})
+    elif case.kind == "categorical":
+        base = Profile.build({"x": _category_series(a)})
+        cur = Profile.build({"x": _category_series(b)})
+    elif case.kind == "correlation":
+        base, cur = Profile.build(a, columns=NAMES), Profile.build(b, columns=NAMES)
+    else:
+        base, cur = Profile.build({"emb": a}), Profile.build({"emb": b})
+    report = compare(base, cur, alpha=ALPHA)
+    out.seconds.append(time.perf_counter() - start)
+    if case.kind == "correlation":
+        result: Any = report.multivariate
+        out.methods.add("mmd")
+    else:
+        result = report["emb" if case.kind == "embedding" else "x"]
+        out.methods.add(str(result.method or result.test))
+    out.verdicts.append(bool(result.drifted))
+    out.p_values.append(float(result.p_value) if result.p_value is not None else 1.0)
 
 
-def exact_test(case: Case, a: Sample, b: Sample) -> tuple[float, float]:
-    """(p-value, statistic) of the exact test on the raw samples."""
+def report_trial(case: Case, a: np.ndarray, b: np.ndarray, out: Trials) -> None:
+    """The correlation case: any test of the report (the 8 columns and the multivariate one)."""
+    from inferwatch.drift import Profile, compare
+
+    start = time.perf_counter()
+    report = compare(Profile.build(a, columns=NAMES), Profile.build(b, columns=NAMES))
+    out.seconds.append(time.perf_counter() - start)
+    out.verdicts.append(bool(report.drifted))
+
+
+def exact_trial(case: Case, a: np.ndarray, b: np.ndarray, out: Trials) -> None:
+    """scipy on the raw data; for rows, KS on every column with Benjamini–Hochberg."""
+    start = time.perf_counter()
     if case.kind == "numeric":
-        result = stats.ks_2samp(a.raw, b.raw)
-        return float(result.pvalue), float(result.statistic)
-    assert a.counts is not None and b.counts is not None
-    table = np.vstack([a.counts, b.counts])
-    table = table[:, table.sum(axis=0) > 0]  # a category neither sample drew
-    result = stats.chi2_contingency(table, correction=False)
-    return float(result.pvalue), float(result.statistic)
+        p = float(stats.ks_2samp(a, b).pvalue)
+    elif case.kind == "categorical":
+        table = np.vstack(
+            [np.bincount(a, minlength=CATEGORIES), np.bincount(b, minlength=CATEGORIES)]
+        )
+        table = table[:, table.sum(axis=0) > 0]
+        p = float(stats.chi2_contingency(table, correction=False).pvalue)
+    else:
+        ps = [stats.ks_2samp(a[:, j], b[:, j]).pvalue for j in range(a.shape[1])]
+        p = float(np.min(stats.false_discovery_control(ps, method="bh")))
+    out.seconds.append(time.perf_counter() - start)
+    out.verdicts.append(p <= ALPHA)
+    out.p_values.append(p)
 
 
-@dataclass
-class Outcome:
-    case: Case
-    iw: list[bool] = field(default_factory=list)
-    exact: list[bool] = field(default_factory=list)
-    iw_tests: set[str] = field(default_factory=set)
-    statistic_error: list[float] = field(default_factory=list)  # |D sketch - D exact|, KS only
-    checks_failed: int = 0
-    seconds: dict[str, float] = field(
-        default_factory=lambda: dict.fromkeys(("draw", "iw", "exact"), 0.0)
-    )
-
-
-def run_case(index: int, case: Case, trials: int, seed: int, drift: Any) -> Outcome:
-    out = Outcome(case)
-    clock = time.perf_counter
+def run_trials(
+    case: Case, trials: int, seed: int, runners: dict[str, Callable[..., None]]
+) -> dict[str, Trials]:
+    results = {name: Trials() for name in runners}
     for trial in range(trials):
-        rng = np.random.default_rng(np.random.SeedSequence([seed, index, trial]))
-        t0 = clock()
-        a = draw(case, rng, shifted=False)
-        b = draw(case, rng, shifted=True)
-        t1 = clock()
-        if drift is not None:
-            kwargs = {"categorical": [COLUMN]} if case.kind == "categorical" else {}
-            base = drift.Profile.build({COLUMN: a.values}, **kwargs)
-            current = drift.Profile.build({COLUMN: b.values}, **kwargs)
-            report = drift.compare(base, current, alpha=ALPHA)
-            column = report[COLUMN]
-            out.iw.append(bool(column.drifted))
-            out.iw_tests.add(str(column.test))
-            if bool(report.drifted) != bool(column.drifted) or (
-                list(report.drifted_columns) != ([COLUMN] if column.drifted else [])
-            ):
-                out.checks_failed += 1
-        t2 = clock()
-        exact_p, exact_statistic = exact_test(case, a, b)
-        out.exact.append(exact_p < ALPHA)
-        if drift is not None and case.kind == "numeric":
-            out.statistic_error.append(abs(float(column.statistic) - exact_statistic))
-        t3 = clock()
-        out.seconds["draw"] += t1 - t0
-        out.seconds["iw"] += t2 - t1
-        out.seconds["exact"] += t3 - t2
-    return out
+        a, b = draw(case, trial, seed)
+        for name, runner in runners.items():
+            runner(case, a, b, results[name])
+    return results
 
 
-def rate_cell(flags: list[bool]) -> str:
+def rate_cell(flags: list[Any]) -> str:
     if not flags:
         return "-"
-    k, n = sum(flags), len(flags)
+    k, n = sum(f is True for f in flags), len(flags)
     ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
     return f"{k / n:6.1%} [{ci.low:.1%}-{ci.high:.1%}]"
 
 
-def calibration(trials: int, seed: int, drift: Any, only: str | None) -> list[list[str]]:
-    # Evidently's default drift test would run on the same trials (n <= 100k, it is slow). Its
-    # 0.7 release does not import on pandas 3 (`infer_dtype_from_object` is gone), so there is
-    # no runner for it here: the column says why.
-    evidently, why_not = _try_import("evidently")
-    evidently_cell = "not available" if evidently is None else "imports; no runner written"
-    cases = [c for c in CASES if only is None or only in c.label]
-    print(f"Calibration: {trials} trials per case, alpha = {ALPHA}, seed = {seed};")
-    print("rates with a 95% Clopper-Pearson interval. 'agree' = trials where inferwatch and the")
-    print("exact test reached the same verdict.")
-    if evidently is None:
-        print(f"Evidently: not available ({why_not})")
-    else:
-        print("Evidently: imports, but this script has no runner for it (see the source)")
-    print()
-    rows: list[list[str]] = []
-    summary: list[list[str]] = []
-    for index, case in enumerate(cases):
+def seconds_cell(seconds: list[float]) -> str:
+    return f"{statistics.median(seconds) * 1e3:,.1f}" if seconds else "-"
+
+
+# -- the peers ------------------------------------------------------------------------------------
+
+
+def run_peers(
+    python: str, cases: list[Case], trials: int, mmd_trials: int, seed: int
+) -> tuple[dict[str, Any], str]:
+    """The peers' results from _drift_peers.py in their venv, or ({}, why not)."""
+    if not Path(python).exists():
+        return {}, f"no peers' Python at {python} (see this script's docstring)"
+    script = Path(__file__).with_name("_drift_peers.py")
+    argv = [python, str(script), "--cases", ",".join(c.key for c in cases)]
+    argv += ["--trials", str(trials), "--mmd-trials", str(mmd_trials), "--seed", str(seed)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    progress = [line for line in done.stderr.splitlines() if line.startswith("  peers:")]
+    print("\n".join(progress), flush=True)
+    if done.returncode != 0:
+        return {}, f"the peers' run failed: {done.stderr.strip().splitlines()[-1:]}"
+    result: dict[str, Any] = json.loads(done.stdout)
+    for case in cases:
+        theirs = result["cases"][case.key]["checksum"]
+        if theirs != checksum(case, seed):
+            return {}, f"{case.label}: the peers drew other data ({theirs})"
+    return result, ""
+
+
+def peer_trials(peers: dict[str, Any], case: Case, name: str) -> Trials:
+    found = peers.get("cases", {}).get(case.key, {}).get("methods", {}).get(name)
+    if found is None:
+        return Trials()
+    return Trials(verdicts=found["verdicts"], seconds=found["seconds"], error=found["error"])
+
+
+# -- stages ---------------------------------------------------------------------------------------
+
+
+def calibration(trials: int, seed: int) -> list[str]:
+    print(f"Calibration: {trials} trials per case, alpha = {ALPHA}, seed = {seed}; rates with a")
+    print("95% Clopper-Pearson interval; uniformity: KS test of the p-values against U(0, 1).")
+    rows, summary = [], []
+    for case in CALIBRATION:
         start = time.perf_counter()
-        out = run_case(CASES.index(case), case, trials, seed, drift)
-        wall = time.perf_counter() - start
-        per = {k: v / trials * 1e3 for k, v in out.seconds.items()}
-        agree = (
-            f"{sum(i == e for i, e in zip(out.iw, out.exact, strict=True)) / trials:.0%}"
-            if out.iw
-            else "-"
-        )
-        d_err = f"{statistics.median(out.statistic_error):.4f}" if out.statistic_error else ""
-        iw_rate = rate_cell(out.iw)
-        rows.append(
-            [
-                case.label,
-                ",".join(sorted(out.iw_tests)) or "-",
-                iw_rate,
-                rate_cell(out.exact),
-                agree,
-                d_err,
-                f"{per['draw']:.1f}",
-                f"{per['iw']:.1f}",
-                f"{per['exact']:.1f}",
-                f"{wall:.1f}",
-            ]
-        )
-        if out.checks_failed:
-            print(
-                f"  CHECK FAILED: {case.label}: report.drifted / drifted_columns disagreed with "
-                f"report[col].drifted in {out.checks_failed} trials"
+        runners = {"inferwatch": inferwatch_trial, "exact": exact_trial}
+        got = run_trials(case, trials, seed, runners)
+        iw, exact = got["inferwatch"], got["exact"]
+        uniform = ""
+        if not case.drifted:
+            uniform = f"{stats.kstest(iw.p_values, 'uniform').pvalue:.3f}"
+            uniform += f" / {stats.kstest(exact.p_values, 'uniform').pvalue:.3f}"
+        rate = iw.found / trials
+        if case.drifted:
+            target = f">= {POWER_TARGET:.0%}" if case.key == "s002" else "(info)"
+            met = ("yes" if rate >= POWER_TARGET else "NO") if case.key == "s002" else ""
+        else:
+            target, met = (
+                f"<= {FALSE_ALARM_TARGET:.0%}",
+                "yes" if rate <= FALSE_ALARM_TARGET else "NO",
             )
-        iw_value = sum(out.iw) / trials if out.iw else None
+        rows.append([
+            case.label, ",".join(sorted(iw.methods)), rate_cell(iw.verdicts),
+            rate_cell(exact.verdicts), uniform, target, met, seconds_cell(iw.seconds),
+            seconds_cell(exact.seconds),
+        ])  # fmt: skip
         summary.append(
-            [
-                case.label,
-                iw_rate,
-                rate_cell(out.exact),
-                evidently_cell if case.n <= EVIDENTLY_MAX_N else "not run (n > 100k)",
-                case.target,
-                case.met(iw_value) if iw_value is not None else "-",
-                case.significance(out.iw),
-            ]
+            f"{case.label}: inferwatch {iw.found}/{trials}, exact {exact.found}/{trials}"
         )
-        print(f"  [{index + 1}/{len(cases)}] {case.label}: {wall:.1f} s", flush=True)
+        print(f"  {case.label}: {time.perf_counter() - start:.0f} s", flush=True)
     print()
-    print_table(
-        [
-            "case",
-            "test",
-            "inferwatch",
-            "exact scipy",
-            "agree",
-            "med |dD|",
-            "draw ms",
-            "iw ms",
-            "exact ms",
-            "case s",
-        ],
-        rows,
-    )
-    print("(med |dD|: median |KS statistic from the sketches - exact KS statistic|;")
-    print(" iw ms: two Profile.build + compare per trial; exact ms: the scipy test per trial)")
+    headers = ["case", "test", "inferwatch", "exact scipy", "uniform p (iw / exact)"]
+    headers += ["target", "met?", "iw ms", "exact ms"]
+    print_table(headers, rows)
+    print("(iw ms: two Profile.build + compare per trial, median; exact ms: the scipy test)")
+    print()
+    return summary
+
+
+_NANNYML = "NannyML default (univariate)"
+TABLE_ROWS = [  # (row, method for numeric cases, for categorical ones)
+    ("exact scipy KS / chi²", "exact", "exact"),
+    (
+        "alibi-detect KSDrift / ChiSquareDrift",
+        "alibi-detect KSDrift",
+        "alibi-detect ChiSquareDrift",
+    ),
+    ("Evidently default", "Evidently default", "Evidently default"),
+    ("Evidently ks / chisquare", "Evidently ks", "Evidently chisquare"),
+    ("whylogs KS / chi² (+possible)", "whylogs KS", "whylogs chi-square"),
+    ("NannyML default (any of 10 chunks)", _NANNYML, _NANNYML),
+    ("inferwatch", "inferwatch", "inferwatch"),
+]
+
+
+def issue_table(trials: int, seed: int, peers_python: str) -> list[str]:
+    print(f"The issue's table: {trials} trials per case, the same data for every method.")
+    mine = {
+        c.key: run_trials(c, trials, seed, {"inferwatch": inferwatch_trial, "exact": exact_trial})
+        for c in TABLE
+    }
+    peers, why_not = run_peers(peers_python, TABLE, trials, 0, seed)
+    if why_not:
+        print(f"peers: not run ({why_not})")
+    rows, times = [], []
+    for label, numeric, categorical in TABLE_ROWS:
+        cells, seconds = [], []
+        for case in TABLE:
+            name = categorical if case.kind == "categorical" else numeric
+            got = mine[case.key].get(name) or peer_trials(peers, case, name)
+            cells.append(got.cell())
+            if case.key == "fa100k":
+                seconds = got.seconds
+            if case.key == "fa1m":
+                times.append([label, seconds_cell(seconds), seconds_cell(got.seconds)])
+        rows.append([label, *cells])
+    print()
+    print_table(["", *(c.label for c in TABLE)], rows)
+    print("Time per comparison (median ms; inferwatch: both profiles built, then compared):")
+    print_table(["method", "n=100k", "n=1M"], times)
+    if peers:
+        print(f"peers' versions: {peers['versions']}")
+    print()
+    return [f"{r[0]}: {', '.join(r[1:])}" for r in rows]
+
+
+def multivariate(
+    mv_trials: int, trials: int, mmd_trials: int, seed: int, peers_python: str
+) -> list[str]:
+    print(f"Multivariate: inferwatch {mv_trials} trials, the exact column-by-column tests and")
+    print(f"NannyML {trials}, alibi-detect MMDDrift {mmd_trials}; the same data for every method.")
+    mine = {}
+    for case in MULTIVARIATE:
+        runners: dict[str, Callable[..., None]] = {"inferwatch": inferwatch_trial}
+        if case.kind == "correlation":
+            runners["report"] = report_trial
+        mine[case.key] = run_trials(case, mv_trials, seed, runners)
+        mine[case.key].update(run_trials(case, trials, seed, {"exact": exact_trial}))
+        print(f"  {case.label}: done", flush=True)
+    peers, why_not = run_peers(peers_python, MULTIVARIATE, trials, mmd_trials, seed)
+    if why_not:
+        print(f"peers: not run ({why_not})")
+    names = [
+        ("inferwatch (multivariate test / vector feature)", "inferwatch"),
+        ("inferwatch, report.drifted (8 columns + together)", "report"),
+        ("exact scipy KS per column + BH", "exact"),
+        ("alibi-detect MMDDrift (2,048 rows a side)", "alibi-detect MMDDrift (2048 rows a side)"),
+        ("NannyML data reconstruction (any of 10 chunks)", "NannyML data reconstruction (PCA)"),
+    ]
+    rows, summary = [], []
+    for label, name in names:
+        cells = []
+        for case in MULTIVARIATE:
+            got = mine[case.key].get(name) or peer_trials(peers, case, name)
+            cells.append(
+                f"{got.cell()} ({seconds_cell(got.seconds)} ms)" if got.verdicts else got.cell()
+            )
+        rows.append([label, *cells])
+        summary.append(f"{label}: {', '.join(cells)}")
+    print()
+    print_table(["", *(c.label for c in MULTIVARIATE)], rows)
+    print("(found/trials, and the median time per comparison)")
     print()
     return summary
 
@@ -548,45 +586,36 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows for the speed test")
     parser.add_argument("--cols", type=int, default=20, help="columns for the speed test")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per speed case")
-    parser.add_argument("--trials", type=int, default=100, help="trials per calibration case")
-    parser.add_argument("--seed", type=int, default=20261127, help="base seed for the trials")
-    parser.add_argument("--only", help="run only the calibration cases whose label contains this")
-    parser.add_argument("--skip-speed", action="store_true")
-    parser.add_argument("--skip-calibration", action="store_true")
-    parser.add_argument("--skip-windows", action="store_true")
+    parser.add_argument("--trials", type=int, default=200, help="trials per calibration case")
+    parser.add_argument("--table-trials", type=int, default=20, help="trials of the issue's table")
+    parser.add_argument("--mv-trials", type=int, default=100, help="inferwatch multivariate trials")
+    parser.add_argument("--mmd-trials", type=int, default=5, help="alibi-detect MMDDrift trials")
+    parser.add_argument("--seed", type=int, default=SEED, help="base seed for the trials")
+    parser.add_argument("--only", choices=STAGES, action="append", help="run only these stages")
+    parser.add_argument("--peers-python", default=PEERS_PYTHON, help="the peers' venv's python")
     args = parser.parse_args()
+    stages = args.only or list(STAGES)
 
     started = time.perf_counter()
     print_environment(DISTRIBUTIONS)
-    drift: Any = None
-    try:
-        from inferwatch.drift import Profile, compare
+    import inferwatch.drift as drift
 
-        drift = SimpleNamespace(Profile=Profile, compare=compare)
-    except Exception as exc:
-        print(
-            f"inferwatch.drift: NOT IMPORTABLE ({type(exc).__name__}: {exc}); "
-            "only the reference columns are measured\n"
+    summary: list[str] = []
+    if "speed" in stages:
+        summary += speed(args.rows, args.cols, args.repeats, drift)
+    if "windows" in stages:
+        summary += windows_speed(args.repeats)
+    if "calibration" in stages:
+        summary += calibration(args.trials, args.seed)
+    if "table" in stages:
+        summary += issue_table(args.table_trials, args.seed, args.peers_python)
+    if "multivariate" in stages:
+        summary += multivariate(
+            args.mv_trials, args.table_trials, args.mmd_trials, args.seed, args.peers_python
         )
-    summary_speed: list[str] = []
-    if not args.skip_speed:
-        summary_speed = speed(args.rows, args.cols, args.repeats, drift)
-    if not args.skip_windows and drift is not None:
-        summary_speed += windows_speed(args.repeats)
-    summary: list[list[str]] = []
-    if not args.skip_calibration:
-        summary = calibration(args.trials, args.seed, drift, args.only)
     print("Summary")
-    for line in summary_speed:
+    for line in summary:
         print(f"  {line}")
-    if summary:
-        headers = ["case", "inferwatch", "exact scipy", "Evidently", "target", "met?"]
-        print_table([*headers, "binomial test vs target"], summary)
-        print(
-            "(met?: the observed rate against the target. A test exactly at alpha = 0.05 shows\n"
-            " <= 5 false alarms in 100 trials only 62% of the time, so the last column asks\n"
-            " whether the rate is significantly worse than the target, one-sided, at 5%.)"
-        )
     print(f"\nTotal wall time {time.perf_counter() - started:.1f} s")
 
 

@@ -60,7 +60,7 @@ def files(tmp_path: Path) -> dict[str, Path]:
         "drifted": tmp_path / "drifted.csv",
     }
     frame(1).to_parquet(paths["base"])
-    frame(2).to_csv(paths["same"], index=False)
+    frame(10).to_csv(paths["same"], index=False)  # every p-value above 0.5 against frame(1)
     frame(3, shift=4.0, new_country=True).to_csv(paths["drifted"], index=False)
     return paths
 
@@ -140,19 +140,26 @@ def test_drift_table_verdict_and_fail_on_drift(files: dict[str, Path], capsys: C
     base = baseline_profile(capsys, files, "--categorical", "zip")
     code, out, err = run(capsys, "drift", str(base), str(files["drifted"]))
     assert code == 0 and err == ""
-    rows = {line.split()[0]: line for line in out.splitlines()[2:] if "│" in line}
+    rows = {  # a long note goes on to lines of its own, which start with a border
+        line.split()[0]: line
+        for line in out.splitlines()[2:]
+        if "│" in line and line.split()[0] != "│"
+    }
     assert set(rows) == {"age", "amount", "country", "zip"}
     assert "DRIFT" in rows["age"] and "DRIFT" in rows["country"]
     assert "DRIFT" not in rows["amount"] and "DRIFT" not in rows["zip"]
     assert "unseen categories in current" in rows["country"]
     # zip was profiled as categories: the CSV's integer codes are read the same way.
     assert "chi2" in rows["zip"] and "type changed" not in out
-    assert "note: drifted: age, country (4 of 4 features tested, Benjamini–Hochberg" in out
+    verdict = "note: drifted: age, country, the 2 numeric features together (4 of 4 features "
+    assert verdict + "tested and the numeric ones together, Benjamini–Hochberg" in out
+    assert "note: multivariate (2 numeric features together): DRIFT, mmd p=" in out
 
     code, _, _ = run(capsys, "drift", str(base), str(files["drifted"]), "--fail-on-drift")
     assert code == 1
     code, out, _ = run(capsys, "drift", str(base), str(files["same"]), "--fail-on-drift")
     assert code == 0 and "note: no drift (4 of 4 features tested" in out
+    assert "note: multivariate (2 numeric features together): no drift" in out
 
 
 def test_drift_json_is_the_library_report(files: dict[str, Path], capsys: Capsys) -> None:
@@ -226,7 +233,8 @@ def test_bad_data_becomes_notes_in_table_and_html(tmp_path: Path, capsys: Capsys
         (line,) = [row for row in out.splitlines() if row.split()[:1] == [column]]
         assert note in line
         assert note in page
-    assert "note: drifted: mixed" in out
+    # a column that became all NaN is a finding: its null share is tested
+    assert "note: drifted: all_nan, mixed" in out
     assert page.count("<svg") == 6  # a feature on one side only is plotted for that side
     assert "tags" in out and "DRIFT" not in out.split("tags")[1].splitlines()[0]
 
@@ -306,7 +314,7 @@ def test_report_notes_profiles_of_other_versions(tmp_path: Path) -> None:
     cur.format_version = 0
     report = compare(base, cur)
     page = render_html(report, base, cur, labels=("v1.iwp", "v0.iwp"))
-    note = "profiles have different format versions (1 vs 0); rebuild them"
+    note = "profiles have different format versions (2 vs 0); rebuild them"
     assert page.count(f'<p class="note">{note}</p>') == 2
     assert [r["note"] for r in table_rows(report)] == [note, note]
     assert not report.drifted and "no drift (0 of 2 features tested" in page
@@ -320,7 +328,7 @@ def _write_bad_files(tmp_path: Path) -> None:
     (tmp_path / "dir.csv").mkdir()
     (tmp_path / "broken.jsonl").write_text('{"a": 1}\n{"a": \n')
     blob = bytearray(Profile.build({"a": [1.0, 2.0]}).to_bytes())
-    blob[len(MAGIC)] = 2  # format version 2
+    blob[len(MAGIC)] = 3  # format version 3
     (tmp_path / "future.iwp").write_bytes(bytes(blob))
     pd.DataFrame({"a": [1.0, 2.0]}).to_csv(tmp_path / "ok.csv", index=False)
 
@@ -333,7 +341,7 @@ def _write_bad_files(tmp_path: Path) -> None:
         (["drift", "ok.csv", "data.txt"], "data.txt: unknown format (use .parquet"),
         (["drift", "ok.csv", "garbage.parquet"], "cannot read "),
         (["drift", "garbage.iwp", "ok.csv"], "is not an inferwatch profile"),
-        (["drift", "future.iwp", "ok.csv"], "format version 2 is not supported"),
+        (["drift", "future.iwp", "ok.csv"], "format version 3 is not supported"),
         (["profile", "broken.jsonl"], "broken.jsonl as jsonl"),
         (["profile", "ok.csv", "--columns", "nope"], "no column 'nope'"),
         (["profile", "ok.csv", "-o", "no/such/dir/out.iwp"], "cannot write "),
@@ -410,7 +418,8 @@ def test_console_script_profile_then_drift(files: dict[str, Path], tmp_path: Pat
     done = call("drift", str(base), str(files["drifted"]), "--html", str(report), "--fail-on-drift")
     assert done.returncode == 1, done.stderr
     assert "note: drifted: age, country" in done.stdout and done.stderr == ""
-    assert report.read_text(encoding="utf-8").count("<svg") == 4
+    # one plot per feature, and one for the numeric features together
+    assert report.read_text(encoding="utf-8").count("<svg") == 5
     done = call("drift", str(base), str(tmp_path / "nope.parquet"))
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr

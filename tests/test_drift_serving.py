@@ -35,10 +35,12 @@ def test_monitored_inputs_feed_windows_gauges_and_events(telemetry: Captured) ->
     }
     assert detected[("amount", "1h")] == 1 and detected[("age", "1h")] == 0
     assert detected[("amount", "cumulative")] == 1
+    # the features tested together: one more verdict, under a reserved feature name
+    assert detected[("ml.multivariate", "1h")] == 1
     events = [
         r.log_record for r in telemetry.logs() if r.log_record.event_name == "ml.drift.detected"
     ]
-    assert {dict(e.attributes)["ml.feature"] for e in events} == {"amount"}
+    assert {dict(e.attributes)["ml.feature"] for e in events} == {"amount", "ml.multivariate"}
     predict.drift.stop()
 
 

@@ -47,6 +47,13 @@ def baseline(rng: np.random.Generator) -> Profile:
 
 
 @pytest.fixture
+def unsampled(rng: np.random.Generator) -> Profile:
+    """A baseline without a row sample: windows test feature by feature only (the roll-up
+    tests close a hundred windows; the multivariate test has tests of its own)."""
+    return Profile.build(rng.normal(size=(5000, 3)), columns=NAMES, sample_rows=0)
+
+
+@pytest.fixture
 def reader() -> InMemoryMetricReader:
     return InMemoryMetricReader()
 
@@ -93,7 +100,9 @@ def test_unchanged_data_is_not_drift(
         report = w.close_window()
         assert report is not None and not report.drifted and len(report) == 3
     detected = _gauges(reader, METRIC_DRIFT_DETECTED)
-    assert set(detected) == {(f, "ks", win) for f in NAMES for win in ("5m", "cumulative")}
+    windows = ("5m", "cumulative")
+    together = {("ml.multivariate", "mmd", win) for win in windows}
+    assert set(detected) == {(f, "ks", win) for f in NAMES for win in windows} | together
     assert set(detected.values()) == {0.0}
     assert set(_gauges(reader, METRIC_DRIFT_P_VALUE)) == set(detected)
     scores = _gauges(reader, METRIC_DRIFT_SCORE)
@@ -115,24 +124,31 @@ def test_shifted_feature_is_detected_and_logged(
         report = w.close_window()
     assert report is not None and report.drifted_columns == ["b"]
     assert w.latest["cumulative"].drifted_columns == ["b"]
+    # the shift of one feature changes the features' joint distribution too
+    drifted = {("b", "ks"), ("ml.multivariate", "mmd")}
     detected = _gauges(reader, METRIC_DRIFT_DETECTED)
-    assert {k for k, v in detected.items() if v} == {("b", "ks", "5m"), ("b", "ks", "cumulative")}
+    assert {k for k, v in detected.items() if v} == {
+        (f, test, win) for f, test in drifted for win in ("5m", "cumulative")
+    }
     assert _gauges(reader, METRIC_DRIFT_SCORE)[("b", "ks", "5m")] > 0.3
     events = [r for r in caplog.records if r.name == "inferwatch.events"]
     assert {(r.__dict__["ml.feature"], r.__dict__["ml.window"]) for r in events} == {
-        ("b", "5m"),
-        ("b", "cumulative"),
+        (f, win) for f in ("b", "ml.multivariate") for win in ("5m", "cumulative")
     }
     for r in events:
         assert r.__dict__["otel.event.name"] == "ml.drift.detected"
-        assert r.__dict__["ml.model.name"] == "m" and r.__dict__["ml.drift.test"] == "ks"
-        assert r.__dict__["ml.drift.p_value"] < 1e-6 and r.__dict__["ml.drift.score"] > 0.3
+        assert r.__dict__["ml.model.name"] == "m"
+        feature, test = r.__dict__["ml.feature"], r.__dict__["ml.drift.test"]
+        assert (feature, test) in drifted
+        # the permutation test's smallest p-value is 1 / (permutations + 1)
+        assert r.__dict__["ml.drift.p_value"] < (1e-6 if test == "ks" else 0.01)
+        assert r.__dict__["ml.drift.score"] > 0.05
     # cumulative events only when a feature starts drifting; window events every window
     caplog.clear()
     _feed(w, data)
     with caplog.at_level(logging.WARNING, logger="inferwatch.events"):
         w.close_window()
-    assert [r.__dict__["ml.window"] for r in caplog.records] == ["5m"]
+    assert [r.__dict__["ml.window"] for r in caplog.records] == ["5m", "5m"]
 
 
 def test_categorical_dataframe(rng: np.random.Generator, reader: InMemoryMetricReader) -> None:
@@ -436,13 +452,13 @@ def test_rollup_levels() -> None:
 
 
 def test_an_hour_is_the_merge_of_its_minutes(
-    baseline: Profile,
+    unsampled: Profile,
     reader: InMemoryMetricReader,
     rng: np.random.Generator,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     meter = MeterProvider(metric_readers=[reader]).get_meter("t")
-    w = DriftWindows("m", baseline, 60, meter=meter, clock=FakeClock())
+    w = DriftWindows("m", unsampled, 60, meter=meter, clock=FakeClock())
     assert w.levels == ["1h", "1d"] and w.label == "1m"
     minutes: list[Profile] = []
     rows: list[np.ndarray] = []
@@ -487,10 +503,10 @@ def test_an_hour_is_the_merge_of_its_minutes(
 
 
 def test_days_from_hours_and_bounded_rings(
-    baseline: Profile, rng: np.random.Generator, caplog: pytest.LogCaptureFixture
+    unsampled: Profile, rng: np.random.Generator, caplog: pytest.LogCaptureFixture
 ) -> None:
     # 1m windows rolled up to 2m and 6m: the same chain as minutes -> hours -> days, shorter
-    w = DriftWindows("m", baseline, 60, keep_windows=4, rollups=("2m", "6m"), keep_rollups=2)
+    w = DriftWindows("m", unsampled, 60, keep_windows=4, rollups=("2m", "6m"), keep_rollups=2)
     sizes = [int(rng.integers(20, 60)) for _ in range(30)]
     rows = []
     with caplog.at_level(logging.WARNING, logger="inferwatch.events"):
@@ -513,9 +529,9 @@ def test_days_from_hours_and_bounded_rings(
     assert windows == {"1m", "2m", "6m", "cumulative"}
 
 
-def test_concurrent_adds_and_closes_lose_no_row(baseline: Profile) -> None:
+def test_concurrent_adds_and_closes_lose_no_row(unsampled: Profile) -> None:
     _internal.reset_internal_errors()
-    w = DriftWindows("m", baseline, 60, keep_windows=10**5, rollups=("10m",), keep_rollups=10**5)
+    w = DriftWindows("m", unsampled, 60, keep_windows=10**5, rollups=("10m",), keep_rollups=10**5)
     per_thread, threads_n = 300, 4
     closes = 0
     done = threading.Event()
@@ -551,3 +567,26 @@ def test_concurrent_adds_and_closes_lose_no_row(baseline: Profile) -> None:
     assert sum(p.n_rows for p in w.rollups["10m"]) == total
     assert len(w.rollups["10m"]) <= closes // 10
     assert w.rejected == 0 and w.dropped_rows == 0 and _internal.internal_errors() == {}
+
+
+def test_vector_features_in_mappings_and_dataframes(
+    rng: np.random.Generator, reader: InMemoryMetricReader
+) -> None:
+    n, dim = 3000, 32
+    base = Profile.build({"x": rng.normal(size=n), "emb": rng.normal(size=(n, dim))})
+    w = _windows(base, reader)
+    shift = rng.normal(size=dim)
+    shift *= 0.6 / np.linalg.norm(shift)  # embeddings moved along one direction
+    for _ in range(15):
+        w.add({"x": rng.normal(size=100), "emb": rng.normal(size=(100, dim)) + shift})
+    moved = rng.normal(size=(200, dim)) + shift
+    w.add(pd.DataFrame({"x": rng.normal(size=200), "emb": list(moved)}))
+    w.add({"x": 0.3, "emb": rng.normal(size=dim) + shift})  # one row
+    w.add(rng.normal(size=(5, 2)))  # a 2-D array cannot carry vectors: rejected, counted
+    report = w.close_window()
+    assert report is not None and report.drifted_columns == ["emb"]
+    assert (report["emb"].kind, report["emb"].test) == ("vector", "mmd")
+    assert w.rejected == 5 and w.windows[0].n_rows == 1701
+    assert report.multivariate is None  # one numeric feature: nothing to test together
+    detected = _gauges(reader, METRIC_DRIFT_DETECTED)
+    assert detected[("emb", "mmd", "5m")] == 1 and detected[("x", "ks", "5m")] == 0

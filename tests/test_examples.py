@@ -55,6 +55,8 @@ def test_quickstart_finds_the_planted_problem(tmp_path: Path) -> None:
     assert "cohort=new" in first.split("\u2502")[0]
     # The silent failure: only `amount` drifted from the training baseline.
     drift = out.split("has the input drifted from training?")[1]
-    flagged = [line.split()[0] for line in drift.splitlines() if "DRIFT" in line]
+    rows = [line for line in drift.splitlines() if "\u2502" in line]  # the table, not its notes
+    flagged = [line.split()[0] for line in rows if "DRIFT" in line]
     assert flagged == ["amount"]
+    assert "multivariate (8 numeric features together): DRIFT" in drift
     assert sorted(p.suffix for p in store.iterdir()) == [".jsonl"] * len(list(store.iterdir()))

@@ -120,7 +120,8 @@ METRIC_DRIFT_P_VALUE: Final = "ml.drift.p_value"
 METRIC_DRIFT_DETECTED: Final = "ml.drift.detected"
 """Gauge: 1 when the feature drifted in that window, else 0."""
 ML_DRIFT_TEST: Final = "ml.drift.test"
-"""Attribute: the test, "ks" (numeric) or "chi2" (categorical)."""
+"""Attribute: the test, "ks" (numeric), "chi2" (categorical), "mmd" (vectors, and the numeric
+features together), "null_share" or "cardinality"."""
 ML_WINDOW: Final = "ml.window"
 """Attribute: the tumbling window's label (e.g. "5m"), a roll-up's ("1h", "1d") or "cumulative"."""
 ML_DRIFT_P_VALUE: Final = "ml.drift.p_value"
@@ -131,6 +132,8 @@ DRIFT_PREDICTION: Final = "ml.prediction"
 """Reserved profile column (and `ml.feature` value) of the model's predictions."""
 DRIFT_LABEL: Final = "ml.label"
 """Reserved profile column (and `ml.feature` value) of the ground-truth labels (label shift)."""
+DRIFT_MULTIVARIATE: Final = "ml.multivariate"
+"""Reserved `ml.feature` value of the numeric features tested together."""
 
 # -- Delayed labels (`iw.feedback`) ---------------------------------------------------------------
 # (section: feedback)

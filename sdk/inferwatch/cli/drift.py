@@ -28,8 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from inferwatch.cli.argtypes import integer, names, number
-from inferwatch.drift.compare import compare
+from inferwatch.drift.compare import compare, multivariate_line
 from inferwatch.drift.profile import MAGIC, Profile, render
 from inferwatch.drift.report import (
     MISSING_MATPLOTLIB,
@@ -103,8 +105,9 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
         parents=[common],
         help="test every feature of a current window against a baseline",
         description="Compare a current window with a baseline, feature by feature "
-        "(Kolmogorov–Smirnov for numbers, chi-square for categories, Benjamini–Hochberg "
-        "across features). Each side is a saved profile or a data file.",
+        "(Kolmogorov–Smirnov for numbers, chi-square for categories, two-proportion tests for "
+        "null shares and new categories) and the numeric features together (MMD), with "
+        "Benjamini–Hochberg across all tests. Each side is a saved profile or a data file.",
     )
     sub.add_argument("baseline", metavar="BASELINE", help="a saved profile (.iwp) or data file")
     sub.add_argument("current", metavar="CURRENT", help="a saved profile (.iwp) or data file")
@@ -176,11 +179,13 @@ def run_drift(args: argparse.Namespace) -> Output:
         report = compare(
             baseline, current, alpha=args.alpha, min_effect=args.min_effect, columns=args.columns
         )
-        notes = [
-            verdict(report),
+        notes = [verdict(report)]
+        if report.multivariate is not None:
+            notes.append(multivariate_line(report.multivariate))
+        notes.append(
             f"baseline {paths[0].name}: {baseline.n_rows:,} rows; "
-            f"current {paths[1].name}: {current.n_rows:,} rows",
-        ]
+            f"current {paths[1].name}: {current.n_rows:,} rows"
+        )
         if args.html:
             labels = (paths[0].name, paths[1].name)
             html_path = Path(args.html)
@@ -343,10 +348,11 @@ def _starts_with_bracket(path: Path) -> bool:
 
 
 def _hashable(frame: Any) -> Any:
-    """Lists and dicts (nested JSON, Parquet lists) become JSON text, so they can be counted."""
+    """Lists and dicts (nested JSON, Parquet lists) become JSON text, so they can be counted;
+    a column of equally long lists of numbers stays as it is: a vector feature."""
     for name in frame.columns:
         column = frame[name]
-        if column.dtype != object:
+        if column.dtype != object or _vectors(column):
             continue
         nested = column.map(lambda v: isinstance(v, list | dict | tuple) or hasattr(v, "tolist"))
         if nested.any():
@@ -355,6 +361,18 @@ def _hashable(frame: Any) -> Any:
             )
             frame[name] = column.where(~nested, text)
     return frame
+
+
+def _vectors(column: Any) -> bool:
+    """Every non-null value is a list or array of numbers, all of one length."""
+    values = [v for v in column if isinstance(v, list | tuple) or hasattr(v, "tolist")]
+    if not values or len(values) != int(column.notna().sum()):
+        return False
+    try:
+        matrix = np.asarray([np.asarray(v, dtype=np.float64) for v in values])
+    except (TypeError, ValueError):
+        return False
+    return matrix.ndim == 2
 
 
 # ---- outputs ------------------------------------------------------------------------------------

@@ -1,9 +1,13 @@
 """Mergeable column profiles built on Apache DataSketches.
 
 A :class:`Profile` summarises a window of data column by column: exact counts, min/max/mean and
-variance (merged with Chan's parallel formula), a KLL quantile sketch for numeric columns, and a
-frequent-items sketch plus an HLL distinct-count sketch for categorical ones. Profiles merge,
-serialise to a small versioned binary blob, and feed :func:`inferwatch.drift.compare`.
+variance (merged with Chan's parallel formula), two independent KLL quantile sketches for numeric
+columns (their disagreement measures the sketches' own error, which the drift test folds into its
+null distribution), and a frequent-items sketch plus an HLL distinct-count sketch for categorical
+ones. A column of vectors (embeddings) is one vector feature. A bounded uniform sample of whole
+rows (:mod:`inferwatch.drift.sample`) keeps the numeric and vector features for the exact and the
+multivariate tests. Profiles merge, serialise to a small versioned binary blob, and feed
+:func:`inferwatch.drift.compare`.
 
 The model's predictions and the ground-truth labels can be profiled with the features, under the
 reserved column names ``"ml.prediction"`` and ``"ml.label"`` (``semconv.DRIFT_PREDICTION`` and
@@ -25,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,18 +38,23 @@ from typing import Any, Literal
 import datasketches as ds
 import numpy as np
 
+from inferwatch.drift.sample import DEFAULT_SIZE, RowSample, stored_vectors
 from inferwatch.semconv import DRIFT_LABEL, DRIFT_PREDICTION
 from inferwatch.summaries.arrays import as_numpy
 from inferwatch.summaries.predictions import class_name
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Written by this version; version 1 (no twin sketches, no row sample) is still read."""
+READABLE_VERSIONS = (1, 2)
 MAGIC = b"IWPROF\x00\x01"
 FREQ_LG_MAX_K = 10  # exact counts for up to ~768 distinct values, estimates beyond
 HLL_LG_K = 12
 _HEADER = struct.Struct("<8sHI")  # magic, format version, JSON metadata length
 _ABSENT = "\x00inferwatch-absent\x00"
 
-Kind = Literal["numeric", "categorical"]
+Kind = Literal["numeric", "categorical", "vector"]
+_RUN = 256  # values the sketches read as one sorted run (see ColumnProfile.add_numeric)
+_TRANSPOSE_ROWS = 8192
 TARGETS = (DRIFT_PREDICTION, DRIFT_LABEL)
 """Reserved column names: predictions and labels, profiled apart from the features."""
 _META_KEYS = (
@@ -59,7 +69,11 @@ def _freq_items(sketch: Any) -> list[tuple[str, int, int, int]]:
 
 @dataclass
 class ColumnProfile:
-    """One column of a :class:`Profile`. ``count`` is rows seen, including nulls."""
+    """One column of a :class:`Profile`. ``count`` is rows seen, including nulls.
+
+    A vector feature keeps counts, its width ``dim``, and the moments of the vectors' L2 norms
+    in ``n``/``min``/``max``/``mean``/``m2``; its values live in the profile's row sample.
+    """
 
     name: str
     kind: Kind
@@ -75,6 +89,8 @@ class ColumnProfile:
     mean: float = 0.0
     m2: float = 0.0
     kll: Any = None
+    kll_twin: Any = None  # an independent sketch of the same values (None: an old profile)
+    dim: int = 0  # vector features: the vectors' width
     # categorical
     frequent: Any = None
     hll: Any = None
@@ -91,8 +107,8 @@ class ColumnProfile:
 
     @property
     def valid_count(self) -> int:
-        """Values a test can use: finite numbers, or non-null categories."""
-        return self.n if self.kind == "numeric" else self.count - self.null_count
+        """Values a test can use: finite numbers or vectors, or non-null categories."""
+        return self.count - self.null_count if self.kind == "categorical" else self.n
 
     @property
     def is_exact(self) -> bool:
@@ -134,13 +150,20 @@ class ColumnProfile:
         col = cls(name=name, kind=kind, dtype=dtype)
         if kind == "numeric":
             col.kll = ds.kll_doubles_sketch(kll_k)
-        else:
+            col.kll_twin = ds.kll_doubles_sketch(kll_k)
+        elif kind == "categorical":
             col.frequent = ds.frequent_strings_sketch(FREQ_LG_MAX_K)
             col.hll = ds.hll_sketch(HLL_LG_K)
         return col
 
-    def add_numeric(self, values: np.ndarray) -> None:
-        """Add a float64 array (NaN = null)."""
+    def add_numeric(self, values: np.ndarray, order: np.ndarray | None = None) -> None:
+        """Add a float64 array (NaN = null); ``order`` is a random permutation of its rows.
+
+        The sketches read the values in a random order (``order``, or one drawn here), sorted
+        in runs of 256: their error is then a sum of many independent compaction errors,
+        nearly Gaussian whatever the order the data came in, which is what the drift test's
+        null distribution assumes. A sorted stream would give fewer, larger error terms.
+        """
         self.count += len(values)
         finite = np.isfinite(values)
         n = int(np.count_nonzero(finite))
@@ -148,17 +171,42 @@ class ColumnProfile:
             nan = int(np.count_nonzero(np.isnan(values)))
             self.null_count += nan
             self.inf_count += len(values) - n - nan
-            values = values[finite]
         if n == 0:
             return
-        # Sorted input: KLL's guarantees hold for any order, and a sorted stream makes its
-        # compactions about twice as fast (and its error smaller). np.sort also gives the
-        # writeable, contiguous copy the binding needs.
-        values = np.sort(values)
-        self.kll.update(values)
-        mean = float(values.sum()) / n
-        dev = values - mean
-        self._merge_moments(n, float(values[0]), float(values[-1]), mean, float(dev @ dev))
+        if len(values) > self.kll.k:
+            if order is None or len(order) != len(values):
+                order = np.random.default_rng(seed_of(values)).permutation(len(values))
+            shuffled = values[order]
+            sketched = shuffled[np.isfinite(shuffled)] if n != len(values) else shuffled
+            # Sorted runs of a random order: each run spans every value range as a random
+            # order does, and the sketches compact sorted runs about twice as fast.
+            whole = len(sketched) // _RUN * _RUN
+            sketched[:whole].reshape(-1, _RUN).sort(axis=1)
+            sketched[whole:].sort()
+            values = values[finite] if n != len(values) else values
+        else:  # the sketches stay exact: any order (a copy: writeable and contiguous)
+            values = values[finite] if n != len(values) else values.copy()
+            sketched = values
+        self.kll.update(sketched)
+        if self.kll_twin is not None:
+            self.kll_twin.update(sketched)
+        mean = float(values.sum()) / n  # in the given order: the same sums on every build
+        lo, hi = float(values.min()), float(values.max())
+        dev = np.subtract(values, mean, out=sketched)  # the sketches are done with it
+        self._merge_moments(n, lo, hi, mean, float(dev @ dev))
+
+    def add_vectors(self, values: np.ndarray) -> None:
+        """Add a (rows, dim) float64 array of vectors (a row with a NaN = null)."""
+        self.count += len(values)
+        valid = np.isfinite(values).all(axis=1)
+        self.null_count += len(values) - int(np.count_nonzero(valid))
+        norms = np.linalg.norm(values[valid], axis=1)
+        if len(norms):
+            mean = float(norms.mean())
+            dev = norms - mean
+            self._merge_moments(
+                len(norms), float(norms.min()), float(norms.max()), mean, float(dev @ dev)
+            )
 
     def add_counts(self, counts: Iterable[tuple[str, int]], nulls: int, total: int) -> None:
         """Add category counts, ``nulls`` null values and ``total`` rows (nulls included)."""
@@ -205,10 +253,20 @@ class ColumnProfile:
         out.null_count += other.null_count
         out.inf_count += other.inf_count
         out.mixed_types = sorted(set(out.mixed_types) | set(other.mixed_types))
-        if self.kind == "numeric":
+        if other.kind == "vector" and other.dim != self.dim:
+            raise ValueError(
+                f"cannot merge vector feature {self.name!r}: {self.dim} dimensions in one profile "
+                f"and {other.dim} in the other"
+            )
+        if self.kind != "categorical":
             out._merge_moments(other.n, other.min or 0.0, other.max or 0.0, other.mean, other.m2)
+        if self.kind == "numeric":
             out.kll.merge(other.kll)
-        else:
+            if out.kll_twin is not None and other.kll_twin is not None:
+                out.kll_twin.merge(other.kll_twin)
+            else:
+                out.kll_twin = None
+        elif self.kind == "categorical":
             out.frequent.merge(other.frequent)
             union = ds.hll_union(HLL_LG_K)
             union.update(out.hll)
@@ -218,7 +276,9 @@ class ColumnProfile:
 
     # ---- serialisation ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        extra = {"dim": self.dim} if self.kind == "vector" else {}
         return {
+            **extra,
             "name": self.name,
             "kind": self.kind,
             "dtype": self.dtype,
@@ -235,16 +295,21 @@ class ColumnProfile:
 
     def _sketch_bytes(self) -> list[bytes]:
         if self.kind == "numeric":
-            return [bytes(self.kll.serialize())]
+            twin = [] if self.kll_twin is None else [bytes(self.kll_twin.serialize())]
+            return [bytes(self.kll.serialize()), *twin]
+        if self.kind == "vector":
+            return []
         return [bytes(self.frequent.serialize()), bytes(self.hll.serialize_compact())]
 
     @classmethod
     def from_dict(cls, meta: Mapping[str, Any], blobs: list[bytes]) -> ColumnProfile:
-        col = cls(**{k: meta[k] for k in _META_KEYS})
+        col = cls(**{k: meta[k] for k in _META_KEYS}, dim=int(meta.get("dim", 0)))
         col.mixed_types = list(col.mixed_types)
         if col.kind == "numeric":
             col.kll = ds.kll_doubles_sketch.deserialize(blobs[0])
-        else:
+            if len(blobs) > 1:
+                col.kll_twin = ds.kll_doubles_sketch.deserialize(blobs[1])
+        elif col.kind == "categorical":
             col.frequent = ds.frequent_strings_sketch.deserialize(blobs[0])
             col.hll = ds.hll_sketch.deserialize(blobs[1])
         return col
@@ -262,12 +327,15 @@ class Profile:
         kll_k: int = 1000,
         *,
         class_names: Sequence[str] | None = None,
+        sample: RowSample | None = None,
     ) -> None:
         self.columns: dict[str, ColumnProfile] = dict(columns)
         self.n_rows = n_rows
         self.kll_k = kll_k
         self.class_names = None if class_names is None else [str(c) for c in class_names]
         """The class names the prediction and label columns were named with (None: none)."""
+        self.sample = sample
+        """A uniform sample of whole rows (numeric and vector features); None in old profiles."""
         self.format_version = FORMAT_VERSION
 
     @classmethod
@@ -281,6 +349,8 @@ class Profile:
         predictions: Any = None,
         labels: Any = None,
         class_names: Sequence[str] | None = None,
+        sample_rows: int = DEFAULT_SIZE,
+        seed: int | None = None,
     ) -> Profile:
         """Profile a DataFrame, a mapping of column -> array-like, or a 2-D array.
 
@@ -289,19 +359,31 @@ class Profile:
 
         ``columns`` names the columns of a 2-D array (for a DataFrame or mapping it selects
         columns). ``categorical`` forces columns to be treated as categories; object, string,
-        bool and category dtypes are categorical automatically. ``predictions`` and ``labels``
-        (one per row) become the reserved columns ``"ml.prediction"`` and ``"ml.label"``, read
-        as the module docstring says; ``class_names`` names class indices.
+        bool and category dtypes are categorical automatically. A column of vectors — an
+        (n, d) array in a mapping, or a DataFrame column holding one array per row — is one
+        vector feature. ``predictions`` and ``labels`` (one per row) become the reserved
+        columns ``"ml.prediction"`` and ``"ml.label"``, read as the module docstring says;
+        ``class_names`` names class indices. ``sample_rows`` rows (0: none) are kept as a
+        uniform sample of the numeric and vector features; ``seed`` fixes which (by default
+        they are drawn from a seed made of the data: the same data give the same profile).
         """
+        if sample_rows < 0:
+            raise ValueError(f"sample_rows must be >= 0, got {sample_rows}")
         forced = set(categorical or ())
         out: dict[str, ColumnProfile] = {}
         n_rows = 0
+        rows = _SampledRows(sample_rows, kll_k, seed)
         if data is not None:
             for name, kind, dtype, payload, n, mixed in _iter_columns(data, columns, forced):
                 n_rows = max(n_rows, n)
                 col = ColumnProfile.empty(name, kind, dtype, kll_k)
                 if kind == "numeric":
-                    col.add_numeric(payload)
+                    col.add_numeric(payload, rows.order(payload))
+                    rows.add(name, payload)
+                elif kind == "vector":
+                    col.dim = payload.shape[1]
+                    col.add_vectors(payload)
+                    rows.add(name, payload)
                 else:
                     counts, nulls = payload
                     col.add_counts(counts, nulls, n)
@@ -320,7 +402,7 @@ class Profile:
                 raise ValueError(f"{col.count} {name[3:]}s for {n_rows} rows of data")
             n_rows = max(n_rows, col.count)
             out[name] = col
-        return cls(out, n_rows, kll_k, class_names=class_names)
+        return cls(out, n_rows, kll_k, class_names=class_names, sample=rows.sample())
 
     def merge(self, other: Profile) -> Profile:
         """A new profile covering both windows (columns are unioned)."""
@@ -345,12 +427,17 @@ class Profile:
                 src = a if a is not None else b
                 assert src is not None
                 cols[name] = ColumnProfile.from_dict(src.to_dict(), src._sketch_bytes())
+        sample = None  # after the columns: they check that vector features agree
+        if self.sample is not None and other.sample is not None:
+            sample = self.sample.merge(other.sample)
         class_names = self.class_names or other.class_names
-        return Profile(cols, self.n_rows + other.n_rows, self.kll_k, class_names=class_names)
+        n_rows = self.n_rows + other.n_rows
+        return Profile(cols, n_rows, self.kll_k, class_names=class_names, sample=sample)
 
     # ---- serialisation ------------------------------------------------------------------
     def to_bytes(self) -> bytes:
-        """Versioned binary form: magic, version, JSON metadata, length-prefixed sketches."""
+        """Versioned binary form: magic, version, JSON metadata, length-prefixed sketches,
+        then the row sample."""
         blobs: list[bytes] = []
         meta_cols = []
         for col in self.columns.values():
@@ -360,18 +447,27 @@ class Profile:
         head: dict[str, Any] = {"n_rows": self.n_rows, "kll_k": self.kll_k}
         if self.class_names is not None:  # optional: older readers ignore it
             head["class_names"] = self.class_names
+        if self.sample is not None:
+            head["sample"] = self.sample.header()
+            blobs.extend(self.sample.blobs())
         meta = json.dumps({**head, "columns": meta_cols}, separators=(",", ":")).encode()
         return _HEADER.pack(MAGIC, FORMAT_VERSION, len(meta)) + meta + b"".join(blobs)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Profile:
+        """A profile from :meth:`to_bytes`, of this format version or an older one.
+
+        A version-1 profile has a single sketch per numeric column and no row sample: it is
+        compared with the rank-error bound of its sketch, and without the multivariate test.
+        """
         if len(data) < _HEADER.size or data[: len(MAGIC)] != MAGIC:
             raise ValueError("not an inferwatch profile (bad magic bytes)")
         _magic, version, meta_len = _HEADER.unpack_from(data)
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise ValueError(
                 f"profile format version {version} is not supported by this inferwatch "
-                f"(it reads version {FORMAT_VERSION}); rebuild the profile"
+                f"(it reads versions {', '.join(map(str, READABLE_VERSIONS))}); rebuild the "
+                "profile"
             )
         pos = _HEADER.size
         meta = json.loads(data[pos : pos + meta_len])
@@ -383,10 +479,14 @@ class Profile:
                 blobs.append(data[pos : pos + size])
                 pos += size
             cols[cmeta["name"]] = ColumnProfile.from_dict(cmeta, blobs)
+        sample = None
+        if "sample" in meta:
+            sample, pos = RowSample.from_header(meta["sample"], data, pos)
         if pos != len(data):
             raise ValueError("corrupt profile: trailing or missing bytes")
         names = meta.get("class_names")
-        return cls(cols, int(meta["n_rows"]), int(meta["kll_k"]), class_names=names)
+        n_rows, kll_k = int(meta["n_rows"]), int(meta["kll_k"])
+        return cls(cols, n_rows, kll_k, class_names=names, sample=sample)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_bytes(self.to_bytes())
@@ -406,7 +506,9 @@ class Profile:
                 "count": c.count,
                 "nulls": c.null_count,
             }
-            if c.kind == "numeric":
+            if c.kind == "vector":
+                row.update(distinct=None, top=f"{c.dim} dimensions, mean norm {c.mean:.4g}")
+            elif c.kind == "numeric":
                 row.update(
                     infs=c.inf_count,
                     min=c.min,
@@ -429,6 +531,8 @@ class Profile:
         cols = ["column", "kind", "dtype", "count", "nulls", "infs", "min", "p50", "max"]
         cols += ["mean", "std", "distinct", "top"]
         notes = [f"{self.n_rows} rows, {len(self.columns)} columns, kll_k={self.kll_k}"]
+        if self.sample is not None:
+            notes.append(f"row sample: {self.sample.rows} of {self.sample.seen} rows")
         return render(cols, self.summary_rows(), notes)
 
     def __repr__(self) -> str:
@@ -464,7 +568,7 @@ def _iter_columns(
             raise ValueError(f"{len(names)} column names for a {arr.shape[1]}-column array")
         if arr.dtype.kind in "iuf" and not forced:  # contiguous columns, a block at a time
             for j in range(0, arr.shape[1], 8):
-                block = np.ascontiguousarray(arr[:, j : j + 8].T, dtype=np.float64)
+                block = _transposed(arr, j, min(j + 8, arr.shape[1]))
                 for name, col in zip(names[j : j + 8], block, strict=True):
                     yield name, "numeric", str(arr.dtype), col, len(col), []
             return
@@ -475,11 +579,30 @@ def _iter_columns(
         yield _column(name, source[name], name in forced)
 
 
+def seed_of(values: np.ndarray) -> int:
+    """A seed made of an array's length and its first and last rows: different windows of data
+    get independent draws, the same data the same ones."""
+    head, tail = np.ascontiguousarray(values[:1024]), np.ascontiguousarray(values[-1024:])
+    return zlib.crc32(tail.tobytes(), zlib.crc32(head.tobytes())) ^ len(values)
+
+
+def _transposed(arr: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Columns start:stop of a 2-D array as contiguous float64 rows, copied a few thousand
+    rows at a time: both sides stay in cache (three times faster than one strided copy)."""
+    out = np.empty((stop - start, arr.shape[0]))
+    for i in range(0, arr.shape[0], _TRANSPOSE_ROWS):
+        out[:, i : i + _TRANSPOSE_ROWS] = arr[i : i + _TRANSPOSE_ROWS, start:stop].T
+    return out
+
+
 def _column(name: str, values: Any, force_cat: bool) -> tuple[str, Kind, str, Any, int, list[str]]:
     try:
         import pandas as pd
     except ImportError:  # pragma: no cover - pandas is optional
         pd = None
+    vectors = vector_values(name, values, force_cat)
+    if vectors is not None:
+        return name, "vector", f"vector[{vectors.shape[1]}]", vectors, len(vectors), []
     if pd is not None and isinstance(values, pd.Series | pd.Index):
         dtype = str(values.dtype)
         categorical = pd.api.types.is_bool_dtype(values.dtype) or isinstance(
@@ -512,6 +635,51 @@ def _column(name: str, values: Any, force_cat: bool) -> tuple[str, Kind, str, An
     return (name, "categorical", dtype, *_categorical(pd.Series(values, dtype=object), pd))
 
 
+def vector_values(name: str, values: Any, force_cat: bool = False) -> np.ndarray | None:
+    """A column of vectors as a (rows, dim) float64 array (NaN rows for nulls); None if not."""
+    if getattr(values, "ndim", 1) == 2:  # an (n, d) array or tensor
+        arr = as_numpy(values)
+        if arr.dtype.kind not in "iufb":
+            return None
+        out = np.asarray(arr, dtype=np.float64)
+    else:  # one array (or list) per row: a DataFrame column, a list, an object array
+        cells = _cells(values)
+        first = next((v for v in cells if not _is_missing(v)), None) if cells is not None else None
+        if cells is None or not isinstance(first, np.ndarray | list | tuple):
+            return None
+        dim = len(first)
+        out = np.full((len(cells), dim), np.nan)
+        for i, cell in enumerate(cells):
+            if _is_missing(cell):
+                continue
+            row = np.asarray(cell, dtype=np.float64)
+            if row.shape != (dim,):
+                raise ValueError(
+                    f"vector feature {name!r}: row {i} has shape {row.shape}, not ({dim},)"
+                )
+            out[i] = row
+    if force_cat:
+        raise ValueError(f"column {name!r} holds vectors: it cannot be categorical")
+    return out
+
+
+def _cells(values: Any) -> np.ndarray | None:
+    """The cells of a column that may hold one array per row (None: it cannot)."""
+    if isinstance(values, list | tuple):
+        cells = np.empty(len(values), dtype=object)
+        cells[:] = list(values)
+        return cells
+    if hasattr(values, "to_numpy"):
+        values = values.to_numpy()
+    if isinstance(values, np.ndarray) and values.dtype == object and values.ndim == 1:
+        return values
+    return None
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _categorical(series: Any, pd: Any) -> tuple[tuple[list[tuple[str, int]], int], int, list[str]]:
     """((value counts as strings, nulls), rows, python types if mixed)."""
     n = len(series)
@@ -521,6 +689,58 @@ def _categorical(series: Any, pd: Any) -> tuple[tuple[list[tuple[str, int]], int
     counts = [(str(k), int(c)) for k, c in zip(vc.index, vc.to_numpy(), strict=True)]
     nulls = n - int(vc.sum())
     return (counts, nulls), n, sorted(types) if len(types) > 1 else []
+
+
+class _SampledRows:
+    """What Profile.build keeps of its rows: the row sample, and one random order for the
+    sketches, both drawn for the first numeric or vector column (columns of another length
+    are profiled but not sampled). The draws come from ``seed``, or else from the data
+    themselves, so that the same data give the same profile."""
+
+    def __init__(self, size: int, kll_k: int, seed: int | None) -> None:
+        self.size, self.kll_k, self.seed = size, kll_k, seed
+        self._rng: np.random.Generator | None = None
+        self.n: int | None = None
+        self.keys = self.rows = np.empty(0)
+        self._order: np.ndarray | None = None
+        self.numeric: dict[str, np.ndarray] = {}
+        self.vectors: dict[str, np.ndarray] = {}
+        self.dims: dict[str, int] = {}
+
+    def rng(self, values: np.ndarray) -> np.random.Generator:
+        if self._rng is None:
+            self._rng = np.random.default_rng(
+                self.seed if self.seed is not None else seed_of(values)
+            )
+        return self._rng
+
+    def order(self, values: np.ndarray) -> np.ndarray | None:
+        """A random permutation of the rows, the same for every column of that length."""
+        n = len(values)
+        if n <= self.kll_k:
+            return None
+        if self._order is None or len(self._order) != n:
+            self._order = self.rng(values).permutation(n)
+        return self._order
+
+    def add(self, name: str, values: np.ndarray) -> None:
+        if not self.size:
+            return
+        if self.n is None:
+            self.n = len(values)
+            self.keys, self.rows = RowSample.draw(self.n, self.size, self.rng(values))
+        if len(values) != self.n:
+            return
+        if values.ndim == 2:
+            self.vectors[name] = stored_vectors(values[self.rows])
+            self.dims[name] = values.shape[1]
+        else:
+            self.numeric[name] = values[self.rows]
+
+    def sample(self) -> RowSample | None:
+        if self.n is None:
+            return None
+        return RowSample.build(self.keys, self.n, self.size, self.numeric, self.vectors, self.dims)
 
 
 # ---- predictions and labels -------------------------------------------------------------------

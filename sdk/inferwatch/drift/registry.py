@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from opentelemetry import metrics
 
-from inferwatch.drift.compare import ColumnDrift
+from inferwatch.drift.compare import Tested, test_verdict
 from inferwatch.export.state import bind_instruments
 from inferwatch.semconv import METRIC_DRIFT_DETECTED, METRIC_DRIFT_P_VALUE, METRIC_DRIFT_SCORE
 from inferwatch.windows.registry import LiveWindows
@@ -29,12 +29,12 @@ def drift_gauges(meter: metrics.Meter, owner: metrics.Meter | None = None) -> No
     def built_with_owner(windows: DriftWindows) -> bool:
         return windows.meter is owner
 
-    def gauge(name: str, value: Callable[[ColumnDrift], float | None]) -> None:
+    def gauge(name: str, value: Callable[[Tested], float | None]) -> None:
         live.gauge(meter, name, lambda windows: windows.observations(value), built_with_owner)
 
     gauge(METRIC_DRIFT_SCORE, lambda c: c.effect)
     gauge(METRIC_DRIFT_P_VALUE, lambda c: c.p_value)
-    gauge(METRIC_DRIFT_DETECTED, lambda c: float(c.drifted))
+    gauge(METRIC_DRIFT_DETECTED, lambda c: float(test_verdict(c)))
 
 
 def publish_on(meter: metrics.Meter) -> None:

@@ -8,7 +8,9 @@ is fetched, no script runs (a Content-Security-Policy forbids both), and every s
 from the data (column names, category values, notes, file names) is escaped. The plots come
 from the profiles' sketches, so a report on a billion rows costs the same as one on a thousand:
 numeric features as shared-bin histograms and CDFs of the KLL sketches, categorical ones as the
-top categories' shares side by side with new and vanished categories marked.
+top categories' shares side by side with new and vanished categories marked. The multivariate
+test and vector features are plotted from the row samples: both sides along the principal
+component on which they differ most, and against the next one.
 
 Plotting needs matplotlib (an optional dependency, imported only here); the table and JSON
 helpers do not.
@@ -26,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from inferwatch import errors, figures
-from inferwatch.drift.compare import ColumnDrift, DriftReport
+from inferwatch.drift.compare import ColumnDrift, DriftReport, multivariate_line
+from inferwatch.drift.multivariate import MultivariateDrift, complete_rows, principal_components
 from inferwatch.drift.profile import ColumnProfile, Profile
 
 TABLE_COLUMNS = (
@@ -41,6 +44,7 @@ _BINS = 30
 _LABEL_CHARS = 32
 _COLORS = {"baseline": "#4c72b0", "current": "#dd8452"}
 _MORE = 20  # unseen/vanished categories listed by name at most
+_SCATTER_POINTS = 400  # per side: enough to see a shape, small enough for an inline SVG
 
 
 # ---- table and JSON -----------------------------------------------------------------------------
@@ -71,10 +75,16 @@ def table_rows(report: DriftReport) -> list[dict[str, Any]]:
 
 def verdict(report: DriftReport) -> str:
     """One line: which features drifted, under which false-discovery control."""
-    what = f"drifted: {', '.join(report.drifted_columns)}" if report.drifted else "no drift"
+    drifted = list(report.drifted_columns)
+    mv = report.multivariate
+    if mv is not None and mv.drifted:
+        drifted.append(f"the {len(mv.columns)} numeric features together")
+    what = f"drifted: {', '.join(drifted)}" if drifted else "no drift"
     tested = sum(c.p_value is not None for c in report)
-    line = f"{what} ({tested} of {len(report)} features tested, Benjamini–Hochberg at alpha="
-    line += f"{report.alpha:g}"
+    line = f"{what} ({tested} of {len(report)} features tested"
+    if mv is not None and mv.p_value is not None:
+        line += " and the numeric ones together"
+    line += f", Benjamini–Hochberg at alpha={report.alpha:g}"
     if report.min_effect is not None:
         line += f", min_effect={report.min_effect:g}"
     return line + ")"
@@ -123,9 +133,18 @@ def render_html(
     """
     _require_matplotlib()
     sections = [
-        _feature_html(i, col, baseline.columns.get(col.column), current.columns.get(col.column))
+        _feature_html(
+            i,
+            col,
+            baseline.columns.get(col.column),
+            current.columns.get(col.column),
+            _vector_rows(col.column, baseline, current) if col.kind == "vector" else None,
+        )
         for i, col in enumerate(report)
     ]
+    multivariate = ""
+    if report.multivariate is not None:
+        multivariate = _multivariate_html(report.multivariate, baseline, current)
     e = html.escape
     state = "drift" if report.drifted else "ok"
     sides = "".join(
@@ -137,7 +156,7 @@ def render_html(
         _CSS,
         f'<header><h1>{e(title)}</h1><p class="verdict {state}">{e(verdict(report))}</p>'
         f"<dl>{sides}</dl></header>\n"
-        f"<section><h2>Tests</h2>{_tests_table(report)}</section>\n"
+        f"<section><h2>Tests</h2>{_tests_table(report)}</section>\n{multivariate}"
         f"<section><h2>Features</h2>\n{''.join(sections)}</section>\n"
         f"<footer>{_LEGEND}</footer>",
     )
@@ -184,14 +203,61 @@ def _tests_table(report: DriftReport) -> str:
     )
 
 
+def _multivariate_html(mv: MultivariateDrift, baseline: Profile, current: Profile) -> str:
+    """The multivariate test: its line, its figures and the component it found."""
+    e = html.escape
+    badge = ' <span class="flag">DRIFT</span>' if mv.drifted else ""
+    rows = [
+        ("features", ", ".join(mv.columns)),
+        ("test", f"{mv.test} ({mv.permutations:,} permutations)" if mv.test else None),
+        ("sampled rows", f"{mv.n_baseline:,} baseline, {mv.n_current:,} current"),
+        ("principal components", mv.components or None),
+        ("statistic (MMD²)", mv.statistic),
+        ("p-value", mv.p_value),
+        ("p adjusted", mv.p_adjusted),
+        ("effect (MMD)", mv.effect),
+        ("seconds", mv.seconds),
+    ]
+    table = "".join(f"<tr><th>{k}</th><td>{e(_fmt(v))}</td></tr>" for k, v in rows)
+    parts = [f'<section id="multivariate"><h2>Numeric features together{badge}</h2>']
+    parts.append(f"<p>{e(multivariate_line(mv))}</p>")
+    if mv.projection is not None and baseline.sample is not None and current.sample is not None:
+        x, y = baseline.sample.matrix(mv.columns), current.sample.matrix(mv.columns)
+        parts.append(_projection_html("multivariate", x, y, mv.projection))
+    parts.append(f'<table class="stats">{table}</table></section>\n')
+    return "".join(parts)
+
+
+def _vector_rows(name: str, baseline: Profile, current: Profile) -> tuple[Any, Any] | None:
+    samples = [p.sample.vectors.get(name) if p.sample else None for p in (baseline, current)]
+    return None if samples[0] is None or samples[1] is None else (samples[0], samples[1])
+
+
+def _projection_html(key: str, x: Any, y: Any, projection: dict[str, Any]) -> str:
+    try:
+        svg = _svg(key, lambda fig: _projection_figure(fig, x, y, projection))
+    except Exception as exc:
+        errors.contained.error("drift.report", exc)
+        return f'<p class="none">{html.escape(f"the plot failed: {exc!r}")}</p>'
+    return f'<div class="plot">{svg}</div>'
+
+
 def _feature_html(
-    index: int, drift: ColumnDrift, base: ColumnProfile | None, cur: ColumnProfile | None
+    index: int,
+    drift: ColumnDrift,
+    base: ColumnProfile | None,
+    cur: ColumnProfile | None,
+    vectors: tuple[Any, Any] | None = None,
 ) -> str:
     e = html.escape
     badge = ' <span class="flag">DRIFT</span>' if drift.drifted else ""
     parts = [f'<article id="feature-{index}"><h3>{e(drift.column)}{badge}</h3>']
     if drift.note:
         parts.append(f'<p class="note">{e(drift.note)}</p>')
+    if vectors is not None and drift.projection is not None:
+        parts.append(_projection_html(f"feature-{index}", *vectors, drift.projection))
+        parts.append(_stats_table(base, cur))
+        return "".join(parts) + "</article>\n"
     try:
         svg, why_not = _plot(index, base, cur, drift)
     except Exception as exc:
@@ -250,12 +316,14 @@ def _plot(
     kinds = {c.kind for _, c in usable}
     if len(kinds) > 1:
         return None, "no shared plot: the feature is numeric on one side, categorical on the other"
+    if kinds == {"vector"}:
+        return None, "no plot: the vector feature was not tested"
     if kinds == {"numeric"}:
         return _svg(index, lambda fig: _numeric_figure(fig, usable)), ""
     return _svg(index, lambda fig: _categorical_figure(fig, usable, drift)), ""
 
 
-def _svg(index: int, draw: Any) -> str:
+def _svg(index: int | str, draw: Any) -> str:
     return figures.svg(draw, salt=f"inferwatch-{index}")
 
 
@@ -295,6 +363,44 @@ def _numeric_figure(fig: Any, sides: Sequence[tuple[str, ColumnProfile]]) -> Non
         hist.set_xlabel("outside the plotted range: " + "; ".join(outside), fontsize=7)
     cdf.set_ylim(0, 1)
     cdf.set_title("cumulative share", loc="left")
+
+
+def _projection_figure(fig: Any, x: Any, y: Any, projection: dict[str, Any]) -> None:
+    """Both sides along the component on which they differ most, and against the next one."""
+    x, y = complete_rows(x), complete_rows(y)
+    basis = principal_components(x, y)
+    if basis is None:
+        raise ValueError("no principal components")
+    px, py = basis.project(x), basis.project(y)
+    first = int(projection["component"]) - 1
+    nxt = projection.get("next")
+    fig.set_size_inches(8.0, 2.8)
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.2, top=0.88, wspace=0.25)
+    hist, scatter = fig.subplots(1, 2, width_ratios=[3, 2])
+    both = np.concatenate([px[:, first], py[:, first]])
+    lo, hi = (float(q) for q in np.quantile(both, [0.005, 0.995]))
+    edges = np.linspace(lo, hi if hi > lo else lo + 1.0, _BINS + 1)
+    for side, values in (("baseline", px[:, first]), ("current", py[:, first])):
+        color = _COLORS[side]
+        shares = np.histogram(np.clip(values, edges[0], edges[-1]), edges)[0] / len(values)
+        if side == "baseline":
+            hist.stairs(shares, edges, fill=True, color=color, alpha=0.35, label=side)
+        else:
+            hist.stairs(shares, edges, color=color, linewidth=1.6, label=side)
+    title = f"along principal component {first + 1} (KS {projection['statistic']:.3f})"
+    hist.set_title(title, loc="left")
+    hist.set_ylabel("share of sampled rows")
+    hist.legend(frameon=False)
+    if nxt is None:
+        scatter.set_axis_off()
+        return
+    second = int(nxt) - 1
+    for side, values in (("baseline", px), ("current", py)):
+        shown = values[:_SCATTER_POINTS]
+        scatter.scatter(shown[:, first], shown[:, second], s=3, alpha=0.4, color=_COLORS[side])
+    scatter.set_xlabel(f"PC {first + 1}")
+    scatter.set_ylabel(f"PC {second + 1}")
+    scatter.set_title("sampled rows", loc="left")
 
 
 def _categorical_figure(
@@ -345,11 +451,14 @@ def _short(text: str) -> str:
 
 
 _LEGEND = (
-    "Numeric features: two-sample Kolmogorov–Smirnov test on the KLL sketches (statistic "
-    "shrunk by their rank-error bounds); effect = normalised Wasserstein distance. Categorical "
-    "features: chi-square test of homogeneity; effect = Jensen–Shannon distance. p adjusted = "
-    "Benjamini–Hochberg over all tested features; a feature drifted when it is at most alpha "
-    "(and its effect at least min_effect, when given). Plots are drawn from the sketches."
+    "Numeric features: two-sample Kolmogorov–Smirnov test, exact on the row sample while it "
+    "holds every row, else on the KLL sketches with their error in the null distribution; "
+    "effect = normalised Wasserstein distance. Categorical features: chi-square test of "
+    "homogeneity; effect = Jensen–Shannon distance. Vector features and the numeric features "
+    "together: MMD with a permutation null on the row samples; effect = MMD. Null shares and "
+    "categories: two-proportion tests; effect = Cohen's h. p adjusted = Benjamini–Hochberg "
+    "over all tests; a feature drifted when one of its tests is at most alpha (and its effect "
+    "at least min_effect, when given). Plots are drawn from the sketches and the row samples."
 )
 
 _CSS = """

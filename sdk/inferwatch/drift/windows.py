@@ -6,6 +6,11 @@ or directly) turns the buffered rows into a :class:`Profile` in one vectorised p
 and the running merge of all closed windows with the baseline, logs one ``ml.drift.detected``
 event per drifted feature and publishes the results through observable gauges.
 
+The numeric features are also tested together (``ml.feature`` = ``"ml.multivariate"``, test
+``mmd``), and null shares and new categories as tests of their own (``ml.drift.test`` =
+``null_share`` / ``cardinality``). Vector features (embeddings) arrive in a mapping or a
+DataFrame, one array per row.
+
 Predictions and labels are tested like features (``ml.feature`` = ``"ml.prediction"`` /
 ``"ml.label"``) when the baseline profile has them (``Profile.build(..., predictions=,
 labels=)``). Labels are windowed by arrival time, so a window tests the label shift of the labels
@@ -18,11 +23,13 @@ level below (a 5m window rolls up to 1h and 1d; a 7m one does not roll up).
 
 Memory is bounded by profiles, not rows: ``keep_windows`` tumbling windows, ``keep_rollups``
 completed windows plus one in progress per roll-up level, and the cumulative profile; with the
-defaults (12, 1h and 1d keeping 7 each) that is 29 profiles. A profile holds about 8 kB per
-numeric column at 1,000 rows and 23 kB from 200,000 rows on (KLL k=1000; it grows with log n), and
-1-16 kB per categorical column (up to ~750 tracked categories): at most ~0.7 MB per numeric
-column in all. The current window also holds references to at most ``max_rows_per_window`` rows
-of each stream (inputs, predictions, labels) until it closes.
+defaults (12, 1h and 1d keeping 7 each) that is 29 profiles. A profile holds about 16 kB per
+numeric column at 1,000 rows and 46 kB from 200,000 rows on (two KLL sketches of k=1000; they grow
+with log n), 1-16 kB per categorical column (up to ~750 tracked categories), and a row sample of
+2,048 rows: 16 kB per numeric column, 512 kB per vector feature, 16 kB of keys. That is at most
+~1.8 MB per numeric column and ~15 MB per vector feature in all. The current window also holds
+references to at most ``max_rows_per_window`` rows of each stream (inputs, predictions, labels)
+until it closes.
 
 Inputs are kept by reference until their window closes: do not mutate an array after ``add()``.
 """
@@ -44,7 +51,7 @@ from opentelemetry.metrics import Observation
 
 from inferwatch import errors, semconv
 from inferwatch.drift import registry
-from inferwatch.drift.compare import ColumnDrift, DriftReport, compare
+from inferwatch.drift.compare import ColumnDrift, DriftReport, Tested, compare, test_verdict
 from inferwatch.drift.inputs import (
     EMPTY_OBJ,
     batches,
@@ -55,10 +62,17 @@ from inferwatch.drift.inputs import (
     take,
     target_rows,
 )
-from inferwatch.drift.profile import TARGETS, ColumnProfile, Profile, numeric_values
+from inferwatch.drift.profile import (
+    TARGETS,
+    ColumnProfile,
+    Profile,
+    numeric_values,
+    vector_values,
+)
 from inferwatch.drift.registry import drift_gauges
 from inferwatch.semconv import (
     DRIFT_LABEL,
+    DRIFT_MULTIVARIATE,
     DRIFT_PREDICTION,
     EVENT_DRIFT_DETECTED,
     METRIC_DRIFT_DETECTED,
@@ -84,7 +98,7 @@ __all__ = [
 ]
 
 _events = logging.getLogger("inferwatch.events")
-_TESTS = {"numeric": "ks", "categorical": "chi2"}
+_TESTS = {"numeric": "ks", "categorical": "chi2", "vector": "mmd"}
 
 
 class DriftWindows:
@@ -149,9 +163,10 @@ class DriftWindows:
         kinds = {f: baseline.columns[f].kind for f in names}
         self._num = [f for f in names if kinds[f] == "numeric"]
         self._cat = [f for f in names if kinds[f] == "categorical"]
+        self._vec = [f for f in names if kinds[f] == "vector"]
         self._num_idx = np.array([names.index(f) for f in self._num], dtype=np.intp)
         self._cat_idx = np.array([names.index(f) for f in self._cat], dtype=np.intp)
-        self._all_numeric = not self._cat
+        self._all_numeric = not self._cat and not self._vec
         # current window (guarded by _lock)
         self._lock = threading.Lock()
         self._buf: list[tuple[Any, int]] = []
@@ -263,7 +278,9 @@ class DriftWindows:
         if type(x) is dict or isinstance(x, Mapping):
             if not x:
                 return -1
-            first = next(iter(x.values()))
+            key, first = next(iter(x.items()))
+            if key in self._vec:  # one vector (a row) or an (n, d) array
+                return {1: 1, 2: len(first)}.get(np.ndim(first), -1)
             if is_scalar(first):
                 return 1
             try:
@@ -321,16 +338,16 @@ class DriftWindows:
 
     def _log_results(self, results: Mapping[str, DriftReport]) -> None:
         for window, report in results.items():
-            if window != WINDOW_CUMULATIVE:
-                for col in report:
-                    if col.drifted:
-                        self._log(col, window)
-                continue
-            now_drifted = set(report.drifted_columns)
-            for col in report:  # cumulative: only when a feature starts drifting
-                if col.drifted and col.column not in self._cumulative_drifted:
-                    self._log(col, WINDOW_CUMULATIVE)
-            self._cumulative_drifted = now_drifted
+            found = [(feature, t) for feature, t in _tests(report) if test_verdict(t)]
+            if window == WINDOW_CUMULATIVE:  # only when a feature starts drifting
+                drifted = {feature for feature, _t in found}
+                found = [(f, t) for f, t in found if f not in self._cumulative_drifted]
+                self._cumulative_drifted = drifted
+            logged = set()
+            for feature, test in found:
+                if feature not in logged:  # one event per feature: its first drifted test
+                    logged.add(feature)
+                    self._log(feature, test, window)
 
     def sliding(self, n: int, level: str | None = None) -> Profile | None:
         """The merge of the last `n` closed windows (of at most `keep_windows`), or of the last
@@ -382,7 +399,8 @@ class DriftWindows:
             if col is not None:
                 columns[name] = col
                 n_rows = max(n_rows, col.count)
-        return Profile(columns, n_rows) if columns else None
+        sample = inputs.sample if inputs is not None else None
+        return Profile(columns, n_rows, sample=sample) if columns else None
 
     def _target_profile(self, name: str, items: list[tuple[Any, int]]) -> ColumnProfile | None:
         col = ColumnProfile.empty(name, self._targets[name], "")
@@ -401,23 +419,26 @@ class DriftWindows:
     def _input_profile(self, buf: list[tuple[Any, int]]) -> Profile | None:
         num_blocks: list[np.ndarray] = []
         cat_blocks: list[np.ndarray] = []
+        vec_blocks: list[list[np.ndarray]] = []
         bad = 0
-        rows = [x for x, n in buf if is_dict_row(x, n)]
+        rows = [x for x, n in buf if self._is_row(x, n)]
         if len(rows) > 1:  # dict rows: convert them together, one by one only if that fails
             try:
                 num_blocks.append(numeric_values(take(rows, self._num)))
                 cat_blocks.append(take(rows, self._cat))
-                buf = [(x, n) for x, n in buf if not is_dict_row(x, n)]
+                vec_blocks.append([_stack([row[f] for row in rows]) for f in self._vec])
+                buf = [(x, n) for x, n in buf if not self._is_row(x, n)]
             except Exception:
-                del num_blocks[:], cat_blocks[:]
+                del num_blocks[:], cat_blocks[:], vec_blocks[:]
         for x, n in buf:
             try:
-                num, cat = self._blocks(x, n)
+                num, cat, vec = self._blocks(x, n)
             except Exception:
                 bad += n
                 continue
             num_blocks.append(num)
             cat_blocks.append(cat)
+            vec_blocks.append(vec)
         if bad:
             with self._lock:
                 self.rejected += bad
@@ -431,10 +452,30 @@ class DriftWindows:
             data.update((f, nums[:, i]) for i, f in enumerate(self._num))
         cats = np.vstack(cat_blocks)
         data.update((f, cats[:, i]) for i, f in enumerate(self._cat))
+        data.update((f, np.vstack([v[i] for v in vec_blocks])) for i, f in enumerate(self._vec))
         return Profile.build(data, columns=self.features, categorical=self._cat)
 
-    def _blocks(self, x: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """(numeric features as float (n, N), categorical features as object (n, C))."""
+    def _is_row(self, x: Any, n: int) -> bool:
+        """A dict holding one row (its vector features one vector each)."""
+        if not self._vec:
+            return is_dict_row(x, n)
+        return n == 1 and isinstance(x, Mapping) and all(np.ndim(x[f]) == 1 for f in self._vec)
+
+    def _vectors(self, x: Any, n: int) -> list[np.ndarray]:
+        """The vector features of a mapping or DataFrame as (n, d) float arrays."""
+        out = []
+        for f in self._vec:
+            values = vector_values(f, x[f]) if is_dataframe(x) else np.asarray(x[f], dtype=float)
+            if values is None or values.ndim != 2:
+                raise TypeError(f"vector feature {f!r} is not one vector per row")
+            out.append(values[:n])
+        return out
+
+    def _blocks(self, x: Any, n: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        """(numeric features as float (n, N), categorical features as object (n, C), vector
+        features as float (n, d) each)."""
+        if self._vec and not isinstance(x, Mapping) and not is_dataframe(x):
+            raise TypeError("vector features come in a mapping or a DataFrame")
         if isinstance(x, list | tuple):
             x = np.asarray(x, dtype=object)
             if x.ndim == 1:
@@ -444,8 +485,9 @@ class DriftWindows:
         if isinstance(x, np.ndarray):
             arr = x.reshape(1, -1) if x.ndim == 1 else x[:n]
             if self._all_numeric and arr.dtype.kind in "iufb":
-                return arr, EMPTY_OBJ
-            return numeric_values(arr[:, self._num_idx]), arr[:, self._cat_idx].astype(object)
+                return arr, EMPTY_OBJ, []
+            num = numeric_values(arr[:, self._num_idx])
+            return num, arr[:, self._cat_idx].astype(object), []
         if is_dataframe(x):
             frame = x.iloc[:n]
             num = np.empty((n, len(self._num)))
@@ -454,26 +496,26 @@ class DriftWindows:
             cat = np.empty((n, len(self._cat)), dtype=object)
             for i, f in enumerate(self._cat):
                 cat[:, i] = frame[f].to_numpy(dtype=object)
-            return num, cat
+            return num, cat, self._vectors(frame, n)
         if isinstance(x, Mapping):
-            if is_dict_row(x, n):
-                return numeric_values(take([x], self._num)), take([x], self._cat)
+            if self._is_row(x, n):
+                vec = [_stack([x[f]]) for f in self._vec]
+                return numeric_values(take([x], self._num)), take([x], self._cat), vec
             num = np.empty((n, len(self._num)))
             for i, f in enumerate(self._num):
                 num[:, i] = numeric_values(np.asarray(x[f])[:n])
             cat = np.empty((n, len(self._cat)), dtype=object)
             for i, f in enumerate(self._cat):
                 cat[:, i] = np.asarray(x[f], dtype=object)[:n]
-            return num, cat
+            return num, cat, self._vectors(x, n)
         raise TypeError(f"unsupported input {type(x).__name__}")
 
     # ---- events and metrics -------------------------------------------------------------
-    def _log(self, col: ColumnDrift, window: str) -> None:
-        test = col.test or _TESTS.get(col.kind or "", "")
-        p, score = col.p_value, col.effect
+    def _log(self, feature: str, result: Tested, window: str) -> None:
+        test, p, score = _test_name(result), result.p_value, result.effect
         _events.warning(
             "drift in feature %s of model %s (%s window, %s p=%s, score=%s)",
-            col.column,
+            feature,
             self.model,
             window,
             test,
@@ -482,7 +524,7 @@ class DriftWindows:
             extra={
                 "otel.event.name": EVENT_DRIFT_DETECTED,
                 semconv.ML_MODEL_NAME: self.model,
-                semconv.ML_FEATURE: col.column,
+                semconv.ML_FEATURE: feature,
                 ML_DRIFT_TEST: test,
                 ML_WINDOW: window,
                 ML_DRIFT_P_VALUE: p,
@@ -495,18 +537,20 @@ class DriftWindows:
         self.meter = meter
         registry.publish_on(meter)
 
-    def observations(self, value: Callable[[ColumnDrift], float | None]) -> Iterable[Observation]:
+    def observations(self, value: Callable[[Tested], float | None]) -> Iterable[Observation]:
+        """One point per test of the last results: each feature's distribution test, its
+        null-share and category tests, and the numeric features together."""
         for window, report in self._latest:
-            for col in report:
-                test = _TESTS.get(col.kind or "")
-                v = value(col)
-                if test is None or v is None or not math.isfinite(v):
+            for feature, result in _tests(report):
+                test = _test_name(result)
+                v = value(result)
+                if not test or v is None or not math.isfinite(v):
                     continue
                 yield Observation(
                     v,
                     {
                         semconv.ML_MODEL_NAME: self.model,
-                        semconv.ML_FEATURE: col.column,
+                        semconv.ML_FEATURE: feature,
                         ML_DRIFT_TEST: test,
                         ML_WINDOW: window,
                     },
@@ -539,3 +583,24 @@ class DriftWindows:
         self._pending_rows = dict.fromkeys(self._targets, 0)
         self._window_start = self._clock()
         self._restart = self._closer.after_fork()
+
+
+def _tests(report: DriftReport) -> Iterable[tuple[str, Tested]]:
+    """(ml.feature, result) of every test in a report: features, their shares, together."""
+    for col in report:
+        yield col.column, col
+        for share in col.shares:
+            yield col.column, share
+    if report.multivariate is not None:
+        yield DRIFT_MULTIVARIATE, report.multivariate
+
+
+def _test_name(result: Tested) -> str:
+    if isinstance(result, ColumnDrift):
+        return result.test or _TESTS.get(result.kind or "", "")
+    return result.test or ""
+
+
+def _stack(vectors: Sequence[Any]) -> np.ndarray:
+    """Vectors given one per row as a (rows, d) float array."""
+    return np.vstack([np.asarray(v, dtype=float).reshape(1, -1) for v in vectors])
