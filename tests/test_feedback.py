@@ -578,3 +578,20 @@ def test_labels_feed_the_drift_windows(telemetry: Captured, clock: Clock) -> Non
     assert report is not None and report["ml.label"].n_current == 200
     assert "ml.label" in report.drifted_columns
     predict.drift.stop()  # type: ignore[attr-defined]
+
+
+def test_predictions_past_the_group_limit_are_counted_not_remembered(
+    telemetry: Captured, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Metric groups are bounded: a model version past the limit is not remembered, which is
+    an internal error counted and logged, and its labels are unknown here (not lost: their
+    records go out for a join elsewhere)."""
+    from inferwatch.delayed_labels import index as index_module
+
+    monkeypatch.setattr(index_module, "MAX_GROUPS", 2)
+    configure_feedback(clock=clock)
+    for version in ("1", "2", "3"):
+        serve("a", f"r{version}", version=version)
+    assert len(current_index()) == 2
+    assert iw.internal_errors().get("feedback.remember") == 1
+    assert [feedback(f"r{v}", "a") for v in ("1", "2", "3")] == ["joined", "joined", "unknown"]

@@ -109,10 +109,9 @@ def remember_prediction(
         predicted = _predicted(summary, y)
         if predicted is None:
             return
-        if not index.remember(
+        index.remember(
             request_id, spec, attributes, predicted, summary.count, span.get_span_context()
-        ):
-            log_internal_error("feedback.remember", RuntimeError("too many metric groups"))
+        )
     except Exception as exc:
         contained.error("feedback.remember", exc)
 

@@ -38,6 +38,8 @@ from opentelemetry.trace import SpanContext
 from inferwatch import semconv
 from inferwatch.attributes import AttributeValue
 from inferwatch.delayed_labels.scores import WindowScores
+from inferwatch.errors import log_internal_error
+from inferwatch.export.aggregation import FOLD_AT
 from inferwatch.forks import renew_lock_after_fork
 from inferwatch.windows.rollups import window_label
 
@@ -179,9 +181,13 @@ class PredictionIndex:
         self._numbered: list[Group] = []
         self._by_id: dict[int, tuple[dict[str, AttributeValue], Group]] = {}
         self.unjoined: dict[str, int] = {}
+        self._pending: deque[tuple[Any, ...]] = deque()
+        """Predictions remembered and not yet settled into the index (`remember`)."""
 
     def __len__(self) -> int:
-        return len(self._entries)
+        with self._lock:
+            self._settle()
+            return len(self._entries)
 
     # -- the hot path --------------------------------------------------------------------------
 
@@ -193,48 +199,82 @@ class PredictionIndex:
         predicted: Predicted,
         n: int,
         context: SpanContext,
-    ) -> bool:
-        """Remember one request's prediction(s); False when the group limit is reached."""
-        now = self.clock()
+    ) -> None:
+        """Remember one request's prediction(s).
+
+        Queued without a lock and settled into the index in batches, under its lock, by the
+        call that fills a batch and by everything that reads the index (labels, the metric
+        reader): a lock taken by every serving call is a lock two serving threads convoy on
+        (`inferwatch.export.aggregation` says how).
+        """
+        pending = self._pending
+        pending.append((
+            request_id, spec, attributes, predicted, n,
+            context.trace_id, context.span_id, int(context.trace_flags), self.clock(),
+        ))  # fmt: skip
+        if len(pending) >= FOLD_AT:
+            with self._lock:
+                self._settle()
+
+    def _settle(self) -> None:
+        """Put the queued predictions into the index, in the order they came (called locked)."""
+        pending = self._pending
+        while True:
+            try:
+                queued = pending.popleft()
+            except IndexError:
+                return
+            self._add(*queued)
+
+    def _add(
+        self,
+        request_id: str,
+        spec: Any,
+        attributes: dict[str, AttributeValue],
+        predicted: Predicted,
+        n: int,
+        trace_id: int,
+        span_id: int,
+        trace_flags: int,
+        now: float,
+    ) -> None:
+        hit = self._by_id.get(id(attributes))
+        if hit is not None and hit[0] is attributes:
+            group = hit[1]
+        else:
+            found = self._group(attributes, spec)
+            if found is None:
+                log_internal_error("feedback.remember", RuntimeError("too many metric groups"))
+                return
+            group = found
+        group.spec = spec
+        if type(predicted) is str:
+            predicted = group.intern(predicted)
+        number = group.number
+        stored: _Stored = (
+            number, now, predicted, n, trace_id, span_id, trace_flags, False, request_id
+        )  # fmt: skip
+        order = self._order
+        if order and order[0][_SERVED_AT] < now - self.ttl_s:
+            self._expire(now)
+        entries = self._entries
+        held = entries.get(request_id)
+        if held is None:
+            entries[request_id] = stored
+        elif held[_GROUP] == number:  # the request's model again (a group is one model)
+            if not held[_LABELLED]:
+                group.evicted += 1
+            entries[request_id] = stored
+        else:
+            entries[request_id] = self._replace(_as_tuple(held), stored)
+        order.append(stored)
+        if len(order) > self.max_predictions:
+            self._drop(order.popleft(), evicted=True)
         window = math.floor(now / self.window_s)
-        with self._lock:
-            hit = self._by_id.get(id(attributes))
-            if hit is not None and hit[0] is attributes:
-                group = hit[1]
-            else:
-                found = self._group(attributes, spec)
-                if found is None:
-                    return False
-                group = found
-            group.spec = spec
-            if type(predicted) is str:
-                predicted = group.intern(predicted)
-            number = group.number
-            stored: _Stored = (
-                number, now, predicted, n,
-                context.trace_id, context.span_id, int(context.trace_flags), False, request_id,
-            )  # fmt: skip
-            order = self._order
-            if order and order[0][_SERVED_AT] < now - self.ttl_s:
-                self._expire(now)
-            entries = self._entries
-            held = entries.get(request_id)
-            if held is None:
-                entries[request_id] = stored
-            elif held[_GROUP] == number:  # the request's model again (a group is one model)
-                if not held[_LABELLED]:
-                    group.evicted += 1
-                entries[request_id] = stored
-            else:
-                entries[request_id] = self._replace(_as_tuple(held), stored)
-            order.append(stored)
-            if len(order) > self.max_predictions:
-                self._drop(order.popleft(), evicted=True)
-            scores = group.latest_scores if window == group.latest else group.windows.get(window)
-            if scores is None:
-                scores = self._new_window(group, window)
-            scores.served += n
-        return True
+        scores = group.latest_scores if window == group.latest else group.windows.get(window)
+        if scores is None:
+            scores = self._new_window(group, window)
+        scores.served += n
 
     def _replace(self, held: tuple[_Stored, ...], stored: _Stored) -> _Held:
         """The request's predictions with ``stored`` in place of its model's older one (an open
@@ -321,6 +361,7 @@ class PredictionIndex:
         else why not: "duplicate", "expired" or "unknown".
         """
         with self._lock:
+            self._settle()
             self._expire(now)
             held = self._entries.get(request_id)
             if held is None:
@@ -351,6 +392,7 @@ class PredictionIndex:
         """Count a checked label into its window: "joined", else "duplicate" or "expired"."""
         window = math.floor(entry.served_at / self.window_s)
         with self._lock:
+            self._settle()  # a newer prediction of the request may replace this one
             if not self._mark_labelled(entry):  # another thread labelled it first
                 return semconv.LABEL_DUPLICATE
             scores = entry.group.windows.get(window)
@@ -388,6 +430,7 @@ class PredictionIndex:
         """Copies of the counts of every retained window (windows too old are dropped now)."""
         oldest = math.floor(self.clock() / self.window_s) - self.windows
         with self._lock:
+            self._settle()
             views = []
             for group in self._groups.values():
                 for window in [w for w in group.windows if w <= oldest]:
@@ -398,6 +441,7 @@ class PredictionIndex:
     def counts(self) -> tuple[dict[tuple[tuple[str, AttributeValue], ...], int], dict[str, int]]:
         """(evictions by metric group, unjoined labels by status), cumulative."""
         with self._lock:
+            self._settle()
             evicted = {key: g.evicted for key, g in self._groups.items() if g.evicted}
             return evicted, dict(self.unjoined)
 

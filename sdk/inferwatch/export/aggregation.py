@@ -32,6 +32,7 @@ import random
 import threading
 import weakref
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from time import time_ns
 from typing import Any, Protocol
@@ -96,10 +97,24 @@ class _Interval:
         self.seen = [0] * n_buckets if exemplars else None
 
 
-class _Series:
-    """One attribute set of a histogram: what `AggregatedHistogram.bind` hands out."""
+FOLD_AT = 256
+"""Measurements a series (or an in-process counter's total, or the prediction index) queues
+before the recording call that reaches this many folds them in."""
 
-    __slots__ = ("attributes", "histogram", "intervals", "lock")
+
+class _Series:
+    """One attribute set of a histogram: what `AggregatedHistogram.bind` hands out.
+
+    Recording takes no lock: a measurement is appended to ``pending`` (a deque's append is
+    atomic), and folded into every reader's interval under the series' lock in batches — by the
+    call that fills the batch, and by each collection before it reads. Two serving threads
+    taking one lock per call queue on it whenever the interpreter switches threads inside it,
+    and then hand it back and forth (a lock convoy: two threads did half the calls of one);
+    taken once a batch, it is not contended. Nothing is lost: what is appended before a
+    collection's fold is in that collection, what comes after in the next.
+    """
+
+    __slots__ = ("attributes", "exemplars", "histogram", "intervals", "lock", "pending")
 
     def __init__(
         self,
@@ -111,13 +126,38 @@ class _Series:
         self.attributes = attributes
         self.intervals = intervals
         self.lock = threading.Lock()
+        self.exemplars = histogram.exemplars
+        self.pending: deque[Any] = deque()
+        """Amounts (with their context and time, for exemplars) not yet folded in."""
 
     def record(self, amount: float, context: Context | None = None) -> None:
         if amount < 0:  # as the SDK: a histogram takes no negative value
             return
-        index = bisect_left(self.histogram.boundaries, amount)
-        with self.lock:
-            for interval in self.intervals:
+        pending = self.pending
+        if self.exemplars and context is not None:
+            pending.append((amount, context, time_ns()))
+        else:
+            pending.append(amount)
+        if len(pending) >= FOLD_AT:
+            with self.lock:
+                self.fold()
+
+    def fold(self) -> None:
+        """Fold the pending measurements into the intervals (called with the lock held)."""
+        pending, intervals = self.pending, self.intervals
+        boundaries = self.histogram.boundaries
+        while True:
+            try:
+                item = pending.popleft()
+            except IndexError:
+                return
+            context, at = None, 0
+            if type(item) is tuple:
+                amount, context, at = item
+            else:
+                amount = item
+            index = bisect_left(boundaries, amount)
+            for interval in intervals:
                 interval.count += 1
                 interval.sum += amount
                 if amount < interval.min:
@@ -129,7 +169,7 @@ class _Series:
                 if seen is not None and context is not None:
                     seen[index] += 1
                     if random.random() * seen[index] < 1.0:  # uniform among the interval's
-                        self.histogram.offer(interval, index, amount, self.attributes, context)
+                        self.histogram.offer(interval, index, amount, self.attributes, context, at)
 
 
 class BoundRecording(Protocol):
@@ -165,7 +205,7 @@ class AggregatedHistogram:
         self.name = spec.name
         self.boundaries = tuple(spec.buckets or ())
         self._n_buckets = len(self.boundaries) + 1
-        self._exemplars = exemplars
+        self.exemplars = exemplars
         self._series: dict[_Key, _Series] = {}
         self._lock = threading.Lock()  # creating a series; recording takes the series' own
         self.start_ns = time_ns()
@@ -195,9 +235,10 @@ class AggregatedHistogram:
         amount: float,
         attributes: Mapping[str, AttributeValue],
         context: Context,
+        now: int,
     ) -> None:
-        """Keep ``amount`` as the bucket's exemplar if the exemplar filter takes it."""
-        now = time_ns()
+        """Keep ``amount``, measured at ``now``, as the bucket's exemplar if the exemplar filter
+        takes it."""
         if not self._bridge.exemplar_filter.should_sample(amount, now, attributes, context):
             return
         span_context = trace.get_current_span(context).get_span_context()
@@ -222,7 +263,7 @@ class AggregatedHistogram:
 
     def _make_series(self, attributes: dict[str, AttributeValue]) -> _Series:
         intervals = [
-            _Interval(self._n_buckets, self._exemplars) for _ in range(self._bridge.n_readers)
+            _Interval(self._n_buckets, self.exemplars) for _ in range(self._bridge.n_readers)
         ]
         return _Series(self, attributes, intervals)
 
@@ -231,6 +272,7 @@ class AggregatedHistogram:
         points = []
         for series in list(self._series.values()):
             with series.lock:
+                series.fold()
                 point = _point(series, series.intervals[reader], delta, now, since, self)
             if point is not None:
                 points.append(point)

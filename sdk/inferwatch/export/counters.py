@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections import deque
 from collections.abc import Iterable, Mapping
 
 from opentelemetry import metrics
@@ -18,6 +19,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from inferwatch import forks
 from inferwatch.attributes import AttributeValue
 from inferwatch.export import instruments
+from inferwatch.export.aggregation import FOLD_AT
 from inferwatch.forks import renew_lock_after_fork
 
 # As the OTel SDK's default cardinality limit: past it, points fold into one overflow series.
@@ -65,22 +67,36 @@ class LocalCounter:
 
     def _observe(self, options: CallbackOptions) -> Iterable[Observation]:
         with self._lock:
-            totals = [(key, total.value) for key, total in self._totals.items()]
+            totals = [(key, total.fold()) for key, total in self._totals.items()]
         return [Observation(value, dict(key)) for key, value in totals]
 
 
 class Total:
-    """One attribute set's running total of a `LocalCounter`: ``add(amount)``."""
+    """One attribute set's running total of a `LocalCounter`: ``add(amount)``, without a lock
+    (amounts are queued and summed in batches, as `aggregation` does for histograms)."""
 
-    __slots__ = ("_counter", "value")
+    __slots__ = ("_counter", "pending", "value")
 
     def __init__(self, counter: LocalCounter) -> None:
         self._counter = counter
         self.value: float = 0
+        self.pending: deque[float] = deque()
 
     def add(self, amount: float) -> None:
-        with self._counter._lock:
-            self.value += amount
+        pending = self.pending
+        pending.append(amount)
+        if len(pending) >= FOLD_AT:
+            with self._counter._lock:
+                self.fold()
+
+    def fold(self) -> float:
+        """Add the pending amounts to the total (called with the counter's lock held)."""
+        pending = self.pending
+        while True:
+            try:
+                self.value += pending.popleft()
+            except IndexError:
+                return self.value
 
 
 _counters: weakref.WeakSet[LocalCounter] = weakref.WeakSet()
