@@ -39,7 +39,7 @@ from inferwatch import semconv
 from inferwatch.attributes import AttributeValue
 from inferwatch.delayed_labels.scores import WindowScores
 from inferwatch.errors import log_internal_error
-from inferwatch.export.aggregation import FOLD_AT
+from inferwatch.export.aggregation import fold_now
 from inferwatch.forks import renew_lock_after_fork
 from inferwatch.windows.rollups import window_label
 
@@ -202,19 +202,16 @@ class PredictionIndex:
     ) -> None:
         """Remember one request's prediction(s).
 
-        Queued without a lock and settled into the index in batches, under its lock, by the
-        call that fills a batch and by everything that reads the index (labels, the metric
-        reader): a lock taken by every serving call is a lock two serving threads convoy on
-        (`inferwatch.export.aggregation` says how).
+        Queued, then settled into the index under its lock if the lock is free now (else by
+        its holder or the next call), and by everything that reads the index (labels, the
+        metric reader) first: a serving call never waits for the lock, which two serving
+        threads would convoy on (`inferwatch.export.aggregation` says how).
         """
-        pending = self._pending
-        pending.append((
+        self._pending.append((
             request_id, spec, attributes, predicted, n,
             context.trace_id, context.span_id, int(context.trace_flags), self.clock(),
         ))  # fmt: skip
-        if len(pending) >= FOLD_AT:
-            with self._lock:
-                self._settle()
+        fold_now(self._lock, self._settle)
 
     def _settle(self) -> None:
         """Put the queued predictions into the index, in the order they came (called locked)."""

@@ -19,7 +19,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from inferwatch import forks
 from inferwatch.attributes import AttributeValue
 from inferwatch.export import instruments
-from inferwatch.export.aggregation import FOLD_AT
+from inferwatch.export.aggregation import fold_now
 from inferwatch.forks import renew_lock_after_fork
 
 # As the OTel SDK's default cardinality limit: past it, points fold into one overflow series.
@@ -72,8 +72,9 @@ class LocalCounter:
 
 
 class Total:
-    """One attribute set's running total of a `LocalCounter`: ``add(amount)``, without a lock
-    (amounts are queued and summed in batches, as `aggregation` does for histograms)."""
+    """One attribute set's running total of a `LocalCounter`: ``add(amount)``, never waiting
+    for the counter's lock (amounts are queued and summed by whoever holds it, as
+    `inferwatch.export.aggregation` does for histograms)."""
 
     __slots__ = ("_counter", "pending", "value")
 
@@ -83,11 +84,8 @@ class Total:
         self.pending: deque[float] = deque()
 
     def add(self, amount: float) -> None:
-        pending = self.pending
-        pending.append(amount)
-        if len(pending) >= FOLD_AT:
-            with self._counter._lock:
-                self.fold()
+        self.pending.append(amount)
+        fold_now(self._counter._lock, self.fold)
 
     def fold(self) -> float:
         """Add the pending amounts to the total (called with the counter's lock held)."""
