@@ -31,7 +31,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 from inferwatch import semconv
-from inferwatch.export import aggregation, instruments
+from inferwatch.export import aggregation, counters, instruments
 
 DELTA = {Histogram: AggregationTemporality.DELTA}
 NAMES = [semconv.METRIC_INFERENCE_DURATION, semconv.METRIC_PREDICTION_VALUE]
@@ -286,6 +286,68 @@ def test_no_increment_is_lost_to_threads_or_tasks() -> None:
     assert sum(p[1] for p in points) == total == 1_000_000
     assert [p[1] for p in points] == [total // 2, total // 2]
     provider.shutdown()
+
+
+def test_collections_racing_the_recording_threads_miss_no_measurement() -> None:
+    """A call that finds a series' (or counter's) lock held queues its measurement for the
+    holder: delta collections taken all along must between them report every one."""
+    reader = InMemoryMetricReader(
+        preferred_temporality={Histogram: AggregationTemporality.DELTA}
+    )
+    provider = MeterProvider(metric_readers=[reader])
+    meter = provider.get_meter(semconv.INSTRUMENTATION_NAME, "0.1.0")
+    aggregation.attach(meter, provider)
+    series = instruments.histogram(meter, NAMES[0]).bind({"ml.model.name": "fraud"})
+    total = counters.LocalCounter(meter, semconv.METRIC_INPUT_NAN_COUNT).bind({"f": "x"})
+    threads, per_thread = 4, 100_000
+    done = threading.Event()
+    histogram_counts: list[int] = []
+    counter_values: list[float] = []
+
+    def collect() -> None:
+        for metric in _metrics(reader):
+            for point in metric.data.data_points:
+                if metric.name == NAMES[0]:
+                    histogram_counts.append(point.count)
+                else:
+                    counter_values.append(point.value)
+
+    def work() -> None:
+        for _ in range(per_thread):
+            series.record(0.001)
+            total.add(1)
+
+    def collector() -> None:
+        while not done.is_set():
+            collect()
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    watcher = threading.Thread(target=collector)
+    watcher.start()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    done.set()
+    watcher.join()
+    collect()
+    assert len(histogram_counts) > 1  # the collector did run while the threads recorded
+    assert sum(histogram_counts) == threads * per_thread
+    assert counter_values == sorted(counter_values)  # cumulative: never goes back
+    assert counter_values[-1] == threads * per_thread
+    provider.shutdown()
+
+
+def _metrics(reader: InMemoryMetricReader) -> list[Any]:
+    data = reader.get_metrics_data()
+    if data is None:
+        return []
+    return [
+        metric
+        for resource_metrics in data.resource_metrics
+        for scope_metrics in resource_metrics.scope_metrics
+        for metric in scope_metrics.metrics
+    ]
 
 
 def test_duration_exemplars_name_sampled_spans_one_per_bucket_and_interval() -> None:

@@ -39,7 +39,6 @@ from inferwatch import semconv
 from inferwatch.attributes import AttributeValue
 from inferwatch.delayed_labels.scores import WindowScores
 from inferwatch.errors import log_internal_error
-from inferwatch.export.aggregation import fold_now
 from inferwatch.forks import renew_lock_after_fork
 from inferwatch.windows.rollups import window_label
 
@@ -202,26 +201,31 @@ class PredictionIndex:
     ) -> None:
         """Remember one request's prediction(s).
 
-        Queued, then settled into the index under its lock if the lock is free now (else by
-        its holder or the next call), and by everything that reads the index (labels, the
-        metric reader) first: a serving call never waits for the lock, which two serving
-        threads would convoy on (`inferwatch.export.aggregation` says how).
+        A serving call never waits for the index's lock, which two serving threads would
+        convoy on (`inferwatch.export.aggregation` says how): if the lock is held, the
+        prediction is queued, for the holder, the next call or whatever reads the index next
+        (labels, the metric reader) to settle.
         """
-        self._pending.append((
+        queued = (
             request_id, spec, attributes, predicted, n,
             context.trace_id, context.span_id, int(context.trace_flags), self.clock(),
-        ))  # fmt: skip
-        fold_now(self._lock, self._settle)
+        )  # fmt: skip
+        lock = self._lock
+        if lock.acquire(False):
+            try:
+                if self._pending:
+                    self._settle()
+                self._add(*queued)
+            finally:
+                lock.release()
+        else:
+            self._pending.append(queued)
 
     def _settle(self) -> None:
         """Put the queued predictions into the index, in the order they came (called locked)."""
         pending = self._pending
-        while True:
-            try:
-                queued = pending.popleft()
-            except IndexError:
-                return
-            self._add(*queued)
+        while pending:  # only the lock's holder takes from it
+            self._add(*pending.popleft())
 
     def _add(
         self,

@@ -100,13 +100,13 @@ class _Interval:
 class _Series:
     """One attribute set of a histogram: what `AggregatedHistogram.bind` hands out.
 
-    A recording call never waits for the series' lock: it appends its measurement to
-    ``pending`` (a deque's append is atomic) and folds what is pending into every reader's
-    interval only if it gets the lock at once; if another thread holds it, that thread or the
-    next call folds the measurement (`fold_now`). Collections fold everything first, so nothing
-    recorded before one is missing from it. (With a lock taken and waited for by every call,
-    two serving threads convoyed on it whenever the interpreter switched threads inside it:
-    two threads did half the calls of one, on an idle 2-core machine.)
+    A recording call never waits for the series' lock: if the lock is free it takes it and
+    records (and folds in what others left pending), else it appends its measurement to
+    ``pending`` (a deque's append is atomic) for the lock's holder, the next call or the next
+    collection to fold in. Collections fold everything first, so nothing recorded before one is
+    missing from it. (With a lock every call waited for, two serving threads convoyed on it
+    whenever the interpreter switched threads inside it: two threads did half the calls of
+    one, on an idle 2-core machine.)
     """
 
     __slots__ = ("attributes", "exemplars", "histogram", "intervals", "lock", "pending")
@@ -128,49 +128,48 @@ class _Series:
     def record(self, amount: float, context: Context | None = None) -> None:
         if amount < 0:  # as the SDK: a histogram takes no negative value
             return
-        if self.exemplars and context is not None:
+        if not self.exemplars:
+            context = None
+        lock = self.lock
+        if lock.acquire(False):
+            try:
+                if self.pending:
+                    self.fold()
+                self._add(amount, context, 0)
+            finally:
+                lock.release()
+        elif context is not None:
             self.pending.append((amount, context, time_ns()))
         else:
             self.pending.append(amount)
-        fold_now(self.lock, self.fold)
 
     def fold(self) -> None:
-        """Fold the pending measurements into the intervals (called with the lock held)."""
-        pending, intervals = self.pending, self.intervals
-        boundaries = self.histogram.boundaries
-        while True:
-            try:
-                item = pending.popleft()
-            except IndexError:
-                return
-            context, at = None, 0
+        """Fold the pending measurements in (called with the lock held)."""
+        pending = self.pending
+        while pending:  # only the lock's holder takes from it
+            item = pending.popleft()
             if type(item) is tuple:
-                amount, context, at = item
+                self._add(*item)
             else:
-                amount = item
-            index = bisect_left(boundaries, amount)
-            for interval in intervals:
-                interval.count += 1
-                interval.sum += amount
-                if amount < interval.min:
-                    interval.min = amount
-                if amount > interval.max:
-                    interval.max = amount
-                interval.buckets[index] += 1
-                seen = interval.seen
-                if seen is not None and context is not None:
-                    seen[index] += 1
-                    if random.random() * seen[index] < 1.0:  # uniform among the interval's
-                        self.histogram.offer(interval, index, amount, self.attributes, context, at)
+                self._add(item, None, 0)
 
-
-def fold_now(lock: threading.Lock, fold: Callable[[], object]) -> None:
-    """Run ``fold`` under ``lock`` if the lock is free now; never wait for it (see `_Series`)."""
-    if lock.acquire(False):
-        try:
-            fold()
-        finally:
-            lock.release()
+    def _add(self, amount: float, context: Context | None, at: int) -> None:
+        """One measurement (taken at ``at``, 0: now) into every reader's interval (locked)."""
+        index = bisect_left(self.histogram.boundaries, amount)
+        for interval in self.intervals:
+            interval.count += 1
+            interval.sum += amount
+            if amount < interval.min:
+                interval.min = amount
+            if amount > interval.max:
+                interval.max = amount
+            interval.buckets[index] += 1
+            seen = interval.seen
+            if seen is not None and context is not None:
+                seen[index] += 1
+                if random.random() * seen[index] < 1.0:  # uniform among the interval's
+                    at = at or time_ns()
+                    self.histogram.offer(interval, index, amount, self.attributes, context, at)
 
 
 class BoundRecording(Protocol):

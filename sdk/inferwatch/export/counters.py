@@ -19,7 +19,6 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from inferwatch import forks
 from inferwatch.attributes import AttributeValue
 from inferwatch.export import instruments
-from inferwatch.export.aggregation import fold_now
 from inferwatch.forks import renew_lock_after_fork
 
 # As the OTel SDK's default cardinality limit: past it, points fold into one overflow series.
@@ -73,8 +72,8 @@ class LocalCounter:
 
 class Total:
     """One attribute set's running total of a `LocalCounter`: ``add(amount)``, never waiting
-    for the counter's lock (amounts are queued and summed by whoever holds it, as
-    `inferwatch.export.aggregation` does for histograms)."""
+    for the counter's lock (an amount that finds it held is queued for whoever takes it next,
+    as `inferwatch.export.aggregation` does for histograms)."""
 
     __slots__ = ("_counter", "pending", "value")
 
@@ -84,17 +83,23 @@ class Total:
         self.pending: deque[float] = deque()
 
     def add(self, amount: float) -> None:
-        self.pending.append(amount)
-        fold_now(self._counter._lock, self.fold)
+        lock = self._counter._lock
+        if lock.acquire(False):
+            try:
+                if self.pending:
+                    self.fold()
+                self.value += amount
+            finally:
+                lock.release()
+        else:
+            self.pending.append(amount)
 
     def fold(self) -> float:
         """Add the pending amounts to the total (called with the counter's lock held)."""
         pending = self.pending
-        while True:
-            try:
-                self.value += pending.popleft()
-            except IndexError:
-                return self.value
+        while pending:  # only the lock's holder takes from it
+            self.value += pending.popleft()
+        return self.value
 
 
 _counters: weakref.WeakSet[LocalCounter] = weakref.WeakSet()
