@@ -291,9 +291,7 @@ def test_no_increment_is_lost_to_threads_or_tasks() -> None:
 def test_collections_racing_the_recording_threads_miss_no_measurement() -> None:
     """A call that finds a series' (or counter's) lock held queues its measurement for the
     holder: delta collections taken all along must between them report every one."""
-    reader = InMemoryMetricReader(
-        preferred_temporality={Histogram: AggregationTemporality.DELTA}
-    )
+    reader = InMemoryMetricReader(preferred_temporality={Histogram: AggregationTemporality.DELTA})
     provider = MeterProvider(metric_readers=[reader])
     meter = provider.get_meter(semconv.INSTRUMENTATION_NAME, "0.1.0")
     aggregation.attach(meter, provider)
