@@ -73,14 +73,16 @@ def predict(x: np.ndarray) -> float:
     return float(x[0, 1]) * 0.5 + 0.25
 
 
-def configure_everything_on() -> Callable[[np.ndarray], float]:
-    """inferwatch into discarding span and in-memory metric readers, `region` on metrics and
-    no local store (the peers have none); the monitored `predict`."""
+def configure_everything_on(
+    exporter: DiscardingExporter | None = None,
+) -> Callable[[np.ndarray], float]:
+    """inferwatch into discarding span (``exporter``) and in-memory metric readers, `region` on
+    metrics and no local store (the peers have none); the monitored `predict`."""
     import inferwatch as iw
 
     iw.configure(
         service_name="bench",
-        span_processors=[BatchSpanProcessor(DiscardingExporter())],
+        span_processors=[BatchSpanProcessor(exporter or DiscardingExporter())],
         metric_readers=[InMemoryMetricReader()],
         metric_tags=["region"],
         store=False,

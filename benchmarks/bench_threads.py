@@ -27,8 +27,10 @@ from bench_monitor import configure_everything_on, make_input, predict
 TARGET = 0.90
 
 
-def rate(call: Callable[[], object], threads: int, seconds: float, wrap: Callable) -> float:
-    """Calls per second of `threads` threads each calling `call` for `seconds`."""
+def rate(
+    call: Callable[[], object], threads: int, seconds: float, wrap: Callable
+) -> tuple[float, int]:
+    """Calls per second of `threads` threads each calling `call` for `seconds`, and the calls."""
     counts = [0] * threads
     stop = threading.Event()
 
@@ -48,7 +50,7 @@ def rate(call: Callable[[], object], threads: int, seconds: float, wrap: Callabl
     stop.set()
     for worker in workers:
         worker.join()
-    return sum(counts) / (time.perf_counter() - start)
+    return sum(counts) / (time.perf_counter() - start), sum(counts)
 
 
 def main() -> None:
@@ -61,15 +63,16 @@ def main() -> None:
     import inferwatch as iw
 
     x = make_input()
+    exporters = {"bare span": DiscardingExporter(), "iw.monitor": DiscardingExporter()}
     bare_provider = TracerProvider()
-    bare_provider.add_span_processor(BatchSpanProcessor(DiscardingExporter()))
+    bare_provider.add_span_processor(BatchSpanProcessor(exporters["bare span"]))
     tracer = bare_provider.get_tracer("bench")
 
     def bare() -> float:
         with tracer.start_as_current_span("predict", attributes={"model": "bench"}):
             return predict(x)
 
-    monitored = configure_everything_on()
+    monitored = configure_everything_on(exporters["iw.monitor"])
 
     def ours() -> float:
         return monitored(x)
@@ -91,14 +94,18 @@ def main() -> None:
         "iw.monitor, 2 threads": (ours, 2, in_scope),
     }
     rates: dict[str, list[float]] = {name: [] for name in cases}
-    for call, threads, wrap in cases.values():  # warm-up
-        rate(call, threads, 0.1, wrap)
+    made = dict.fromkeys(exporters, 0)
+    for name, (call, threads, wrap) in cases.items():  # warm-up
+        made[name.split(",")[0]] += rate(call, threads, 0.1, wrap)[1]
     for round_ in range(args.rounds):
         names = list(cases)[round_ % 4 :] + list(cases)[: round_ % 4]
         for name in names:
             call, threads, wrap = cases[name]
-            rates[name].append(rate(call, threads, args.seconds, wrap))
+            per_second, calls = rate(call, threads, args.seconds, wrap)
+            rates[name].append(per_second)
+            made[name.split(",")[0]] += calls
     iw.shutdown()
+    bare_provider.shutdown()
 
     rows = [
         [name, f"{statistics.median(r):,.0f}", f"{min(r):,.0f}", f"{max(r):,.0f}"]
@@ -116,6 +123,12 @@ def main() -> None:
         f"spans {expected:,.0f}/s: {share:.2f} (goal >= {TARGET:.2f}): "
         f"{'met' if share >= TARGET else 'not met'}"
     )
+    # Both export through the SDK's BatchSpanProcessor (a queue of 2,048): two threads busy
+    # making spans can starve its worker of the GIL long enough for the queue to fill.
+    print("\nChecks")
+    for name, exporter in exporters.items():
+        state = "ok" if exporter.exported == made[name] else "SPANS LOST (queue full)"
+        print(f"  {name}: {exporter.exported:,} of {made[name]:,} spans exported: {state}")
 
 
 if __name__ == "__main__":

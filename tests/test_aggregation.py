@@ -13,6 +13,7 @@ import asyncio
 import os
 import random
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -297,10 +298,11 @@ def test_collections_racing_the_recording_threads_miss_no_measurement() -> None:
     aggregation.attach(meter, provider)
     series = instruments.histogram(meter, NAMES[0]).bind({"ml.model.name": "fraud"})
     total = counters.LocalCounter(meter, semconv.METRIC_INPUT_NAN_COUNT).bind({"f": "x"})
-    threads, per_thread = 4, 100_000
-    done = threading.Event()
+    threads, at_most = 4, 2_000_000
+    done, enough = threading.Event(), threading.Event()
     histogram_counts: list[int] = []
     counter_values: list[float] = []
+    recorded = [0] * threads
 
     def collect() -> None:
         for metric in _metrics(reader):
@@ -310,16 +312,23 @@ def test_collections_racing_the_recording_threads_miss_no_measurement() -> None:
                 else:
                     counter_values.append(point.value)
 
-    def work() -> None:
-        for _ in range(per_thread):
+    def work(i: int) -> None:  # until the collector has collected five times meanwhile
+        n = 0
+        while not enough.is_set() and n < at_most:
             series.record(0.001)
             total.add(1)
+            n += 1
+            if n % 1000 == 0:
+                time.sleep(0)  # (a reader waiting for the lock gets the GIL now and then)
+        recorded[i] = n
 
     def collector() -> None:
         while not done.is_set():
             collect()
+            if len(histogram_counts) >= 5:
+                enough.set()
 
-    workers = [threading.Thread(target=work) for _ in range(threads)]
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
     watcher = threading.Thread(target=collector)
     watcher.start()
     for worker in workers:
@@ -329,10 +338,38 @@ def test_collections_racing_the_recording_threads_miss_no_measurement() -> None:
     done.set()
     watcher.join()
     collect()
-    assert len(histogram_counts) > 1  # the collector did run while the threads recorded
-    assert sum(histogram_counts) == threads * per_thread
+    assert len(histogram_counts) >= 5  # the collector did run while the threads recorded
+    assert sum(histogram_counts) == sum(recorded)
     assert counter_values == sorted(counter_values)  # cumulative: never goes back
-    assert counter_values[-1] == threads * per_thread
+    assert counter_values[-1] == sum(recorded)
+    provider.shutdown()
+
+
+def test_a_call_that_finds_the_lock_held_does_not_wait_and_its_value_is_collected() -> None:
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    meter = provider.get_meter(semconv.INSTRUMENTATION_NAME, "0.1.0")
+    aggregation.attach(meter, provider)
+    series = instruments.histogram(meter, NAMES[0]).bind({"ml.model.name": "fraud"})
+    counter = counters.LocalCounter(meter, semconv.METRIC_INPUT_NAN_COUNT)
+    total = counter.bind({"f": "x"})
+
+    def record() -> None:
+        for _ in range(3):
+            series.record(0.25)
+            total.add(2)
+
+    with series.lock, counter._lock:  # as a collection (or another thread's call) holds them
+        caller = threading.Thread(target=record)
+        caller.start()
+        caller.join(10)
+        assert not caller.is_alive(), "a call waited for the lock"
+    values = {
+        metric.name: [(p.count, p.sum) if metric.name == NAMES[0] else p.value
+                      for p in metric.data.data_points]
+        for metric in _metrics(reader)
+    }  # fmt: skip
+    assert values == {NAMES[0]: [(3, 0.75)], semconv.METRIC_INPUT_NAN_COUNT: [6]}
     provider.shutdown()
 
 

@@ -434,3 +434,67 @@ def test_label_and_click_locks_held_at_fork_are_free_in_the_child(telemetry: Cap
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_threads_filling_the_export_queue_have_every_dropped_span_counted() -> None:
+    """Four threads end spans into inferwatch's batch processor while its exporter is stuck:
+    each span is exported or counted as dropped, once (by ``on_drop`` and in the SDK's
+    ``queue_full`` metric), and the queue never holds much more than its bound."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+    from inferwatch.export.processors import CountedBatchSpanProcessor
+    from inferwatch.export.providers import sdk_self_metrics
+
+    release = threading.Event()
+    exported: list[int] = []
+
+    class StuckExporter(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            release.wait(10)
+            exported.append(len(spans))
+            return SpanExportResult.SUCCESS
+
+    drops: list[int] = []
+    reader = InMemoryMetricReader()
+    with sdk_self_metrics(True):
+        processor = CountedBatchSpanProcessor(
+            StuckExporter(), on_drop=lambda: drops.append(1), max_queue_size=64,
+            max_export_batch_size=16, schedule_delay_millis=1,
+            meter_provider=MeterProvider(metric_readers=[reader]),
+        )  # fmt: skip
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("test")
+    threads, per_thread = 4, 2000
+    longest = [0]
+
+    def work() -> None:
+        for _ in range(per_thread):
+            with tracer.start_as_current_span("s"):
+                pass
+            longest[0] = max(longest[0], len(processor._batch_processor._queue))
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    release.set()
+    provider.shutdown()
+    assert drops, "the stuck exporter let the queue fill"
+    assert sum(exported) + len(drops) == threads * per_thread
+    assert longest[0] <= 64 + threads
+    data = reader.get_metrics_data()
+    full = [
+        point.value
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == "otel.sdk.processor.span.processed"
+        for point in metric.data.data_points
+        if point.attributes.get("error.type") == "queue_full"
+    ]
+    assert full == [len(drops)]

@@ -12,11 +12,13 @@ import random
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.trace import SpanContext
 
 import inferwatch as iw
 from inferwatch import semconv
@@ -27,6 +29,7 @@ from inferwatch.delayed_labels.index import (
     DEFAULT_TTL_S,
     DEFAULT_WINDOW_S,
     DEFAULT_WINDOWS,
+    PredictionIndex,
 )
 from tests.conftest import Captured
 
@@ -595,3 +598,23 @@ def test_predictions_past_the_group_limit_are_counted_not_remembered(
     assert len(current_index()) == 2
     assert iw.internal_errors().get("feedback.remember") == 1
     assert [feedback(f"r{v}", "a") for v in ("1", "2", "3")] == ["joined", "joined", "unknown"]
+
+
+def test_a_prediction_that_finds_the_index_locked_is_remembered_without_waiting() -> None:
+    index = PredictionIndex(ttl_s=60, max_predictions=10, window_s=60, windows=2)
+    spec = SimpleNamespace(model="fraud")
+    context = SpanContext(trace_id=1, span_id=2, is_remote=False)
+    attributes = {"ml.model.name": "fraud"}
+
+    def serve() -> None:
+        index.remember("r1", spec, attributes, "ok", 1, context)
+
+    with index._lock:  # as a label being joined holds it
+        caller = threading.Thread(target=serve)
+        caller.start()
+        caller.join(10)
+        assert not caller.is_alive(), "the serving call waited for the index"
+    status, entries = index.lookup("r1", "fraud", index.clock())
+    assert (status, [(e.request_id, e.predicted, e.span_id) for e in entries]) == (
+        "joined", [("r1", "ok", 2)])  # fmt: skip
+    assert len(index) == 1

@@ -1,0 +1,116 @@
+"""Does the export queue keep up? Threads ending spans as fast as they can, one batch processor.
+
+    .venv/bin/python benchmarks/bench_export_queue.py        # ~1 min
+
+Each case: 1 or 2 threads end bare spans in a tight loop for ``--seconds`` into a batch processor
+whose exporter discards them; then the provider shuts down. Printed per case: spans per second,
+spans made, exported, lost (made - exported) and, for inferwatch's processor (the one its own
+pipelines use: an OTLP endpoint, the local store), the drops it counted, which must equal the
+lost. The SDK's `BatchSpanProcessor` with its defaults (a queue of 2,048) is the reference; its
+worker thread needs the GIL to empty the queue, which two busy threads can keep from it for long
+enough to fill 2,048 (tens of milliseconds). Cases alternate over the rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import threading
+import time
+from collections.abc import Callable
+
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from _common import DiscardingExporter, print_environment, print_table
+
+
+def run(make: Callable[[DiscardingExporter], SpanProcessor], threads: int, seconds: float) -> dict:
+    exporter = DiscardingExporter()
+    processor = make(exporter)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("bench")
+    counts = [0] * threads
+    stop = threading.Event()
+
+    def work(i: int) -> None:
+        n = 0
+        while not stop.is_set():
+            for _ in range(100):
+                with tracer.start_as_current_span("predict", attributes={"model": "bench"}):
+                    pass
+            n += 100
+        counts[i] = n
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    start = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    time.sleep(seconds)
+    stop.set()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - start
+    provider.shutdown()
+    counter = getattr(processor, "_counter", None)
+    return {
+        "made": sum(counts),
+        "per_second": sum(counts) / elapsed,
+        "exported": exporter.exported,
+        "counted": getattr(counter, "_dropped", None),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=3.0, help="per case and round")
+    args = parser.parse_args()
+    print_environment(("inferwatch", "opentelemetry-api", "opentelemetry-sdk"))
+
+    from inferwatch.export.processors import CountedBatchSpanProcessor
+
+    def sdk(exporter: DiscardingExporter) -> SpanProcessor:
+        return BatchSpanProcessor(exporter)
+
+    def inferwatch_defaults(exporter: DiscardingExporter) -> SpanProcessor:
+        # inferwatch's pipelines: a queue of 8,192, a delay of 1 s (export/providers.py)
+        return CountedBatchSpanProcessor(exporter, max_queue_size=8192, schedule_delay_millis=1000)
+
+    def inferwatch_2048(exporter: DiscardingExporter) -> SpanProcessor:
+        return CountedBatchSpanProcessor(exporter, max_queue_size=2048)
+
+    makers = {
+        "SDK BatchSpanProcessor (queue 2,048)": sdk,
+        "inferwatch's processor, queue 2,048": inferwatch_2048,
+        "inferwatch's processor, its defaults (8,192)": inferwatch_defaults,
+    }
+    cases = [(name, threads) for threads in (1, 2) for name in makers]
+    found: dict[tuple[str, int], list[dict]] = {case: [] for case in cases}
+    for round_ in range(args.rounds):
+        for name, threads in cases[round_ % len(cases) :] + cases[: round_ % len(cases)]:
+            found[(name, threads)].append(run(makers[name], threads, args.seconds))
+
+    rows = []
+    for (name, threads), runs in found.items():
+        made = sum(r["made"] for r in runs)
+        exported = sum(r["exported"] for r in runs)
+        counted = [r["counted"] for r in runs]
+        rows.append([
+            name, str(threads),
+            f"{statistics.median(r['per_second'] for r in runs):,.0f}",
+            f"{made:,}", f"{exported:,}", f"{made - exported:,} ({(made - exported) / made:.2%})",
+            "-" if None in counted else f"{sum(counted):,}",
+            "-" if None in counted else ("yes" if sum(counted) == made - exported else "NO"),
+        ])  # fmt: skip
+    print(f"\nSpans ended by tight loops, {args.rounds} rounds of {args.seconds:g} s a case")
+    print_table(
+        ["processor", "threads", "spans/s (median)", "made", "exported", "lost", "counted",
+         "counted = lost"],
+        rows,
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
