@@ -68,6 +68,7 @@ bench: $(BIN)/.bench-installed
 	$(BIN)/python benchmarks/bench_import.py
 	$(BIN)/python benchmarks/bench_monitor.py
 	$(BIN)/python benchmarks/bench_threads.py
+	$(BIN)/python benchmarks/bench_export_queue.py
 	$(BIN)/python benchmarks/bench_signals.py
 	$(BIN)/python benchmarks/bench_query.py
 	$(BIN)/python benchmarks/bench_logs.py
