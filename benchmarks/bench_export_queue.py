@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import threading
-import time
 from collections.abc import Callable
 
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from _common import DiscardingExporter, print_environment, print_table
+from bench_threads import rate
 
 
 def run(make: Callable[[DiscardingExporter], SpanProcessor], threads: int, seconds: float) -> dict:
@@ -31,32 +30,17 @@ def run(make: Callable[[DiscardingExporter], SpanProcessor], threads: int, secon
     provider = TracerProvider()
     provider.add_span_processor(processor)
     tracer = provider.get_tracer("bench")
-    counts = [0] * threads
-    stop = threading.Event()
 
-    def work(i: int) -> None:
-        n = 0
-        while not stop.is_set():
-            for _ in range(100):
-                with tracer.start_as_current_span("predict", attributes={"model": "bench"}):
-                    pass
-            n += 100
-        counts[i] = n
+    def end_spans() -> None:
+        with tracer.start_as_current_span("predict", attributes={"model": "bench"}):
+            pass
 
-    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
-    start = time.perf_counter()
-    for worker in workers:
-        worker.start()
-    time.sleep(seconds)
-    stop.set()
-    for worker in workers:
-        worker.join()
-    elapsed = time.perf_counter() - start
+    per_second, made = rate(end_spans, threads, seconds, lambda work: work)
     provider.shutdown()
     counter = getattr(processor, "_counter", None)
     return {
-        "made": sum(counts),
-        "per_second": sum(counts) / elapsed,
+        "made": made,
+        "per_second": per_second,
         "exported": exporter.exported,
         "counted": getattr(counter, "_dropped", None),
     }

@@ -17,7 +17,7 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from inferwatch import errors, semconv
+from inferwatch import errors, forks, semconv
 from inferwatch.instrument.context import current_scope
 
 _log = logging.getLogger("inferwatch")
@@ -83,9 +83,10 @@ class _DropCounter:
     SDK's metric and by ``on_drop``, and said in the log (a line a minute at most).
 
     The queue put in place of the SDK's has no ``maxlen``, so it drops nothing unseen, and no
-    lock is taken: two threads adding at once may take it one past its bound. (A lock held while
-    adding and taken by the export worker for every item it took made serving threads and the
-    worker convoy on it: +6 µs a span, and gaps of 0.6 s between exports with two threads.)
+    lock is taken on the way in: two threads adding at once may take it one past its bound. (A
+    lock held while adding and taken by the export worker for every item it took made serving
+    threads and the worker convoy on it: two threads ended half the spans per second of one,
+    benchmarks/bench_export_queue.py.)
     """
 
     def __init__(
@@ -102,6 +103,8 @@ class _DropCounter:
         self._inner: Any = None
         self._limit = 0
         self._queue = self._unbounded_queue()
+        self._lock = threading.Lock()  # only a full queue's drops take it
+        forks.renew_lock_after_fork(self)
         self._dropped = 0
         self._next_log = 0.0
 
@@ -123,14 +126,17 @@ class _DropCounter:
         inner._metrics.drop_items(1)
         if self._on_drop is not None:
             self._on_drop()
-        self._dropped += 1
-        now = time.monotonic()
-        if now >= self._next_log:
+        with self._lock:
+            self._dropped += 1
+            now = time.monotonic()
+            if now < self._next_log:
+                return
             self._next_log = now + 60.0
-            _log.warning(
-                "inferwatch: the export queue is full (%d); %d %s dropped so far, each counted",
-                self._limit, self._dropped, self._items,
-            )  # fmt: skip
+            dropped = self._dropped
+        _log.warning(
+            "inferwatch: the export queue is full (%d); %d %s dropped so far, each counted",
+            self._limit, dropped, self._items,
+        )  # fmt: skip
 
     def _unbounded_queue(self) -> deque[Any] | None:
         """Put a deque without ``maxlen`` in place of the SDK batch processor's queue and take
