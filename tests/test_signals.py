@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from inferwatch.summaries.arrays import MAX_POINTS
-from inferwatch.summaries.inputs import summarize_input
+from inferwatch.summaries.inputs import InputSummary, summarize_input
 from inferwatch.summaries.predictions import summarize_prediction
 
 
@@ -285,3 +285,14 @@ def test_declared_feature_names_of_nans_are_valid_utf8(rows: int) -> None:
     (name,) = by_feature
     name.encode("utf-8")  # raises UnicodeEncodeError for a lone surrogate
     assert name.startswith("x")
+
+
+def test_a_request_row_summary_is_shared_and_read_only() -> None:
+    row = np.ones((1, 8))
+    row[0, 3] = np.nan
+    first = summarize_input(row)
+    with pytest.raises(AttributeError, match="read-only"):
+        first.nan_count = 0
+    assert summarize_input(row.copy()) is first
+    assert first == InputSummary("ndarray", 1, 1, 1, None, 8.0, 8, (), 0, 0)
+    assert summarize_input(np.full((1, 8), np.nan)).nan_full_rows == 1

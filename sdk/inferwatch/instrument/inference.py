@@ -375,7 +375,8 @@ class Inference:
     # -- what the user records ---------------------------------------------------------------
 
     def record_input(self, x: Any, features: Sequence[str] | None = None) -> InputSummary | None:
-        """Summarise an input: NaN counts (per feature on metrics), batch size, lengths."""
+        """Summarise an input: NaN counts (per feature on metrics), batch size, lengths. The
+        summary is read-only (one request's row shares it with every row of its shape)."""
         try:
             state = self._state
             summary = self._summarize_input(x, features)

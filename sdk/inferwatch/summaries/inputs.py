@@ -22,6 +22,7 @@ try:  # the C function behind np.count_nonzero, without its Python dispatch (a r
     from numpy._core.multiarray import count_nonzero as _count_nonzero
 except ImportError:  # numpy < 2
     _count_nonzero = np.count_nonzero
+_isnan = np.isnan
 
 
 @dataclass(slots=True)
@@ -174,16 +175,46 @@ def _small_rows(x: np.ndarray, features: Sequence[str] | None) -> InputSummary:
     """`_array_input` of a request's few rows of floats (2-D, at most `_SMALL` values), with
     nothing it need not do: one mask, one count, positions only if there are NaNs."""
     batch, width = x.shape
-    nan = np.isnan(x)
+    nan = _isnan(x)
     total = int(_count_nonzero(nan))
     if batch == 1 and features is None:  # one row, no names: its NaNs are all there is to say
-        full = int(total == width) if total else 0
-        return InputSummary(
-            "ndarray", 1, total, int(total > 0), None, float(width), width, (), 0, full
-        )
+        shared = _ONE_ROW.get(width << 9 | total)  # (width, total), each at most _SMALL
+        return shared if shared is not None else _one_row(width, total)
     summary = InputSummary("ndarray", batch, 0, 0, None, float(width), width)
     if total:
         _small_nans(summary, x, nan, total, features)
+    return summary
+
+
+class _SharedSummary(InputSummary):
+    """A summary handed to every call with the same input shape and count: read-only."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"a shared input summary is read-only ({name})")
+
+    def __eq__(self, other: object) -> bool:  # equal to an `InputSummary` of the same values
+        if not isinstance(other, InputSummary):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in InputSummary.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]  # as InputSummary's
+
+
+_ONE_ROW: dict[int, InputSummary] = {}
+"""The summaries of one unnamed row by width and NaN count (a request's row): made once each."""
+
+
+def _one_row(width: int, total: int) -> InputSummary:
+    summary = InputSummary(
+        "ndarray", 1, total, int(total > 0), None, float(width), width, (), 0, int(total == width)
+    )
+    if len(_ONE_ROW) < 1024:
+        shared = _ONE_ROW[width << 9 | total] = _SharedSummary.__new__(_SharedSummary)
+        for name in InputSummary.__slots__:
+            object.__setattr__(shared, name, getattr(summary, name))
+        return shared
     return summary
 
 
