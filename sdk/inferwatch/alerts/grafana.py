@@ -82,6 +82,7 @@ def _standard_rows(target: Target) -> list[tuple[str, list[PanelSpec]]]:
     feature, rule, drift_window = (
         n.label(k) for k in (semconv.ML_FEATURE, semconv.ML_VALIDATION_RULE, semconv.ML_WINDOW)
     )
+    live = f"{drift_window}!={string('cumulative')}"  # as the FeatureDrift policy's
     window = n.legend(semconv.ML_MODEL_NAME, semconv.ML_WINDOW_START)
     # Scores of all processes (and the label joiner) from the counters that sum across them.
     by_window = f"by (job, {n.model}, {n.label(semconv.ML_WINDOW_START)})"
@@ -122,7 +123,10 @@ def _standard_rows(target: Target) -> list[tuple[str, list[PanelSpec]]]:
                         f"({n.select(semconv.METRIC_DRIFT_SCORE)})",
                         n.legend(semconv.ML_FEATURE, semconv.ML_WINDOW))]),
             PanelSpec("Features drifting", "none",
-                      [(f"sum {by} ({n.select(semconv.METRIC_DRIFT_DETECTED)})", legend)]),
+                      [(f"sum {by} (max by (job, {n.model}, {feature}) "
+                        f"({n.select(semconv.METRIC_DRIFT_DETECTED, '', live)}))", legend)],
+                      description="Features whose drift test rejected the baseline in a live "
+                      "window: one per feature, whatever the tests, windows and processes"),
         ]),
         ("Model quality (delayed labels)", [
             PanelSpec("Accuracy by serving window", "percentunit",
