@@ -71,6 +71,20 @@ def test_a_click_finds_its_position_and_links_the_span(telemetry: Captured, cloc
     assert [(a, p.sum) for a, p in delays] == [({semconv.ML_MODEL_NAME: MODEL}, 30.0)]
 
 
+def test_a_list_served_while_the_lists_are_locked_is_remembered_without_waiting(
+    telemetry: Captured, clock: Clock
+) -> None:
+    lists = served_lists()
+    with lists._lock:  # as a click being joined holds it
+        caller = threading.Thread(target=serve, args=("r-1", ["i42", "i7"]))
+        caller.start()
+        caller.join(10)
+        assert not caller.is_alive(), "the serving call waited for the lists"
+    assert len(lists) == 1
+    assert feedback("r-1", clicks=["i7"]) == "joined"
+    assert ctr() == {1: 0.0, 2: 1.0}
+
+
 def test_explicit_positions_and_int_ids(telemetry: Captured, clock: Clock) -> None:
     serve("r-1", [10, 20, 30], positions=[4, 7, 9])
     assert feedback("r-1", clicks=20) == "joined"  # one id; 20 and "20" are the same item

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 import tracemalloc
 from collections import Counter
@@ -387,3 +388,18 @@ def test_gauges_follow_a_new_configuration(telemetry: Captured) -> None:
     iw.ranking.record_ranking("recs", ["a", "b", "c"])
     w.close_window()
     assert _gauges(again, "ml.ranking.exposures", "recs") == {("1h", None): 3}
+
+
+def test_a_list_recorded_while_the_window_is_locked_is_counted_without_waiting() -> None:
+    w = _windows()
+    w.record(["a", "b"])
+    with w._lock:  # as the window's close (or another serving thread) holds it
+        caller = threading.Thread(
+            target=w.record, args=(["c", "d", "e"],), kwargs={"clicks": [0, 1, 0]}
+        )
+        caller.start()
+        caller.join(10)
+        assert not caller.is_alive(), "the serving call waited for the window"
+    stats = w.close_window()
+    assert stats is not None
+    assert (stats.lists, stats.exposures, stats.ctr_by_position) == (2, 5, {1: 0.0, 2: 0.5, 3: 0.0})

@@ -92,24 +92,48 @@ class ServedLists:
         renew_lock_after_fork(self)
         self._lists: dict[str, _Lists] = {}
         self._order: deque[ServedList] = deque()
+        self._pending: deque[ServedList] = deque()
+        """Lists remembered and not yet added (`remember`)."""
 
     def __len__(self) -> int:
-        return len(self._order)
+        with self._lock:
+            self._settle()
+            return len(self._order)
 
     def remember(self, served: ServedList) -> None:
+        """Remember a served list. A serving call never waits for the lock (two serving threads
+        would convoy on it, as `inferwatch.export.aggregation` says): if it is held, the list is
+        queued for the holder, the next call or the next click to settle."""
+        lock = self._lock
+        if lock.acquire(False):
+            try:
+                if self._pending:
+                    self._settle()
+                self._add(served)
+            finally:
+                lock.release()
+        else:
+            self._pending.append(served)
+
+    def _settle(self) -> None:
+        """Add the queued lists, in the order they came (called locked)."""
+        pending = self._pending
+        while pending:  # only the lock's holder takes from it
+            self._add(pending.popleft())
+
+    def _add(self, served: ServedList) -> None:
         index, request_id = self.index, served.request_id
-        with self._lock:
-            self._expire(served.served_at - index.ttl_s)
-            found = self._lists.get(request_id)
-            if found is None:
-                self._lists[request_id] = served
-            else:  # a newer list of the same model replaces its older one
-                kept = [s for s in _as_tuple(found) if s.model != served.model]
-                self._lists[request_id] = (*kept, served) if kept else served
-            order = self._order
-            order.append(served)
-            if len(order) > index.max_predictions:
-                self._drop(order.popleft())
+        self._expire(served.served_at - index.ttl_s)
+        found = self._lists.get(request_id)
+        if found is None:
+            self._lists[request_id] = served
+        else:  # a newer list of the same model replaces its older one
+            kept = [s for s in _as_tuple(found) if s.model != served.model]
+            self._lists[request_id] = (*kept, served) if kept else served
+        order = self._order
+        order.append(served)
+        if len(order) > index.max_predictions:
+            self._drop(order.popleft())
 
     def _expire(self, deadline: float) -> None:
         order = self._order
@@ -130,6 +154,7 @@ class ServedLists:
     ) -> tuple[str, ServedList | None, list[int]]:
         """(status, the list clicked on, positions of the new clicks), counting them as clicked."""
         with self._lock:
+            self._settle()
             self._expire(now - self.index.ttl_s)
             lists = [s for s in _as_tuple(self._lists.get(request_id)) if model in (None, s.model)]
             for served in lists:  # the first list (of one model, usually) that showed them all

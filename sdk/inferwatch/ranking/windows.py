@@ -49,9 +49,11 @@ class RankingWindows:
         self.settings = settings or RankingSettings()
         self.label = window_label(self.settings.window_s)
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # (a forked child makes new ones: _after_fork_in_child)
         self._close_lock = threading.Lock()
         self._current = OpenWindow(self.settings.max_positions)
+        self._pending: deque[tuple[Any, ...]] = deque()
+        """Lists recorded and not yet counted (`record_list`)."""
         self._window_start = clock()
         self._history: deque[RankingStats] = deque(maxlen=keep_windows)
         self._below_floor = False
@@ -100,31 +102,20 @@ class RankingWindows:
             k = len(keys)
         head = self.settings.head
         tail = k - sum(1 for key in keys if key in head) if head is not None else 0
-        limit = self.settings.max_positions
-        with self._lock:
-            w = self._current
-            hll, frequent, sample = w.hll.update, w.frequent.update, w.sample.update
-            for key in keys:
-                hll(key)
-                frequent(key)
-                sample(key, 1)
-            w.lists += 1
-            w.exposures += k
-            w.long_tail += tail
-            if not k:
-                w.empty_lists += 1
-            if ranks is None:
-                w.lengths[min(k, limit)] += 1
-            else:
-                for rank in ranks:
-                    if rank <= limit:
-                        w.impressions[rank] += 1
-            if clicked is not None:
-                w.has_clicks = True
-                for index in clicked:
-                    rank = index + 1 if ranks is None else ranks[index]
-                    if rank <= limit:
-                        w.clicked[rank] += 1
+        # A serving call never waits for the lock (two serving threads would convoy on it, as
+        # `inferwatch.export.aggregation` says): held, the list is queued for the holder, the
+        # next list or the window's close to count.
+        counted = (keys, ranks, clicked, tail)
+        lock = self._lock
+        if lock.acquire(False):
+            try:
+                if self._pending:
+                    self._settle()
+                self._count(*counted)
+            finally:
+                lock.release()
+        else:
+            self._pending.append(counted)
         attributes: dict[str, AttributeValue] = {semconv.ML_RANKING_SIZE: k}
         if head is not None:
             attributes[semconv.ML_RANKING_LONG_TAIL_ITEMS] = tail
@@ -135,6 +126,40 @@ class RankingWindows:
                 "ranking.record", ValueError("a ranked list repeats items: counted once each")
             )
         return RecordedList(attributes, keys, ranks)
+
+    def _settle(self) -> None:
+        """Count the queued lists (called locked)."""
+        pending = self._pending
+        while pending:  # only the lock's holder takes from it
+            self._count(*pending.popleft())
+
+    def _count(self, keys: list[str], ranks: Any, clicked: Any, tail: int) -> None:
+        """One list into the open window (called locked)."""
+        w = self._current
+        k = len(keys)
+        limit = self.settings.max_positions
+        hll, frequent, sample = w.hll.update, w.frequent.update, w.sample.update
+        for key in keys:
+            hll(key)
+            frequent(key)
+            sample(key, 1)
+        w.lists += 1
+        w.exposures += k
+        w.long_tail += tail
+        if not k:
+            w.empty_lists += 1
+        if ranks is None:
+            w.lengths[min(k, limit)] += 1
+        else:
+            for rank in ranks:
+                if rank <= limit:
+                    w.impressions[rank] += 1
+        if clicked is not None:
+            w.has_clicks = True
+            for index in clicked:
+                rank = index + 1 if ranks is None else ranks[index]
+                if rank <= limit:
+                    w.clicked[rank] += 1
 
     def record_clicks(self, positions: Any) -> None:
         """Clicks that arrived after serving, by 1-based position; counted in the open window."""
@@ -153,6 +178,7 @@ class RankingWindows:
         with self._close_lock:
             fresh = OpenWindow(self.settings.max_positions)
             with self._lock:
+                self._settle()
                 closed, self._current = self._current, fresh
                 self._window_start = self._clock()
             if not closed.lists:
@@ -241,6 +267,7 @@ class RankingWindows:
         self._lock = threading.Lock()
         self._close_lock = threading.Lock()
         self._current = OpenWindow(self.settings.max_positions)
+        self._pending = deque()  # the parent's lists are the parent's to count
         self._window_start = self._clock()
         if was_running:  # the parent's thread did not survive: the next list restarts it
             self._started = False
