@@ -3,9 +3,9 @@
 Layers, by the first name under ``inferwatch``:
 
 * core: ``instrument``, ``summaries``, ``export`` and the shared modules ``semconv``, ``errors``,
-  ``forks``, ``attributes``, ``durations``, ``version``: what a serving process needs to decorate
-  a function and export its telemetry; and ``figures`` (plots for HTML reports), shared by the
-  drift and incident reports;
+  ``forks``, ``nowait``, ``attributes``, ``durations``, ``version``: what a serving process needs
+  to decorate a function and export its telemetry; and ``figures`` (plots for HTML reports),
+  shared by the drift and incident reports;
 * storage and query: ``store``, ``query``;
 * windowing shared by the features: ``windows``;
 * features: ``drift``, ``delayed_labels``, ``ranking``, ``validation``, ``alerts``;
@@ -39,7 +39,7 @@ FACADE = "(facade)"
 
 CORE = frozenset(
     {"instrument", "summaries", "export"}
-    | {"semconv", "errors", "forks", "attributes", "durations", "version", "figures"}
+    | {"semconv", "errors", "forks", "nowait", "attributes", "durations", "version", "figures"}
 )
 STORAGE = frozenset({"store", "query"})
 WINDOWS = frozenset({"windows"})

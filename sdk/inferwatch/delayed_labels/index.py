@@ -202,7 +202,7 @@ class PredictionIndex:
         """Remember one request's prediction(s).
 
         A serving call never waits for the index's lock, which two serving threads would
-        convoy on (`inferwatch.export.aggregation` says how): if the lock is held, the
+        convoy on (`inferwatch.nowait`, inlined here): if the lock is held, the
         prediction is queued, for the holder, the next call or whatever reads the index next
         (labels, the metric reader) to settle.
         """

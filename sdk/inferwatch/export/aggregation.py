@@ -103,10 +103,8 @@ class _Series:
     A recording call never waits for the series' lock: if the lock is free it takes it and
     records (and folds in what others left pending), else it appends its measurement to
     ``pending`` (a deque's append is atomic) for the lock's holder, the next call or the next
-    collection to fold in. Collections fold everything first, so nothing recorded before one is
-    missing from it. (With a lock every call waited for, two serving threads convoyed on it
-    whenever the interpreter switched threads inside it: two threads did half the calls of
-    one, on an idle 2-core machine.)
+    collection to fold in (`inferwatch.nowait`, inlined). Collections fold everything first,
+    so nothing recorded before one is missing from it.
     """
 
     __slots__ = ("attributes", "exemplars", "histogram", "intervals", "lock", "pending")

@@ -73,7 +73,7 @@ class LocalCounter:
 class Total:
     """One attribute set's running total of a `LocalCounter`: ``add(amount)``, never waiting
     for the counter's lock (an amount that finds it held is queued for whoever takes it next,
-    as `inferwatch.export.aggregation` does for histograms)."""
+    `inferwatch.nowait`, inlined)."""
 
     __slots__ = ("_counter", "pending", "value")
 

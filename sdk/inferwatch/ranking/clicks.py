@@ -27,7 +27,7 @@ from typing import Any
 from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
-from inferwatch import semconv
+from inferwatch import nowait, semconv
 from inferwatch.delayed_labels import record
 from inferwatch.delayed_labels.index import PredictionIndex, current_index
 from inferwatch.delayed_labels.instruments import feedback_instruments
@@ -92,34 +92,18 @@ class ServedLists:
         renew_lock_after_fork(self)
         self._lists: dict[str, _Lists] = {}
         self._order: deque[ServedList] = deque()
-        self._pending: deque[ServedList] = deque()
+        self._pending: deque[tuple[ServedList]] = deque()
         """Lists remembered and not yet added (`remember`)."""
 
     def __len__(self) -> int:
         with self._lock:
-            self._settle()
+            nowait.settle(self._pending, self._add)
             return len(self._order)
 
     def remember(self, served: ServedList) -> None:
-        """Remember a served list. A serving call never waits for the lock (two serving threads
-        would convoy on it, as `inferwatch.export.aggregation` says): if it is held, the list is
-        queued for the holder, the next call or the next click to settle."""
-        lock = self._lock
-        if lock.acquire(False):
-            try:
-                if self._pending:
-                    self._settle()
-                self._add(served)
-            finally:
-                lock.release()
-        else:
-            self._pending.append(served)
-
-    def _settle(self) -> None:
-        """Add the queued lists, in the order they came (called locked)."""
-        pending = self._pending
-        while pending:  # only the lock's holder takes from it
-            self._add(pending.popleft())
+        """Remember a served list; a serving call never waits for the lock (`inferwatch.nowait`):
+        if it is held, the list is queued for the holder, the next call or the next click."""
+        nowait.record(self._lock, self._pending, self._add, (served,))
 
     def _add(self, served: ServedList) -> None:
         index, request_id = self.index, served.request_id
@@ -154,7 +138,7 @@ class ServedLists:
     ) -> tuple[str, ServedList | None, list[int]]:
         """(status, the list clicked on, positions of the new clicks), counting them as clicked."""
         with self._lock:
-            self._settle()
+            nowait.settle(self._pending, self._add)
             self._expire(now - self.index.ttl_s)
             lists = [s for s in _as_tuple(self._lists.get(request_id)) if model in (None, s.model)]
             for served in lists:  # the first list (of one model, usually) that showed them all

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 from opentelemetry.metrics import Observation
 
-from inferwatch import semconv
+from inferwatch import nowait, semconv
 from inferwatch.attributes import AttributeValue
 from inferwatch.errors import contained
 from inferwatch.ranking.inputs import check_positions, clicked_indices, first_occurrences, item_keys
@@ -102,20 +102,9 @@ class RankingWindows:
             k = len(keys)
         head = self.settings.head
         tail = k - sum(1 for key in keys if key in head) if head is not None else 0
-        # A serving call never waits for the lock (two serving threads would convoy on it, as
-        # `inferwatch.export.aggregation` says): held, the list is queued for the holder, the
-        # next list or the window's close to count.
-        counted = (keys, ranks, clicked, tail)
-        lock = self._lock
-        if lock.acquire(False):
-            try:
-                if self._pending:
-                    self._settle()
-                self._count(*counted)
-            finally:
-                lock.release()
-        else:
-            self._pending.append(counted)
+        # counted now if the lock is free, else queued for the holder, the next list or the
+        # window's close (`inferwatch.nowait`)
+        nowait.record(self._lock, self._pending, self._count, (keys, ranks, clicked, tail))
         attributes: dict[str, AttributeValue] = {semconv.ML_RANKING_SIZE: k}
         if head is not None:
             attributes[semconv.ML_RANKING_LONG_TAIL_ITEMS] = tail
@@ -126,12 +115,6 @@ class RankingWindows:
                 "ranking.record", ValueError("a ranked list repeats items: counted once each")
             )
         return RecordedList(attributes, keys, ranks)
-
-    def _settle(self) -> None:
-        """Count the queued lists (called locked)."""
-        pending = self._pending
-        while pending:  # only the lock's holder takes from it
-            self._count(*pending.popleft())
 
     def _count(self, keys: list[str], ranks: Any, clicked: Any, tail: int) -> None:
         """One list into the open window (called locked)."""
@@ -178,7 +161,7 @@ class RankingWindows:
         with self._close_lock:
             fresh = OpenWindow(self.settings.max_positions)
             with self._lock:
-                self._settle()
+                nowait.settle(self._pending, self._count)
                 closed, self._current = self._current, fresh
                 self._window_start = self._clock()
             if not closed.lists:
