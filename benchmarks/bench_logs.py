@@ -24,7 +24,6 @@ Measured in one process, each warm query ``--repeats`` times (min and median):
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -35,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from _common import print_table
-from bench_query import SEGMENTS, TAGS, draw, main, timed, write_spans
+from bench_query import SEGMENTS, TAGS, draw, main, otlp_items, timed, write_spans
 
 DISTRIBUTIONS = ("inferwatch", "chdb", "pandas", "pyarrow", "numpy")
 RECORDS_PER_LINE = 500
@@ -89,41 +88,25 @@ def load_frames(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """What a pandas user does first: parse the OTLP JSON lines into a spans and a logs frame."""
     spans: dict[str, list[Any]] = {k: [] for k in ("trace_id", "start_ns", "region", "error")}
     spans["duration_ns"] = []
-    for path in sorted(directory.glob("traces-*.jsonl")):
-        with path.open("rb") as f:
-            for line in f:
-                for resource in json.loads(line)["resourceSpans"]:
-                    for scope in resource["scopeSpans"]:
-                        for span in scope["spans"]:
-                            region = next(
-                                a["value"]["stringValue"]
-                                for a in span["attributes"]
-                                if a["key"] == "region"
-                            )
-                            start = int(span["startTimeUnixNano"])
-                            spans["trace_id"].append(span["traceId"])
-                            spans["start_ns"].append(start)
-                            spans["duration_ns"].append(int(span["endTimeUnixNano"]) - start)
-                            spans["region"].append(region)
-                            spans["error"].append(span["status"].get("code") == 2)
+    for span in otlp_items(directory, "traces"):
+        region = next(a["value"]["stringValue"] for a in span["attributes"] if a["key"] == "region")
+        start = int(span["startTimeUnixNano"])
+        spans["trace_id"].append(span["traceId"])
+        spans["start_ns"].append(start)
+        spans["duration_ns"].append(int(span["endTimeUnixNano"]) - start)
+        spans["region"].append(region)
+        spans["error"].append(span["status"].get("code") == 2)
     logs: dict[str, list[Any]] = {
         k: [] for k in ("time_ns", "severity_number", "severity", "body", "trace_id", "region")
     }
-    for path in sorted(directory.glob("logs-*.jsonl")):
-        with path.open("rb") as f:
-            for line in f:
-                for resource in json.loads(line)["resourceLogs"]:
-                    for scope in resource["scopeLogs"]:
-                        for record in scope["logRecords"]:
-                            attributes = {
-                                a["key"]: a["value"]["stringValue"] for a in record["attributes"]
-                            }
-                            logs["time_ns"].append(int(record["timeUnixNano"]))
-                            logs["severity_number"].append(record["severityNumber"])
-                            logs["severity"].append(record["severityText"])
-                            logs["body"].append(record["body"]["stringValue"])
-                            logs["trace_id"].append(record["traceId"])
-                            logs["region"].append(attributes.get("region"))
+    for record in otlp_items(directory, "logs"):
+        attributes = {a["key"]: a["value"]["stringValue"] for a in record["attributes"]}
+        logs["time_ns"].append(int(record["timeUnixNano"]))
+        logs["severity_number"].append(record["severityNumber"])
+        logs["severity"].append(record["severityText"])
+        logs["body"].append(record["body"]["stringValue"])
+        logs["trace_id"].append(record["traceId"])
+        logs["region"].append(attributes.get("region"))
     text = pd.ArrowDtype(__import__("pyarrow").string())
     span_frame = pd.DataFrame(spans).astype({"trace_id": text, "region": "category"})
     log_frame = pd.DataFrame(logs).astype(

@@ -32,7 +32,7 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +144,21 @@ def write_spans(directory: Path, drawn: dict[str, Any]) -> dict[str, int]:
     return {"spans": n, "errors": int(error.sum()), "planted_errors": int((error & planted).sum())}
 
 
+def otlp_items(directory: Path, signal: str) -> Iterator[dict[str, Any]]:
+    """Every span (``signal="traces"``) or log record (``"logs"``) of the OTLP JSON lines files
+    of ``directory``, as parsed JSON."""
+    resources, scopes, items = {
+        "traces": ("resourceSpans", "scopeSpans", "spans"),
+        "logs": ("resourceLogs", "scopeLogs", "logRecords"),
+    }[signal]
+    for path in sorted(directory.glob(f"{signal}-*.jsonl")):
+        with path.open("rb") as f:
+            for line in f:
+                for resource in json.loads(line)[resources]:
+                    for scope in resource[scopes]:
+                        yield from scope[items]
+
+
 def load_dataframe(directory: Path) -> pd.DataFrame:
     """What a pandas user does first: parse the OTLP JSON lines into one row per span."""
     wanted = set(TAGS)
@@ -151,22 +166,15 @@ def load_dataframe(directory: Path) -> pd.DataFrame:
     durations: list[int] = []
     errors: list[bool] = []
     nans: list[bool] = []
-    for path in sorted(directory.glob("traces-*.jsonl")):
-        with path.open("rb") as f:
-            for line in f:
-                for resource in json.loads(line)["resourceSpans"]:
-                    for scope in resource["scopeSpans"]:
-                        for span in scope["spans"]:
-                            attributes = {a["key"]: a["value"] for a in span["attributes"]}
-                            for tag in wanted:
-                                value = attributes.get(tag)
-                                rows[tag].append(value["stringValue"] if value else None)
-                            durations.append(
-                                int(span["endTimeUnixNano"]) - int(span["startTimeUnixNano"])
-                            )
-                            errors.append(span["status"].get("code") == 2)
-                            nan = attributes.get("ml.input.nan_count")
-                            nans.append(bool(nan) and int(nan["intValue"]) > 0)
+    for span in otlp_items(directory, "traces"):
+        attributes = {a["key"]: a["value"] for a in span["attributes"]}
+        for tag in wanted:
+            value = attributes.get(tag)
+            rows[tag].append(value["stringValue"] if value else None)
+        durations.append(int(span["endTimeUnixNano"]) - int(span["startTimeUnixNano"]))
+        errors.append(span["status"].get("code") == 2)
+        nan = attributes.get("ml.input.nan_count")
+        nans.append(bool(nan) and int(nan["intValue"]) > 0)
     frame = pd.DataFrame(rows)
     frame["duration_ns"] = np.array(durations, dtype=np.int64)
     frame["error"] = np.array(errors)
