@@ -127,6 +127,29 @@ def fill_lists(ids: list[str]) -> None:
         lists.remember(ServedList(request_id, "recs", ranked_list(i), now, fake_span()))
 
 
+def remember_cost(rounds: int, calls: int = 200_000) -> list[float]:
+    """Seconds per `PredictionIndex.remember` into a full index of 100,000 (each evicts the
+    oldest), fresh request ids, one measurement per round (goal: <= 1 us)."""
+    index = PredictionIndex(86400.0, 100_000, 3600.0, 24)
+    spec = ModelSpec("bench", "1")
+    attributes = {"ml.model.name": "bench"}
+    context = fake_context()
+    ids = [f"req-{i:09d}" for i in range(100_000 + rounds * calls)]
+    remember = index.remember
+    for request_id in ids[:100_000]:
+        remember(request_id, spec, attributes, "ok", 1, context)
+    times = []
+    for r in range(rounds):
+        chunk = ids[100_000 + r * calls : 100_000 + (r + 1) * calls]
+
+        def loop(chunk: list[str] = chunk) -> None:
+            for request_id in chunk:
+                remember(request_id, spec, attributes, "ok", 1, context)
+
+        times.append(per_call(loop, calls))
+    return times
+
+
 def label_costs(calls: int, repeats: int) -> dict[str, Result]:
     state = get_state()
     spec = ModelSpec("fraud", "3.1")
@@ -320,6 +343,12 @@ def main() -> None:
         ]  # fmt: skip
     print_table(["case", "min us", "median us", "ratio", "paired ratio med [range]",
                  "added us (median)"], rows)  # fmt: skip
+    print()
+    remembering = remember_cost(7)
+    print(
+        "PredictionIndex.remember into a full index of 100,000, fresh request ids (goal <= 1 us): "
+        f"min {fmt_us(min(remembering))} us, median {fmt_us(statistics.median(remembering))} us"
+    )
     print()
     print(f"Memory per remembered prediction (tracemalloc, {MEMORY_PREDICTIONS:,} predictions)")
     print_table(["prediction", "bytes each", "MiB total", "vs reference"], memory())

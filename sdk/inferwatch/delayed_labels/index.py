@@ -182,6 +182,8 @@ class PredictionIndex:
         self.unjoined: dict[str, int] = {}
         self._pending: deque[tuple[Any, ...]] = deque()
         """Predictions remembered and not yet settled into the index (`remember`)."""
+        self._window, self._window_from, self._window_until = -1, math.inf, -math.inf
+        """The serving window the last prediction fell in, and its bounds (`_enter_window`)."""
 
     def __len__(self) -> int:
         with self._lock:
@@ -206,20 +208,20 @@ class PredictionIndex:
         prediction is queued, for the holder, the next call or whatever reads the index next
         (labels, the metric reader) to settle.
         """
-        queued = (
-            request_id, spec, attributes, predicted, n,
-            context.trace_id, context.span_id, int(context.trace_flags), self.clock(),
-        )  # fmt: skip
+        trace_id, span_id, flags = context.trace_id, context.span_id, int(context.trace_flags)
+        now = self.clock()
         lock = self._lock
         if lock.acquire(False):
             try:
                 if self._pending:
                     self._settle()
-                self._add(*queued)
+                self._add(request_id, spec, attributes, predicted, n, trace_id, span_id, flags, now)
             finally:
                 lock.release()
         else:
-            self._pending.append(queued)
+            self._pending.append(
+                (request_id, spec, attributes, predicted, n, trace_id, span_id, flags, now)
+            )
 
     def _settle(self) -> None:
         """Put the queued predictions into the index, in the order they came (called locked)."""
@@ -270,12 +272,30 @@ class PredictionIndex:
             entries[request_id] = self._replace(_as_tuple(held), stored)
         order.append(stored)
         if len(order) > self.max_predictions:
-            self._drop(order.popleft(), evicted=True)
-        window = math.floor(now / self.window_s)
+            left = order.popleft()
+            oldest = left[_REQUEST_ID]
+            if entries.get(oldest) is left:  # held as it was served: one model, no label yet
+                del entries[oldest]
+                self._numbered[left[_GROUP]].evicted += 1
+                self._bury(oldest)
+            else:
+                self._drop(left, evicted=True)
+        if self._window_from <= now < self._window_until:
+            window = self._window
+        else:
+            window = self._enter_window(now)
         scores = group.latest_scores if window == group.latest else group.windows.get(window)
         if scores is None:
             scores = self._new_window(group, window)
         scores.served += n
+
+    def _enter_window(self, now: float) -> int:
+        """The number of the serving window of ``now``, kept with its bounds for the next."""
+        window = math.floor(now / self.window_s)
+        self._window = window
+        self._window_from = window * self.window_s
+        self._window_until = (window + 1) * self.window_s
+        return window
 
     def _replace(self, held: tuple[_Stored, ...], stored: _Stored) -> _Held:
         """The request's predictions with ``stored`` in place of its model's older one (an open
