@@ -22,11 +22,16 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from _common import DiscardingExporter, print_environment, print_table
 from bench_threads import rate
+from inferwatch.export.processors import CountedBatchSpanProcessor
+
+Make = Callable[[DiscardingExporter, Callable[[], None]], SpanProcessor]
+"""A processor into the exporter, calling the callable for each span it drops (if it can)."""
 
 
-def run(make: Callable[[DiscardingExporter], SpanProcessor], threads: int, seconds: float) -> dict:
+def run(make: Make, threads: int, seconds: float) -> dict:
     exporter = DiscardingExporter()
-    processor = make(exporter)
+    drops: list[None] = []
+    processor = make(exporter, lambda: drops.append(None))
     provider = TracerProvider()
     provider.add_span_processor(processor)
     tracer = provider.get_tracer("bench")
@@ -37,12 +42,11 @@ def run(make: Callable[[DiscardingExporter], SpanProcessor], threads: int, secon
 
     per_second, made = rate(end_spans, threads, seconds, lambda work: work)
     provider.shutdown()
-    counter = getattr(processor, "_counter", None)
     return {
         "made": made,
         "per_second": per_second,
         "exported": exporter.exported,
-        "counted": getattr(counter, "_dropped", None),
+        "counted": len(drops) if isinstance(processor, CountedBatchSpanProcessor) else None,
     }
 
 
@@ -53,17 +57,19 @@ def main() -> None:
     args = parser.parse_args()
     print_environment(("inferwatch", "opentelemetry-api", "opentelemetry-sdk"))
 
-    from inferwatch.export.processors import CountedBatchSpanProcessor
-
-    def sdk(exporter: DiscardingExporter) -> SpanProcessor:
+    def sdk(exporter: DiscardingExporter, on_drop: Callable[[], None]) -> SpanProcessor:
         return BatchSpanProcessor(exporter)
 
-    def inferwatch_defaults(exporter: DiscardingExporter) -> SpanProcessor:
+    def inferwatch_defaults(
+        exporter: DiscardingExporter, on_drop: Callable[[], None]
+    ) -> SpanProcessor:
         # inferwatch's pipelines: a queue of 8,192, a delay of 1 s (export/providers.py)
-        return CountedBatchSpanProcessor(exporter, max_queue_size=8192, schedule_delay_millis=1000)
+        return CountedBatchSpanProcessor(
+            exporter, on_drop, max_queue_size=8192, schedule_delay_millis=1000
+        )
 
-    def inferwatch_2048(exporter: DiscardingExporter) -> SpanProcessor:
-        return CountedBatchSpanProcessor(exporter, max_queue_size=2048)
+    def inferwatch_2048(exporter: DiscardingExporter, on_drop: Callable[[], None]) -> SpanProcessor:
+        return CountedBatchSpanProcessor(exporter, on_drop, max_queue_size=2048)
 
     makers = {
         "SDK BatchSpanProcessor (queue 2,048)": sdk,

@@ -35,7 +35,7 @@ from typing import Any, Final
 import numpy as np
 from opentelemetry.trace import SpanContext
 
-from inferwatch import semconv
+from inferwatch import nowait, semconv
 from inferwatch.attributes import AttributeValue
 from inferwatch.delayed_labels.scores import WindowScores
 from inferwatch.errors import log_internal_error
@@ -225,9 +225,7 @@ class PredictionIndex:
 
     def _settle(self) -> None:
         """Put the queued predictions into the index, in the order they came (called locked)."""
-        pending = self._pending
-        while pending:  # only the lock's holder takes from it
-            self._add(*pending.popleft())
+        nowait.settle(self._pending, self._add)
 
     def _add(
         self,
@@ -272,14 +270,7 @@ class PredictionIndex:
             entries[request_id] = self._replace(_as_tuple(held), stored)
         order.append(stored)
         if len(order) > self.max_predictions:
-            left = order.popleft()
-            oldest = left[_REQUEST_ID]
-            if entries.get(oldest) is left:  # held as it was served: one model, no label yet
-                del entries[oldest]
-                self._numbered[left[_GROUP]].evicted += 1
-                self._bury(oldest)
-            else:
-                self._drop(left, evicted=True)
+            self._drop(order.popleft(), evicted=True)
         if self._window_from <= now < self._window_until:
             window = self._window
         else:
@@ -347,10 +338,17 @@ class PredictionIndex:
     def _drop(self, left: _Stored, evicted: bool) -> None:
         """Take a prediction that left the deque out of the dict (unless a newer one of its
         model replaced it); remember its request id for a while."""
-        request_id, number, served_at = left[_REQUEST_ID], left[_GROUP], left[_SERVED_AT]
+        request_id = left[_REQUEST_ID]
         held = self._entries.get(request_id)
+        if held is left:  # held as it was served (one model, no label yet): no search
+            if evicted:
+                self._numbered[left[_GROUP]].evicted += 1
+            del self._entries[request_id]
+            self._bury(request_id)
+            return
         if held is None:
             return
+        number, served_at = left[_GROUP], left[_SERVED_AT]
         predictions = _as_tuple(held)
         for i, stored in enumerate(predictions):
             if stored[_GROUP] == number and stored[_SERVED_AT] == served_at:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -17,8 +16,9 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from inferwatch import errors, forks, semconv
+from inferwatch import errors, semconv
 from inferwatch.instrument.context import current_scope
+from inferwatch.summaries.data_checks import RateLimiter
 
 _log = logging.getLogger("inferwatch")
 
@@ -103,10 +103,7 @@ class _DropCounter:
         self._inner: Any = None
         self._limit = 0
         self._queue = self._unbounded_queue()
-        self._lock = threading.Lock()  # only a full queue's drops take it
-        forks.renew_lock_after_fork(self)
-        self._dropped = 0
-        self._next_log = 0.0
+        self._said = RateLimiter(60.0)
 
     def add(self, item: Any, counts: bool = True) -> None:
         queue = self._queue
@@ -126,17 +123,12 @@ class _DropCounter:
         inner._metrics.drop_items(1)
         if self._on_drop is not None:
             self._on_drop()
-        with self._lock:
-            self._dropped += 1
-            now = time.monotonic()
-            if now < self._next_log:
-                return
-            self._next_log = now + 60.0
-            dropped = self._dropped
-        _log.warning(
-            "inferwatch: the export queue is full (%d); %d %s dropped so far, each counted",
-            self._limit, dropped, self._items,
-        )  # fmt: skip
+        held_back = self._said.allow(("export.queue_full", self._items))
+        if held_back is not None:
+            _log.warning(
+                "inferwatch: the export queue is full (%d): %d %s dropped since the last such "
+                "line, each counted", self._limit, held_back + 1, self._items,
+            )  # fmt: skip
 
     def _unbounded_queue(self) -> deque[Any] | None:
         """Put a deque without ``maxlen`` in place of the SDK batch processor's queue and take
