@@ -80,6 +80,14 @@ def _sdk_histogram(meter: Any, name: str) -> Any:
     )  # fmt: skip
 
 
+def _aggregating(reader: MetricReader) -> tuple[MeterProvider, Any]:
+    """A provider with ``reader`` and inferwatch's meter on it, aggregating in the process."""
+    provider = MeterProvider(metric_readers=[reader])
+    meter = provider.get_meter(semconv.INSTRUMENTATION_NAME, "0.1.0")
+    aggregation.attach(meter, provider)
+    return provider, meter
+
+
 def _comparable(reader: MetricReader) -> list[Any]:
     assert isinstance(reader, InMemoryMetricReader)
     data = reader.get_metrics_data()
@@ -202,9 +210,7 @@ class _Kept(MetricExporter):
 def test_the_final_export_at_shutdown_carries_the_histograms() -> None:
     exporter = _Kept()
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
-    provider = MeterProvider(metric_readers=[reader])
-    meter = provider.get_meter(semconv.INSTRUMENTATION_NAME, "0.1.0")
-    aggregation.attach(meter, provider)
+    provider, meter = _aggregating(reader)
     instruments.histogram(meter, NAMES[0]).record(0.02, {"ml.model.name": "fraud"})
     provider.shutdown()  # nothing was exported before: the interval is an hour
     exported = [m for data in exporter.exported for m in _flatten(data)]
@@ -255,9 +261,7 @@ def test_a_forked_child_starts_from_zero() -> None:
 
 def test_no_increment_is_lost_to_threads_or_tasks() -> None:
     reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader])
-    meter = provider.get_meter(semconv.INSTRUMENTATION_NAME, "0.1.0")
-    aggregation.attach(meter, provider)
+    provider, meter = _aggregating(reader)
     histogram = instruments.histogram(meter, NAMES[0])
     threads, per_thread = 4, 200_000
     attributes = [{"ml.model.name": "fraud", "region": r} for r in ("eu", "us")]
@@ -293,9 +297,7 @@ def test_collections_racing_the_recording_threads_miss_no_measurement() -> None:
     """A call that finds a series' (or counter's) lock held queues its measurement for the
     holder: delta collections taken all along must between them report every one."""
     reader = InMemoryMetricReader(preferred_temporality={Histogram: AggregationTemporality.DELTA})
-    provider = MeterProvider(metric_readers=[reader])
-    meter = provider.get_meter(semconv.INSTRUMENTATION_NAME, "0.1.0")
-    aggregation.attach(meter, provider)
+    provider, meter = _aggregating(reader)
     series = instruments.histogram(meter, NAMES[0]).bind({"ml.model.name": "fraud"})
     total = counters.LocalCounter(meter, semconv.METRIC_INPUT_NAN_COUNT).bind({"f": "x"})
     threads, at_most = 4, 2_000_000
@@ -347,9 +349,7 @@ def test_collections_racing_the_recording_threads_miss_no_measurement() -> None:
 
 def test_a_call_that_finds_the_lock_held_does_not_wait_and_its_value_is_collected() -> None:
     reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader])
-    meter = provider.get_meter(semconv.INSTRUMENTATION_NAME, "0.1.0")
-    aggregation.attach(meter, provider)
+    provider, meter = _aggregating(reader)
     series = instruments.histogram(meter, NAMES[0]).bind({"ml.model.name": "fraud"})
     counter = counters.LocalCounter(meter, semconv.METRIC_INPUT_NAN_COUNT)
     total = counter.bind({"f": "x"})
@@ -388,9 +388,7 @@ def _metrics(reader: InMemoryMetricReader) -> list[Any]:
 def test_duration_exemplars_name_sampled_spans_one_per_bucket_and_interval() -> None:
     tracer = TracerProvider().get_tracer("test")
     reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader])
-    meter = provider.get_meter(semconv.INSTRUMENTATION_NAME, "0.1.0")
-    aggregation.attach(meter, provider)
+    provider, meter = _aggregating(reader)
     duration = instruments.histogram(meter, semconv.METRIC_INFERENCE_DURATION)
     spans = {}
     for i in range(300):
